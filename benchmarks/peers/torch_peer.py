@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""The PyTorch peer: the same three networks and the same steps as `brainseg bench`, timed the same way.
+
+GPU: CUDA events around each repetition, warm-up first, median of >= 50 repetitions, inputs rotated
+over several batches so caches do not flatter; cudnn.benchmark on; the best of fp32/TF32 and
+NCHW/channels-last is reported, with every variant's time kept in the JSON.
+CPU: wall clock, torch.set_num_threads(--threads).
+
+Prints one JSON object per measurement (one line each), fields as `brainseg bench --json`:
+step, batch, device, variant, median_ms, patches_per_s, tflops, peak_bytes.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FCN_FLOPS = 325e6      # forward FLOPs of one 51x51 FCN patch (C=7)
+DILATED_FLOPS = 413e6  # one 87x87 dilated-network patch
+DISC_FLOPS = 26e6      # one discriminator pass (C=7)
+
+
+def hidden(cin, cout, k=3, dilation=1, dropout=0.0):
+    layers = [nn.Dropout(dropout)] if dropout else []
+    layers += [nn.Conv2d(cin, cout, k, dilation=dilation, bias=False), nn.BatchNorm2d(cout, eps=1e-4), nn.ReLU()]
+    return layers
+
+
+def fcn(classes):
+    layers = hidden(1, 32)
+    for _ in range(14):
+        layers += hidden(32, 32)
+    layers += hidden(32, 256, k=1, dropout=0.5)
+    layers += [nn.Dropout(0.5), nn.Conv2d(256, classes, 1)]
+    return nn.Sequential(*layers)
+
+
+def dilated(classes):
+    layers = hidden(1, 32)
+    for d in (1, 2, 4, 8, 16, 1):
+        layers += hidden(32, 32, dilation=d)
+    layers += [nn.Dropout(0.5), nn.Conv2d(32, classes, 1)]
+    return nn.Sequential(*layers)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.image = nn.Sequential(*hidden(1, 32), *hidden(32, 32))
+        self.joint = nn.Sequential(*hidden(32 + classes, 32), *hidden(32, 32), *hidden(32, 32),
+                                   nn.MaxPool2d(3, 3), *hidden(32, 32), *hidden(32, 32))
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(32, 256, bias=False), nn.BatchNorm1d(256, eps=1e-4),
+                                nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 2))
+
+    def forward(self, image25, seg21):
+        return self.fc(self.joint(torch.cat([self.image(image25), seg21], 1)))
+
+
+def rmsprop(params, lr):
+    # Lasagne's default rho 0.9; torch's eps sits outside the square root, a negligible difference in cost.
+    return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-6)
+
+
+class Timer:
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn, reps, warmup):
+        for i in range(warmup):
+            fn(i)
+        times = []
+        for i in range(reps):
+            if self.cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn(i)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                fn(i)
+                times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+
+def batches(device, count, shape, classes=None, channels_last=False):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xs = [torch.randn(*shape, device=device).contiguous(memory_format=fmt) for _ in range(count)]
+    if classes is None:
+        return xs
+    ys = [torch.randint(0, classes, (shape[0], 21, 21), device=device) for _ in range(count)]
+    return xs, ys
+
+
+def train_step(net_fn, size, flops, args, device, batch, channels_last):
+    net = net_fn(args.classes).to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = rmsprop(net.parameters(), 1e-3)
+    xs, ys = batches(device, 4, (batch, 1, size, size), args.classes, channels_last)
+
+    def step(i):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(xs[i % 4]), ys[i % 4])
+        loss.backward()
+        opt.step()
+
+    ms = Timer(device)(step, args.reps, args.warmup)
+    return ms, 3 * flops * batch
+
+
+def adversarial_step(args, device, batch, channels_last):
+    """One Ls + Ld + La iteration with the FCN, each on its own minibatch of `batch`."""
+    c = args.classes
+    seg, disc = fcn(c).to(device), Discriminator(c).to(device)
+    if channels_last:
+        seg, disc = seg.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
+    opt_s, opt_d = rmsprop(seg.parameters(), 1e-3), rmsprop(list(disc.parameters()) + list(seg.parameters()), 1e-5)
+    xs, ys = batches(device, 4, (batch, 1, 51, 51), c, channels_last)
+    manual = generated = None
+
+    def step(i):
+        x, y = xs[i % 4], ys[i % 4]
+        crop = x[:, :, 13:38, 13:38]
+        # Ls: segmentation loss, descent on the segmentation parameters.
+        opt_s.zero_grad(set_to_none=True)
+        F.cross_entropy(seg(x), y).backward()
+        opt_s.step()
+        # Ld: the discriminator learns to call manual segmentations manual (class 1).
+        opt_d.zero_grad(set_to_none=True)
+        onehot = F.one_hot(y, c).permute(0, 3, 1, 2).float()
+        F.cross_entropy(disc(crop, onehot), torch.ones(batch, dtype=torch.long, device=device)).backward()
+        opt_d.step()
+        # La: the discriminator learns to call generated ones generated; the segmentation ascends.
+        opt_d.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(disc(crop, F.softmax(seg(x), 1)), torch.zeros(batch, dtype=torch.long, device=device))
+        loss.backward()
+        for p in seg.parameters():
+            if p.grad is not None:
+                p.grad.neg_()
+        opt_d.step()
+
+    ms = Timer(device)(step, args.reps, args.warmup)
+    return ms, 3 * batch * (3 * FCN_FLOPS + 2 * DISC_FLOPS)
+
+
+def segment_volume(args, device, batch, channels_last):
+    """Whole-volume inference: every axial slice of a 256^3 volume, padded by the FCN's radius 15."""
+    net = fcn(args.classes).to(device).eval()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    volume = torch.randn(args.volume, 1, args.volume, args.volume)
+
+    def run(_):
+        with torch.no_grad():
+            for s in range(0, args.volume, batch):
+                x = F.pad(volume[s:s + batch].to(device, non_blocking=True), (15, 15, 15, 15))
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                net(x).argmax(1).to("cpu", non_blocking=True)
+
+    ms = Timer(device)(run, max(3, args.reps // 10), 1)
+    pixels = args.volume ** 3
+    return ms, FCN_FLOPS / 441 * pixels  # forward FLOPs per output pixel times pixels
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", default="fcn,dilated,adversarial,segment")
+    ap.add_argument("--batch", default="100,300")
+    ap.add_argument("--classes", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--volume", type=int, default=256)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+    variants = [(tf32, cl) for tf32 in (False, True) for cl in (False, True)] if device.type == "cuda" else [(False, False)]
+    for step in args.steps.split(","):
+        for batch in (int(b) for b in args.batch.split(",")):
+            if step == "adversarial" and batch != 100:
+                continue
+            if step == "segment":
+                batch = 16
+            results = []
+            for tf32, cl in variants:
+                if device.type == "cuda":
+                    torch.backends.cudnn.allow_tf32 = tf32
+                    torch.backends.cuda.matmul.allow_tf32 = tf32
+                    torch.cuda.reset_peak_memory_stats()
+                if step == "fcn":
+                    ms, work = train_step(fcn, 51, FCN_FLOPS, args, device, batch, cl)
+                elif step == "dilated":
+                    ms, work = train_step(dilated, 87, DILATED_FLOPS, args, device, batch, cl)
+                elif step == "adversarial":
+                    ms, work = adversarial_step(args, device, batch, cl)
+                else:
+                    ms, work = segment_volume(args, device, batch, cl)
+                peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+                results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}",
+                                "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
+            best = min(results, key=lambda r: r["median_ms"])
+            units = args.volume if step == "segment" else batch * (3 if step == "adversarial" else 1)
+            print(json.dumps({"peer": "torch " + torch.__version__, "step": step, "batch": batch,
+                              "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{args.threads}",
+                              **best, "patches_per_s": units / best["median_ms"] * 1e3, "variants": results}),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
