@@ -7,14 +7,14 @@ namespace BrainSeg.Engine.Cpu;
 /// <summary>
 /// Single-precision GEMM in the Goto/BLIS style: C += alpha·A·B with A and B given by element strides
 /// (so transposes cost nothing), cut into KC×NC panels of B and MC×KC blocks of A that are packed into
-/// contiguous micro-panels, and a 6×16 register-blocked micro-kernel (12 AVX accumulators).
+/// contiguous micro-panels, and a 4×24 register-blocked micro-kernel (12 AVX accumulators; 4 rows divide the usual channel counts).
 /// Every element of C sums its k terms in the same order whatever the blocking of m and n, so a
 /// result does not depend on how the work is split across threads.
 /// </summary>
 internal static unsafe class Sgemm
 {
-    public const int MR = 6, NR = 16;
-    private const int KC = 256, MC = 120, NC = 2048;
+    public const int MR = 4, NR = 24;
+    private const int KC = 256, MC = 128, NC = 2040;
 
     /// <summary>Whether the vectorised kernel runs on this machine (otherwise callers use the portable loops).</summary>
     public static bool IsAccelerated => Avx.IsSupported && Fma.IsSupported;
@@ -137,6 +137,7 @@ internal static unsafe class Sgemm
                     {
                         Avx.Store(row, Avx.LoadVector256(src));
                         Avx.Store(row + 8, Avx.LoadVector256(src + 8));
+                        Avx.Store(row + 16, Avx.LoadVector256(src + 16));
                     }
                     else
                         for (var j = 0; j < NR; j++) row[j] = j < nr ? src[j] : 0;
@@ -159,51 +160,49 @@ internal static unsafe class Sgemm
         }
     }
 
-    /// <summary>C[6×16] += alpha · Apanel[6×kc] · Bpanel[kc×16], accumulators in registers.</summary>
+    /// <summary>C[4×24] += alpha · Apanel[4×kc] · Bpanel[kc×24], accumulators in registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel(int kc, float* a, float* b, float* c, int ldc, float alpha)
     {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector256<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
         for (var p = 0; p < kc; p++)
         {
             var b0 = Avx.LoadVector256(b);
             var b1 = Avx.LoadVector256(b + 8);
+            var b2 = Avx.LoadVector256(b + 16);
             var a0 = Vector256.Create(a[0]);
             c00 = Fma.MultiplyAdd(a0, b0, c00);
             c01 = Fma.MultiplyAdd(a0, b1, c01);
+            c02 = Fma.MultiplyAdd(a0, b2, c02);
             var a1 = Vector256.Create(a[1]);
             c10 = Fma.MultiplyAdd(a1, b0, c10);
             c11 = Fma.MultiplyAdd(a1, b1, c11);
+            c12 = Fma.MultiplyAdd(a1, b2, c12);
             var a2 = Vector256.Create(a[2]);
             c20 = Fma.MultiplyAdd(a2, b0, c20);
             c21 = Fma.MultiplyAdd(a2, b1, c21);
+            c22 = Fma.MultiplyAdd(a2, b2, c22);
             var a3 = Vector256.Create(a[3]);
             c30 = Fma.MultiplyAdd(a3, b0, c30);
             c31 = Fma.MultiplyAdd(a3, b1, c31);
-            var a4 = Vector256.Create(a[4]);
-            c40 = Fma.MultiplyAdd(a4, b0, c40);
-            c41 = Fma.MultiplyAdd(a4, b1, c41);
-            var a5 = Vector256.Create(a[5]);
-            c50 = Fma.MultiplyAdd(a5, b0, c50);
-            c51 = Fma.MultiplyAdd(a5, b1, c51);
+            c32 = Fma.MultiplyAdd(a3, b2, c32);
             a += MR;
             b += NR;
         }
         var va = Vector256.Create(alpha);
-        Store(c, c00, c01, va);
-        Store(c + ldc, c10, c11, va);
-        Store(c + 2 * ldc, c20, c21, va);
-        Store(c + 3 * ldc, c30, c31, va);
-        Store(c + 4 * ldc, c40, c41, va);
-        Store(c + 5 * ldc, c50, c51, va);
+        Store(c, c00, c01, c02, va);
+        Store(c + ldc, c10, c11, c12, va);
+        Store(c + 2 * ldc, c20, c21, c22, va);
+        Store(c + 3 * ldc, c30, c31, c32, va);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha)
+    private static void Store(float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> alpha)
     {
         // Not fused, so full and edge tiles round alike: c + (alpha·acc).
-        Avx.Store(c, Avx.Add(Avx.LoadVector256(c), Avx.Multiply(lo, alpha)));
-        Avx.Store(c + 8, Avx.Add(Avx.LoadVector256(c + 8), Avx.Multiply(hi, alpha)));
+        Avx.Store(c, Avx.Add(Avx.LoadVector256(c), Avx.Multiply(v0, alpha)));
+        Avx.Store(c + 8, Avx.Add(Avx.LoadVector256(c + 8), Avx.Multiply(v1, alpha)));
+        Avx.Store(c + 16, Avx.Add(Avx.LoadVector256(c + 16), Avx.Multiply(v2, alpha)));
     }
 }
