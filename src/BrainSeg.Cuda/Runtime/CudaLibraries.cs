@@ -288,12 +288,16 @@ public static class CudaLibraries
             {
                 string path = Path.Combine(place.Folder, soname);
                 if (!File.Exists(path)) { absent.Add(soname); continue; }
-                var notes = LoadCompanions(spec, place.Folder, LibraryTable.SonameMajor(soname));
+                var pending = LoadCompanions(spec, place.Folder, LibraryTable.SonameMajor(soname));
                 if (TryLoad(path, out nint found, out string why))
+                {
+                    // A companion that needed the main library itself gets a second chance now.
+                    var notes = RetryCompanions(pending);
                     return new Loaded(found, soname, path, [.. failures, .. notes]);
+                }
                 string failure = $"{path} ({place.Origin}): failed to load: {why}";
                 looked.Add(failure);
-                looked.AddRange(notes.Select(n => $"    {n}"));
+                looked.AddRange(pending.Select(p => $"    companion {p.Key} failed to load: {p.Value}"));
                 failures.Add(failure);
             }
             if (absent.Count > 0) looked.Add($"{Describe(place)}: no {string.Join(", ", absent)}");
@@ -305,28 +309,35 @@ public static class CudaLibraries
 
     /// <summary>
     /// Preloads the companions present in the folder, retrying those whose dependencies were not loaded yet, so that
-    /// the main library's own dlopen of them by bare soname finds the already-loaded copy. Returns notes on failures.
+    /// the main library's own dlopen of them by bare soname finds the already-loaded copy. Returns those that failed, with why.
     /// </summary>
-    private static List<string> LoadCompanions(LibrarySpec spec, string folder, int major)
+    private static Dictionary<string, string> LoadCompanions(LibrarySpec spec, string folder, int major)
     {
-        var pending = new List<string>();
+        var pending = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pattern in spec.Companions)
         {
             string name = pattern.Replace("{major}", major.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
             string? path = name.Contains('*') ? HighestMatch(folder, name) : Path.Combine(folder, name);
-            if (path is not null && File.Exists(path)) pending.Add(path);
+            if (path is not null && File.Exists(path)) pending[path] = "";
         }
-        var errors = new Dictionary<string, string>();
+        return RetryUntilNoProgress(pending);
+    }
+
+    private static List<string> RetryCompanions(Dictionary<string, string> pending) =>
+        [.. RetryUntilNoProgress(pending).Select(p => $"companion {p.Key} failed to load: {p.Value}")];
+
+    private static Dictionary<string, string> RetryUntilNoProgress(Dictionary<string, string> pending)
+    {
         for (bool progress = true; progress && pending.Count > 0;)
         {
             progress = false;
-            foreach (var path in pending.ToArray())
+            foreach (var path in pending.Keys.ToArray())
             {
-                if (TryLoad(path, out _, out string error)) { pending.Remove(path); errors.Remove(path); progress = true; }
-                else errors[path] = error;
+                if (TryLoad(path, out _, out string error)) { pending.Remove(path); progress = true; }
+                else pending[path] = error;
             }
         }
-        return [.. pending.Select(p => $"companion {p} failed to load: {errors[p]}")];
+        return pending;
     }
 
     private static string? HighestMatch(string folder, string pattern)

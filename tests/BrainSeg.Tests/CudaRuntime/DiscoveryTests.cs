@@ -78,6 +78,44 @@ public class DiscoveryTests
     }
 
     [Test]
+    public void CompanionsAreLoadedFromTheSameFolderAndTheirFailuresReported()
+    {
+        string folder = Directory.CreateTempSubdirectory("brainseg-companions-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "libbrainseg_main.so.7"), "not a library");
+            File.WriteAllText(Path.Combine(folder, "libbrainseg_dep.so.7"), "not a library either");
+            var spec = new LibrarySpec("fake", ["libbrainseg_main.so.7"], ["libbrainseg_dep.so.{major}", "libbrainseg_optional.so.{major}"], false);
+            var found = CudaLibraries.Search(spec, [new CudaLibraries.SearchPlace(folder, "test")], 0, out var looked);
+            Assert.That(found, Is.Null);
+            Assert.That(looked[0], Does.StartWith($"{Path.Combine(folder, "libbrainseg_main.so.7")} (test): failed to load: "));
+            Assert.That(looked[1], Does.StartWith($"    companion {Path.Combine(folder, "libbrainseg_dep.so.7")} failed to load: "));
+            Assert.That(looked, Has.None.Contains("libbrainseg_optional"), "a missing companion is optional");
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    [Test]
+    public void ARealLibraryIsLoadedByAbsolutePathFromTheFirstFolderThatHasIt()
+    {
+        const string zlib = "/usr/lib/x86_64-linux-gnu/libz.so.1";
+        if (!File.Exists(zlib)) Assert.Ignore($"{zlib} is not on this machine");
+        string folder = Directory.CreateTempSubdirectory("brainseg-real-").FullName;
+        try
+        {
+            File.CreateSymbolicLink(Path.Combine(folder, "libz.so.1"), zlib);
+            var spec = new LibrarySpec("z", ["libbrainseg_absent.so.1", "libz.so.1"], [], false);
+            var found = CudaLibraries.Search(spec, [new CudaLibraries.SearchPlace("/no/such/folder", "test"), new CudaLibraries.SearchPlace(folder, "test")], 0, out var looked);
+            Assert.That(found, Is.Not.Null);
+            Assert.That(found!.Path, Is.EqualTo(Path.Combine(folder, "libz.so.1")));
+            Assert.That(found.Soname, Is.EqualTo("libz.so.1"));
+            Assert.That(found.Handle, Is.Not.EqualTo((nint)0));
+            Assert.That(looked, Is.EqualTo(new[] { "/no/such/folder (test): folder does not exist" }));
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    [Test]
     public void SonamesNewerThanTheDriverAreNotConsidered()
     {
         var spec = new LibrarySpec("fake", ["libbrainseg_fake.so.13", "libbrainseg_fake.so.12"], [], SonameIsCudaMajor: true);
