@@ -47,6 +47,18 @@ public class DiscoveryTests
     }
 
     [Test]
+    public void WithoutADriverTheReportSaysSoPlainlyAndListsWhereItLooked()
+    {
+        string[] looked = ["loader default search: libcuda.so.1: cannot open shared object file: No such file or directory", "/usr/lib64 (system libraries): no libcuda.so.1"];
+        var report = new CudaLibraryReport([new CudaLibraryStatus("cuda", null, null, null, looked, [])], 0, null, []);
+        string text = report.Describe();
+        Assert.That(text, Does.StartWith("No CUDA driver was found"));
+        Assert.That(text, Does.Contain("cuda: not found; looked in:").And.Contain(looked[0]).And.Contain(looked[1]));
+        Assert.That(text, Does.Contain("--device cpu"));
+        Assert.That(report.Usable, Is.False);
+    }
+
+    [Test]
     public void PathVariableFoldersComeFirstAndAFileThatIsNotALibrarySaysWhyItFailed()
     {
         string folder = Directory.CreateTempSubdirectory("brainseg-libs-").FullName;
