@@ -41,11 +41,13 @@ EXPORT_FLOAT_KERNELS(channel_sum, (const T* dy, T* db, int batch, int channels, 
 // ---- batch normalisation over (N, H, W) per channel ----
 
 // Batch statistics and running-average update. One block per channel. Two passes (mean, then the
-// squared deviations) for accuracy; saveMean = μ, saveInvStd = 1/√(σ² + eps) with the biased σ²;
-// the running variance takes the unbiased σ²·M/(M − 1).
+// squared deviations) in double, as the CPU reference; saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
+// biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Also writes
+// the affine coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
 template <typename T>
-__device__ void batchnorm_statistics(const T* x, T* runningMean, T* runningVar, T* saveMean, T* saveInvStd,
-                                     int batch, int channels, long long inner, double momentum, double eps)
+__device__ void batchnorm_statistics(const T* x, const T* gamma, const T* beta, T* runningMean, T* runningVar,
+                                     T* saveMean, T* saveInvStd, T* scaleShift, int batch, int channels,
+                                     long long inner, double momentum, double eps)
 {
     __shared__ double shared[REDUCE_THREADS];
     __shared__ double meanShared;
@@ -66,44 +68,52 @@ __device__ void batchnorm_statistics(const T* x, T* runningMean, T* runningVar, 
     if (threadIdx.x == 0)
     {
         double variance = squares / (double)count;
-        double unbiased = count > 1 ? variance * (double)count / (double)(count - 1) : variance;
+        double invStd = 1.0 / sqrt(variance + eps);
         saveMean[c] = (T)mean;
-        saveInvStd[c] = (T)(1.0 / sqrt(variance + eps));
+        saveInvStd[c] = (T)invStd;
         runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);
-        runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * unbiased);
+        runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * variance * (double)count / (double)(count - 1));
+        double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
+        scaleShift[2 * c] = (T)scale;
+        scaleShift[2 * c + 1] = (T)((double)beta[c] - mean * scale);
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_statistics,
-                     (const T* x, T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int batch, int channels,
-                      long long inner, double momentum, double eps),
-                     (x, runningMean, runningVar, saveMean, saveInvStd, batch, channels, inner, momentum, eps))
+                     (const T* x, const T* gamma, const T* beta, T* runningMean, T* runningVar, T* saveMean,
+                      T* saveInvStd, T* scaleShift, int batch, int channels, long long inner, double momentum, double eps),
+                     (x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, batch, channels, inner,
+                      momentum, eps))
 
-// y = γ·(x − mean)·invStd + β, elementwise; gamma may be null (γ = 1). Serves training (batch mean and
-// saved inverse deviation) and inference (running mean; invStd from batchnorm_inverse_std).
+// Inference coefficients from the running statistics: scale = γ/√(runningVar + eps), shift = β − runningMean·scale.
+// n = C.
 template <typename T>
-__device__ void batchnorm_apply(const T* x, const T* gamma, const T* beta, const T* mean, const T* invStd, T* y,
-                                int channels, long long inner, long long n)
+__device__ void batchnorm_inference_coefficients(const T* gamma, const T* beta, const T* runningMean,
+                                                 const T* runningVar, T* scaleShift, double eps, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        double scale = (gamma ? (double)gamma[c] : 1.0) / sqrt((double)runningVar[c] + eps);
+        scaleShift[2 * c] = (T)scale;
+        scaleShift[2 * c + 1] = (T)((double)beta[c] - (double)runningMean[c] * scale);
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
+                     (const T* gamma, const T* beta, const T* runningMean, const T* runningVar, T* scaleShift,
+                      double eps, long long n),
+                     (gamma, beta, runningMean, runningVar, scaleShift, eps, n))
+
+// y = x·scale[c] + shift[c] in T (the normalisation of both modes). n = numel(x).
+template <typename T>
+__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, long long inner, long long n)
 {
     GRID_STRIDE(i, n)
     {
         int c = (int)((i / inner) % channels);
-        T g = gamma ? gamma[c] : (T)1;
-        y[i] = g * ((x[i] - mean[c]) * invStd[c]) + beta[c];
+        y[i] = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
     }
 }
-EXPORT_FLOAT_KERNELS(batchnorm_apply,
-                     (const T* x, const T* gamma, const T* beta, const T* mean, const T* invStd, T* y, int channels,
-                      long long inner, long long n),
-                     (x, gamma, beta, mean, invStd, y, channels, inner, n))
-
-// invStd[c] = 1/√(var[c] + eps), for inference from the running variance.
-template <typename T>
-__device__ void batchnorm_inverse_std(const T* var, T* invStd, double eps, long long n)
-{
-    GRID_STRIDE(i, n) invStd[i] = (T)(1.0 / sqrt((double)var[i] + eps));
-}
-EXPORT_FLOAT_KERNELS(batchnorm_inverse_std, (const T* var, T* invStd, double eps, long long n),
-                     (var, invStd, eps, n))
+EXPORT_FLOAT_KERNELS(channel_affine, (const T* x, const T* scaleShift, T* y, int channels, long long inner, long long n),
+                     (x, scaleShift, y, channels, inner, n))
 
 // Backward, pass 1 (one block per channel): Σdy and Σdy·x̂ with x̂ = (x − μ)·invStd. Writes dbeta,
 // dgamma (when not null) and both sums into sums[2c], sums[2c+1] for pass 2.

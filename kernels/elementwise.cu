@@ -88,7 +88,8 @@ template <typename T>
 __device__ void rmsprop_step(T* param, const T* grad, T* meanSquare, double lr, double rho, double eps,
                              double gradScale, long long n)
 {
-    T tlr = (T)lr, trho = (T)rho, teps = (T)eps, ts = (T)gradScale, oneMinusRho = (T)(1.0 - rho);
+    T tlr = (T)lr, trho = (T)rho, teps = (T)eps, ts = (T)gradScale;
+    T oneMinusRho = (T)1 - trho;
     GRID_STRIDE(i, n)
     {
         T g = ts * grad[i];

@@ -3,7 +3,19 @@
 // losses in double, then one block sums them in a fixed order.
 #include "common.cuh"
 
-// probs = softmax over channels: exp(x − max) / Σ exp(x − max). n = N·S voxels.
+// Per voxel, in double whatever T is (as the CPU reference): m = max_c x_c, lse = m + log Σ_c exp(x_c − m),
+// probs_c = exp(x_c − lse).
+template <typename T>
+__device__ double log_sum_exp(const T* logits, long long base, int channels, long long inner)
+{
+    double m = (double)logits[base];
+    for (int c = 1; c < channels; c++) { double x = (double)logits[base + c * inner]; if (x > m) m = x; }
+    double sum = 0;
+    for (int c = 0; c < channels; c++) sum += exp((double)logits[base + c * inner] - m);
+    return m + log(sum);
+}
+
+// probs = softmax over channels. n = N·S voxels.
 template <typename T>
 __device__ void softmax_forward(const T* logits, T* probs, int channels, long long inner, long long n)
 {
@@ -11,18 +23,19 @@ __device__ void softmax_forward(const T* logits, T* probs, int channels, long lo
     {
         long long batch = v / inner, s = v - batch * inner;
         long long base = batch * channels * inner + s;
-        T m = logits[base];
-        for (int c = 1; c < channels; c++) { T x = logits[base + c * inner]; if (x > m) m = x; }
-        T sum = (T)0;
-        for (int c = 0; c < channels; c++) sum += exp_t(logits[base + c * inner] - m);
-        for (int c = 0; c < channels; c++) probs[base + c * inner] = exp_t(logits[base + c * inner] - m) / sum;
+        double lse = log_sum_exp(logits, base, channels, inner);
+        for (int c = 0; c < channels; c++)
+        {
+            long long at = base + c * inner;
+            probs[at] = (T)exp((double)logits[at] - lse);
+        }
     }
 }
 EXPORT_FLOAT_KERNELS(softmax_forward, (const T* logits, T* probs, int channels, long long inner, long long n),
                      (logits, probs, channels, inner, n))
 
-// probs as softmax_forward, and voxelLoss[v] = Σ_c target_c·(lse − x_c) = −Σ_c target_c·log(probs_c)
-// with lse = max + log Σ exp(x − max): stable, and 0 (not NaN) where target is 0 and probs underflow.
+// probs as softmax_forward, and voxelLoss[v] = −Σ_c target_c·log(probs_c) with log(probs_c) = x_c − lse:
+// stable, and terms with target 0 are skipped (no 0·∞).
 template <typename T>
 __device__ void softmax_xent_forward(const T* logits, const T* target, T* probs, double* voxelLoss, int channels,
                                      long long inner, long long n)
@@ -31,18 +44,15 @@ __device__ void softmax_xent_forward(const T* logits, const T* target, T* probs,
     {
         long long batch = v / inner, s = v - batch * inner;
         long long base = batch * channels * inner + s;
-        T m = logits[base];
-        for (int c = 1; c < channels; c++) { T x = logits[base + c * inner]; if (x > m) m = x; }
-        T sum = (T)0;
-        for (int c = 0; c < channels; c++) sum += exp_t(logits[base + c * inner] - m);
-        T lse = m + log_t(sum);
+        double lse = log_sum_exp(logits, base, channels, inner);
         double loss = 0;
         for (int c = 0; c < channels; c++)
         {
             long long at = base + c * inner;
-            T x = logits[at];
-            probs[at] = exp_t(x - m) / sum;
-            loss += (double)target[at] * (double)(lse - x);
+            double logProb = (double)logits[at] - lse;
+            probs[at] = (T)exp(logProb);
+            double t = (double)target[at];
+            if (t != 0) loss -= t * logProb;
         }
         voxelLoss[v] = loss;
     }
@@ -52,7 +62,7 @@ EXPORT_FLOAT_KERNELS(softmax_xent_forward,
                       long long n),
                      (logits, target, probs, voxelLoss, channels, inner, n))
 
-// loss[0] = Σ voxelLoss / M. Launched as ONE block of REDUCE_THREADS: a fixed order, so deterministic.
+// loss[0] = Σ values / n. Launched as ONE block of REDUCE_THREADS: a fixed order, so deterministic.
 template <typename T>
 __device__ void mean_reduce(const double* values, T* result, long long n)
 {
@@ -64,22 +74,22 @@ __device__ void mean_reduce(const double* values, T* result, long long n)
 }
 EXPORT_FLOAT_KERNELS(mean_reduce, (const double* values, T* result, long long n), (values, result, n))
 
-// dlogits = dloss[0]·(probs·Σ_c target − target)/M, reading dloss on the device. n = N·S voxels, M = n.
+// dlogits = dloss[0]·(probs·Σ_c target − target)/M in double, reading dloss on the device; n = M = N·S voxels.
 template <typename T>
 __device__ void softmax_xent_backward(const T* probs, const T* target, const T* dloss, T* dlogits, int channels,
                                       long long inner, long long n)
 {
-    T factor = dloss[0] / (T)n;
+    double scale = (double)dloss[0] / (double)n;
     GRID_STRIDE(v, n)
     {
         long long batch = v / inner, s = v - batch * inner;
         long long base = batch * channels * inner + s;
-        T targetSum = (T)0;
-        for (int c = 0; c < channels; c++) targetSum += target[base + c * inner];
+        double targetSum = 0;
+        for (int c = 0; c < channels; c++) targetSum += (double)target[base + c * inner];
         for (int c = 0; c < channels; c++)
         {
             long long at = base + c * inner;
-            dlogits[at] = factor * (probs[at] * targetSum - target[at]);
+            dlogits[at] = (T)(scale * ((double)probs[at] * targetSum - (double)target[at]));
         }
     }
 }
