@@ -6,7 +6,8 @@ import ctypes, ctypes.util, glob, os, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 arch = sys.argv[1] if len(sys.argv) > 1 else "sm_80"
-lib = ctypes.CDLL(ctypes.util.find_library("nvrtc") or "libnvrtc.so")
+candidates = sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libnvrtc.so*") + glob.glob("/usr/local/cuda*/lib64/libnvrtc.so*"))
+lib = ctypes.CDLL(ctypes.util.find_library("nvrtc") or (candidates[0] if candidates else "libnvrtc.so"))
 headers = sorted(glob.glob(os.path.join(here, "*.cuh")))
 names = [os.path.basename(h).encode() for h in headers]
 texts = [open(h, "rb").read() for h in headers]
