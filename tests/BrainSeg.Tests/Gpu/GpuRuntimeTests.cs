@@ -17,13 +17,15 @@ public sealed class GpuRuntimeTests : GpuTestBase
         using var db = Gpu.Empty(new Shape(4), DType.Float32);
         using var loss = Gpu.Empty(new Shape(1), DType.Float32);
         using var probs = Gpu.Empty(y.Shape, DType.Float32);
+        using var target = Gpu.Empty(y.Shape, DType.Float32);
         Gpu.Fill(x, 0.5);
+        Gpu.Fill(target, 0.25);
         Gpu.Fill(w, 0.25);
         Gpu.Fill(bias, 0.1);
         Gpu.Conv2dForward(x, w, y, Conv2dSpec.Valid);
         Gpu.AddChannelBias(y, bias);
         Gpu.ChannelSum(y, db);
-        Gpu.SoftmaxCrossEntropyForward(y, probs, probs, loss);
+        Gpu.SoftmaxCrossEntropyForward(y, target, probs, loss);
         Gpu.Synchronize();
     }
 
