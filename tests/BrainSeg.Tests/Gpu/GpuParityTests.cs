@@ -1,0 +1,364 @@
+using BrainSeg.Engine;
+using NUnit.Framework;
+
+namespace BrainSeg.Tests.Gpu;
+
+/// <summary>
+/// Every IBackend op, forward and backward, on the GPU against the CPU reference: float32 within 1e-4 and
+/// float64 within 1e-10 relative error; masks, indices and pooling bit-exact.
+/// </summary>
+[TestFixture(DType.Float32)]
+[TestFixture(DType.Float64)]
+public sealed class GpuParityTests(DType dt) : GpuTestBase
+{
+    // ---- memory ----
+
+    [Test]
+    public void UploadDownloadCopyAndFillRoundTrip()
+    {
+        var x = Random(dt, 3, 1001);
+        var copy = Output(dt, 3, 1001);
+        Cpu.Copy(x.C, copy.C);
+        Gpu.Copy(x.G, copy.G);
+        AssertExact(x, "upload then download");
+        AssertExact(copy, "Copy");
+
+        var filled = Output(dt, 7, 13);
+        Cpu.Fill(filled.C, -2.375);
+        Gpu.Fill(filled.G, -2.375);
+        AssertExact(filled, "Fill");
+
+        var labels = Labels(5, 4, 33);
+        var labelCopy = Output(DType.Int32, 4, 33);
+        Cpu.Copy(labels.C, labelCopy.C);
+        Gpu.Copy(labels.G, labelCopy.G);
+        AssertExact(labelCopy, "Copy Int32");
+        Cpu.Fill(labelCopy.C, 3);
+        Gpu.Fill(labelCopy.G, 3);
+        AssertExact(labelCopy, "Fill Int32");
+
+        using var empty = Gpu.Empty(new Shape(0, 4), dt);
+        Gpu.Fill(empty, 1);
+        Assert.That(AsDoubles(empty), Is.Empty);
+    }
+
+    // ---- elementwise ----
+
+    [TestCase(1)]
+    [TestCase(10007)]
+    public void AddMultiplyAddScaledScale(int n)
+    {
+        Twin a = Random(dt, n), b = Random(dt, n);
+        var sum = Output(dt, n);
+        Cpu.Add(a.C, b.C, sum.C);
+        Gpu.Add(a.G, b.G, sum.G);
+        AssertClose(sum, "Add");
+
+        var product = Output(dt, n);
+        Cpu.Multiply(a.C, b.C, product.C);
+        Gpu.Multiply(a.G, b.G, product.G);
+        AssertClose(product, "Multiply");
+
+        var y = Random(dt, n);
+        Cpu.AddScaled(y.C, a.C, -0.37);
+        Gpu.AddScaled(y.G, a.G, -0.37);
+        AssertClose(y, "AddScaled");
+
+        Cpu.Scale(y.C, 1.9);
+        Gpu.Scale(y.G, 1.9);
+        AssertClose(y, "Scale");
+    }
+
+    // ---- linear algebra ----
+
+    [TestCase(false, false, 7, 5, 3)]
+    [TestCase(true, false, 7, 5, 3)]
+    [TestCase(false, true, 7, 5, 3)]
+    [TestCase(true, true, 7, 5, 3)]
+    [TestCase(false, false, 64, 48, 133)]
+    [TestCase(true, true, 33, 65, 17)]
+    public void Gemm(bool ta, bool tb, int m, int n, int k)
+    {
+        var a = ta ? Random(dt, k, m) : Random(dt, m, k);
+        var b = tb ? Random(dt, n, k) : Random(dt, k, n);
+        var c = Output(dt, m, n); // NaN: beta = 0 must ignore it
+        Cpu.Gemm(ta, tb, 1.5, a.C, b.C, 0, c.C);
+        Gpu.Gemm(ta, tb, 1.5, a.G, b.G, 0, c.G);
+        AssertClose(c, "Gemm beta 0");
+
+        var acc = Random(dt, m, n);
+        Cpu.Gemm(ta, tb, -0.5, a.C, b.C, 0.75, acc.C);
+        Gpu.Gemm(ta, tb, -0.5, a.G, b.G, 0.75, acc.G);
+        AssertClose(acc, "Gemm beta 0.75");
+    }
+
+    // ---- convolution ----
+
+    private static IEnumerable<TestCaseData> ConvCases()
+    {
+        // N, C, H, W, K, R, S, dilation, padding
+        yield return new TestCaseData(2, 3, 13, 11, 4, 3, 3, 1, 0).SetName("Conv valid 3x3");
+        yield return new TestCaseData(2, 5, 17, 17, 6, 3, 3, 2, 0).SetName("Conv dilation 2");
+        yield return new TestCaseData(1, 4, 12, 15, 3, 3, 3, 4, 2).SetName("Conv dilation 4 padding 2");
+        yield return new TestCaseData(3, 2, 9, 9, 5, 5, 3, 1, 1).SetName("Conv 5x3 padding 1");
+        yield return new TestCaseData(2, 7, 6, 8, 3, 1, 1, 1, 0).SetName("Conv 1x1");
+    }
+
+    [TestCaseSource(nameof(ConvCases))]
+    public void Conv2dForwardAndBackward(int n, int c, int h, int w, int k, int r, int s, int dilation, int padding)
+    {
+        var spec = new Conv2dSpec(dilation, padding);
+        int ho = spec.OutputSize(h, r), wo = spec.OutputSize(w, s);
+        Twin x = Random(dt, n, c, h, w), filter = Random(dt, k, c, r, s);
+        var y = Output(dt, n, k, ho, wo);
+        Cpu.Conv2dForward(x.C, filter.C, y.C, spec);
+        Gpu.Conv2dForward(x.G, filter.G, y.G, spec);
+        AssertClose(y, "Conv2dForward");
+
+        var dy = Random(dt, n, k, ho, wo);
+        var dx = Output(dt, n, c, h, w);
+        Cpu.Conv2dBackwardData(dy.C, filter.C, dx.C, spec);
+        Gpu.Conv2dBackwardData(dy.G, filter.G, dx.G, spec);
+        AssertClose(dx, "Conv2dBackwardData");
+
+        var dw = Output(dt, k, c, r, s);
+        Cpu.Conv2dBackwardFilter(x.C, dy.C, dw.C, spec);
+        Gpu.Conv2dBackwardFilter(x.G, dy.G, dw.G, spec);
+        AssertClose(dw, "Conv2dBackwardFilter");
+
+        // The second call reuses the cached plan and algorithm.
+        var again = Output(dt, n, k, ho, wo);
+        Gpu.Conv2dForward(x.G, filter.G, again.G, spec);
+        Cpu.Conv2dForward(x.C, filter.C, again.C, spec);
+        AssertClose(again, "Conv2dForward (cached plan)");
+    }
+
+    // ---- bias ----
+
+    [TestCase(4)]
+    [TestCase(2)]
+    public void AddChannelBiasAndChannelSum(int rank)
+    {
+        int[] shape = rank == 4 ? [3, 5, 17, 19] : [37, 5];
+        Twin y = Random(dt, shape), bias = Random(dt, 5);
+        Cpu.AddChannelBias(y.C, bias.C);
+        Gpu.AddChannelBias(y.G, bias.G);
+        AssertClose(y, "AddChannelBias");
+
+        var dy = Random(dt, shape);
+        var db = Output(dt, 5);
+        Cpu.ChannelSum(dy.C, db.C);
+        Gpu.ChannelSum(dy.G, db.G);
+        AssertClose(db, "ChannelSum");
+    }
+
+    // ---- batch normalisation ----
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public void BatchNormTrainingInferenceAndBackward(bool withGamma)
+    {
+        int[] shape = [4, 3, 15, 13];
+        var x = Random(dt, shape, -2, 5);
+        Twin? gamma = withGamma ? Random(dt, [3], 0.5, 1.5) : null;
+        var beta = Random(dt, 3);
+        Twin runningMean = Random(dt, 3), runningVar = Random(dt, [3], 0.5, 2);
+        Twin y = Output(dt, shape), saveMean = Output(dt, 3), saveInvStd = Output(dt, 3);
+        Cpu.BatchNormForwardTraining(x.C, gamma?.C, beta.C, y.C, runningMean.C, runningVar.C, saveMean.C, saveInvStd.C, 0.1, 1e-5);
+        Gpu.BatchNormForwardTraining(x.G, gamma?.G, beta.G, y.G, runningMean.G, runningVar.G, saveMean.G, saveInvStd.G, 0.1, 1e-5);
+        AssertClose(y, "BatchNormForwardTraining y");
+        AssertClose(saveMean, "saveMean");
+        AssertClose(saveInvStd, "saveInvStd");
+        AssertClose(runningMean, "runningMean");
+        AssertClose(runningVar, "runningVar (unbiased)");
+
+        var inference = Output(dt, shape);
+        Cpu.BatchNormForwardInference(x.C, gamma?.C, beta.C, inference.C, runningMean.C, runningVar.C, 1e-3);
+        Gpu.BatchNormForwardInference(x.G, gamma?.G, beta.G, inference.G, runningMean.G, runningVar.G, 1e-3);
+        AssertClose(inference, "BatchNormForwardInference");
+
+        var dy = Random(dt, shape);
+        Twin dx = Output(dt, shape), dbeta = Output(dt, 3);
+        Twin? dgamma = withGamma ? Output(dt, 3) : null;
+        Cpu.BatchNormBackward(x.C, dy.C, gamma?.C, saveMean.C, saveInvStd.C, dx.C, dgamma?.C, dbeta.C);
+        Gpu.BatchNormBackward(x.G, dy.G, gamma?.G, saveMean.G, saveInvStd.G, dx.G, dgamma?.G, dbeta.G);
+        AssertClose(dx, "BatchNormBackward dx");
+        AssertClose(dbeta, "BatchNormBackward dbeta");
+        if (dgamma is not null) AssertClose(dgamma, "BatchNormBackward dgamma");
+    }
+
+    // ---- activations and regularisation ----
+
+    [Test]
+    public void ReluForwardAndBackward()
+    {
+        var x = Random(dt, 3, 4, 21, 23);
+        var y = Output(dt, 3, 4, 21, 23);
+        Cpu.ReluForward(x.C, y.C);
+        Gpu.ReluForward(x.G, y.G);
+        AssertExact(y, "ReluForward");
+
+        var dy = Random(dt, 3, 4, 21, 23);
+        var dx = Output(dt, 3, 4, 21, 23);
+        Cpu.ReluBackward(y.C, dy.C, dx.C);
+        Gpu.ReluBackward(y.G, dy.G, dx.G);
+        AssertExact(dx, "ReluBackward");
+    }
+
+    [TestCase(0.5, 1234567UL, 0UL)]
+    [TestCase(0.2, 0xDEADBEEFCAFEUL, 3UL)]
+    [TestCase(0.0, 7UL, 1UL << 33)]
+    public void DropoutMaskIsBitIdentical(double p, ulong seed, ulong offset)
+    {
+        var mask = Output(dt, 5, 3, 17, 11);
+        Cpu.DropoutMask(mask.C, p, seed, offset);
+        Gpu.DropoutMask(mask.G, p, seed, offset);
+        AssertExact(mask, $"DropoutMask p={p} seed={seed} offset={offset}");
+        if (p > 0) Assert.That(AsDoubles(mask.G), Has.Some.EqualTo(0.0), "some elements are dropped");
+    }
+
+    // ---- pooling ----
+
+    [TestCase(2, 2)]
+    [TestCase(3, 2)]
+    [TestCase(2, 3)]
+    [TestCase(3, 1)]
+    public void MaxPoolForwardAndBackwardAreExact(int window, int stride)
+    {
+        int h = 14, w = 11, ho = (h - window) / stride + 1, wo = (w - window) / stride + 1;
+        var x = Ties(dt, 2, 3, h, w);
+        Twin y = Output(dt, 2, 3, ho, wo), argmax = Output(DType.Int32, 2, 3, ho, wo);
+        Cpu.MaxPoolForward(x.C, y.C, argmax.C, window, stride);
+        Gpu.MaxPoolForward(x.G, y.G, argmax.G, window, stride);
+        AssertExact(y, "MaxPoolForward y");
+        AssertExact(argmax, "MaxPoolForward argmax (first maximum wins)");
+
+        var dy = Random(dt, 2, 3, ho, wo);
+        var dx = Output(dt, 2, 3, h, w);
+        Cpu.MaxPoolBackward(dy.C, argmax.C, dx.C);
+        Gpu.MaxPoolBackward(dy.G, argmax.G, dx.G);
+        AssertExact(dx, "MaxPoolBackward (gather)");
+
+        // An argmax the GPU did not produce: the scatter path, same result.
+        var foreign = GpuCopyOf(argmax.C);
+        var dx2 = Output(dt, 2, 3, h, w);
+        Cpu.MaxPoolBackward(dy.C, argmax.C, dx2.C);
+        Gpu.MaxPoolBackward(dy.G, foreign, dx2.G);
+        AssertExact(dx2, "MaxPoolBackward (scatter)");
+    }
+
+    // ---- shape ops ----
+
+    [Test]
+    public void ConcatAndSplitChannels()
+    {
+        Twin a = Random(dt, 2, 3, 7, 9), b = Random(dt, 2, 4, 7, 9);
+        var y = Output(dt, 2, 7, 7, 9);
+        Cpu.ConcatChannels(a.C, b.C, y.C);
+        Gpu.ConcatChannels(a.G, b.G, y.G);
+        AssertExact(y, "ConcatChannels");
+
+        var dy = Random(dt, 2, 7, 7, 9);
+        Twin da = Output(dt, 2, 3, 7, 9), db = Output(dt, 2, 4, 7, 9);
+        Cpu.SplitChannels(dy.C, da.C, db.C);
+        Gpu.SplitChannels(dy.G, da.G, db.G);
+        AssertExact(da, "SplitChannels da");
+        AssertExact(db, "SplitChannels db");
+
+        Twin onlyB = Output(dt, 2, 4, 7, 9), onlyA = Output(dt, 2, 3, 7, 9);
+        Cpu.SplitChannels(dy.C, null, onlyB.C);
+        Gpu.SplitChannels(dy.G, null, onlyB.G);
+        AssertExact(onlyB, "SplitChannels db only");
+        Cpu.SplitChannels(dy.C, onlyA.C, null);
+        Gpu.SplitChannels(dy.G, onlyA.G, null);
+        AssertExact(onlyA, "SplitChannels da only");
+    }
+
+    [TestCase(17, 16, 9, 5)]
+    [TestCase(10, 10, 10, 10)]
+    [TestCase(25, 14, 3, 1)]
+    public void CenterCropAndPad(int hBig, int wBig, int hSmall, int wSmall)
+    {
+        var x = Random(dt, 2, 3, hBig, wBig);
+        var cropped = Output(dt, 2, 3, hSmall, wSmall);
+        Cpu.CenterCrop(x.C, cropped.C);
+        Gpu.CenterCrop(x.G, cropped.G);
+        AssertExact(cropped, "CenterCrop");
+
+        var padded = Output(dt, 2, 3, hBig, wBig);
+        Cpu.CenterPad(cropped.C, padded.C);
+        Gpu.CenterPad(cropped.G, padded.G);
+        AssertExact(padded, "CenterPad");
+    }
+
+    // ---- classification ----
+
+    [TestCase(4)]
+    [TestCase(2)]
+    public void SoftmaxAndCrossEntropy(int rank)
+    {
+        int[] shape = rank == 4 ? [2, 4, 23, 23] : [300, 2];
+        var logits = Random(dt, shape, -6, 6);
+        var probs = Output(dt, shape);
+        Cpu.SoftmaxForward(logits.C, probs.C);
+        Gpu.SoftmaxForward(logits.G, probs.G);
+        AssertClose(probs, "SoftmaxForward");
+
+        // Soft targets (per-voxel distributions) exercise Σ_c target ≠ 1 terms too.
+        var target = Random(dt, shape, 0, 1);
+        Twin probs2 = Output(dt, shape), loss = Output(dt, 1);
+        Cpu.SoftmaxCrossEntropyForward(logits.C, target.C, probs2.C, loss.C);
+        Gpu.SoftmaxCrossEntropyForward(logits.G, target.G, probs2.G, loss.G);
+        AssertClose(probs2, "SoftmaxCrossEntropyForward probs");
+        AssertClose(loss, "SoftmaxCrossEntropyForward loss");
+
+        var dloss = Random(dt, [1], 0.5, 2);
+        var dlogits = Output(dt, shape);
+        Cpu.SoftmaxCrossEntropyBackward(probs2.C, target.C, dloss.C, dlogits.C);
+        Gpu.SoftmaxCrossEntropyBackward(probs2.G, target.G, dloss.G, dlogits.G);
+        AssertClose(dlogits, "SoftmaxCrossEntropyBackward");
+    }
+
+    [Test]
+    public void CrossEntropyWithOneHotTargets()
+    {
+        var labels = Labels(5, 3, 11, 13);
+        var target = Output(dt, 3, 5, 11, 13);
+        Cpu.OneHot(labels.C, target.C);
+        Gpu.OneHot(labels.G, target.G);
+        AssertExact(target, "OneHot");
+
+        var logits = Random(dt, [3, 5, 11, 13], -30, 30); // some probabilities underflow to 0
+        Twin probs = Output(dt, 3, 5, 11, 13), loss = Output(dt, 1);
+        Cpu.SoftmaxCrossEntropyForward(logits.C, target.C, probs.C, loss.C);
+        Gpu.SoftmaxCrossEntropyForward(logits.G, target.G, probs.G, loss.G);
+        AssertClose(probs, "probs");
+        AssertClose(loss, "loss");
+    }
+
+    [Test]
+    public void ArgmaxChannelsIsExactWithTies()
+    {
+        var x = Ties(dt, 3, 6, 9, 10);
+        var labels = Output(DType.Int32, 3, 9, 10);
+        Cpu.ArgmaxChannels(x.C, labels.C);
+        Gpu.ArgmaxChannels(x.G, labels.G);
+        AssertExact(labels, "ArgmaxChannels (ties go to the lowest channel)");
+    }
+
+    // ---- optimiser ----
+
+    [TestCase(1.0)]
+    [TestCase(-1.0)]
+    public void RmsPropStep(double gradScale)
+    {
+        Twin param = Random(dt, 4099), grad = Random(dt, 4099), meanSquare = Random(dt, [4099], 0, 0.1);
+        for (var step = 0; step < 3; step++)
+        {
+            Cpu.RmsPropStep(param.C, grad.C, meanSquare.C, 1e-3, 0.9, 1e-6, gradScale);
+            Gpu.RmsPropStep(param.G, grad.G, meanSquare.G, 1e-3, 0.9, 1e-6, gradScale);
+        }
+        AssertClose(param, "RmsPropStep param");
+        AssertClose(meanSquare, "RmsPropStep meanSquare");
+    }
+}
