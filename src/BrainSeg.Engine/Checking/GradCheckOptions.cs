@@ -49,6 +49,13 @@ public sealed record GradCheckOptions
     /// <summary>Names of the inputs in the result (default "input0", "input1", …).</summary>
     public IReadOnlyList<string>? InputNames { get; init; }
 
+    /// <summary>
+    /// Random-direction mode only: inputs perturbed together along one direction, each group giving one
+    /// row of the result (e.g. the image alone and all parameters of a network together, which costs two
+    /// checks instead of one per tensor). Null: every input is its own group.
+    /// </summary>
+    public IReadOnlyList<(string Name, int[] Inputs)>? Groups { get; init; }
+
     /// <summary>Runs before every evaluation of the function, e.g. to rewind a dropout stream so each pass draws the same mask.</summary>
     public Action? BeforeEachEvaluation { get; init; }
 }
