@@ -115,6 +115,8 @@ public sealed class Tape : IDisposable
     {
         if (!t.RequiresGrad) return null;
         if (t.GradIsFresh) return Backend.Empty(t.Shape, t.DType);
+        // Claimed now, so a second buffer for the same tensor in this step (x used twice by one op) is scratch.
+        t.GradIsFresh = true;
         return t.Grad ??= Backend.Empty(t.Shape, t.DType);
     }
 
@@ -126,7 +128,7 @@ public sealed class Tape : IDisposable
     {
         if (buffer is null) return;
         if (!t.RequiresGrad) { buffer.Dispose(); return; }
-        if (ReferenceEquals(buffer, t.Grad)) { t.GradIsFresh = true; return; }
+        if (ReferenceEquals(buffer, t.Grad)) return;
         Backend.AddScaled(t.Grad!, buffer, 1.0);
         buffer.Dispose();
     }

@@ -28,7 +28,7 @@ public static class GradCheck
         if (o.InputNames is { } names && names.Count != inputs.Length)
             throw new ArgumentException($"{names.Count} input names were given for {inputs.Length} inputs.");
 
-        foreach (var (name, members) in o.Groups ?? [])
+        foreach (var (name, members, _) in o.Groups ?? [])
             if (members.Length == 0 || members.Any(i => i < 0 || i >= inputs.Length))
                 throw new ArgumentException($"Gradient-check group '{name}' must list input indices in [0, {inputs.Length}).");
 
@@ -50,7 +50,7 @@ public static class GradCheck
         var parameters = layer.NamedParameters().ToArray();
         var o = (options ?? new GradCheckOptions()) with { InputNames = ["input", .. parameters.Select(p => p.Name)] };
         if (parametersTogether)
-            o = o with { Mode = GradCheckMode.RandomDirections, Groups = [("input", [0]), ("parameters", [.. Enumerable.Range(1, parameters.Length)])] };
+            o = o with { Mode = GradCheckMode.RandomDirections, Groups = [new("input", [0]), new("parameters", [.. Enumerable.Range(1, parameters.Length)])] };
         return Run((tape, t) => layer.Forward(tape, t[0]), [input, .. parameters.Select(p => p.Tensor)], o);
     }
 
@@ -119,12 +119,13 @@ public static class GradCheck
 
         public List<InputCheck> RandomDirections()
         {
-            var groups = _o.Groups ?? _inputs.Select((t, i) => (Name(i), new[] { i })).ToArray();
+            var groups = _o.Groups ?? _inputs.Select((t, i) => new GradCheckGroup(Name(i), [i])).ToArray();
             var v = Uniform(_outputShape.Numel);
             var grads = AnalyticGradients(v);
             var results = new List<InputCheck>();
-            foreach (var (name, members) in groups)
+            foreach (var (name, members, groupEpsilon) in groups)
             {
+                var eps = groupEpsilon ?? _o.Epsilon;
                 double maxAbs = 0, maxRel = 0;
                 var passed = true;
                 var redraws = 0;
@@ -134,13 +135,13 @@ public static class GradCheck
                     {
                         var u = members.Select(i => Uniform(_inputs[i].Numel)).ToArray();
                         var analytic = members.Select((i, k) => Dot(grads[i], u[k])).Sum();
-                        var numeric = Directional(members, u, v, _o.Epsilon);
+                        var numeric = Directional(members, u, v, eps);
                         var (abs, rel, ok) = Compare(analytic, numeric);
                         // A mismatch counts only where the function is smooth along u: the differences with
                         // steps ε and ε/2 must agree. Otherwise a ReLU or max-pool switch lies within ±ε.
                         if (!ok && redraws < _o.MaxRedraws)
                         {
-                            var half = Directional(members, u, v, _o.Epsilon / 2);
+                            var half = Directional(members, u, v, eps / 2);
                             var (_, jump, smooth) = Compare(numeric, half);
                             if (!smooth && jump > 0) { redraws++; continue; }
                         }

@@ -54,8 +54,15 @@ public sealed record GradCheckOptions
     /// row of the result (e.g. the image alone and all parameters of a network together, which costs two
     /// checks instead of one per tensor). Null: every input is its own group.
     /// </summary>
-    public IReadOnlyList<(string Name, int[] Inputs)>? Groups { get; init; }
+    public IReadOnlyList<GradCheckGroup>? Groups { get; init; }
 
     /// <summary>Runs before every evaluation of the function, e.g. to rewind a dropout stream so each pass draws the same mask.</summary>
     public Action? BeforeEachEvaluation { get; init; }
 }
+
+/// <summary>
+/// Inputs perturbed together in random-direction mode. <paramref name="Epsilon"/> overrides the step for
+/// this group: a network's parameters move every pre-activation at once, so a smaller step keeps ReLU and
+/// max-pool switches out of ±ε (float64 leaves room down to about 1e-8).
+/// </summary>
+public sealed record GradCheckGroup(string Name, int[] Inputs, double? Epsilon = null);
