@@ -57,6 +57,9 @@ public interface INetwork : IDisposable
     IReadOnlyList<LayerSummary> Summarize(int batch = 1);
 
     Module Module { get; }
+
+    /// <summary>The run's generator that the network's dropout layers draw from.</summary>
+    RandomStream Random { get; }
 }
 
 internal static class Blocks
