@@ -19,7 +19,7 @@ public static class CliHost
         stderr ??= Console.Error;
 
         ParseResult parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        if (parsed.Errors.Count > 0 || parsed.UnmatchedTokens.Count > 0)
             return ReportParseErrors(parsed, stderr);
 
         var invocation = new InvocationConfiguration
@@ -43,6 +43,10 @@ public static class CliHost
     {
         foreach (ParseError error in parsed.Errors)
             stderr.WriteLine($"brainseg: error: {error.Message}");
+        // --help clears parse errors, so 'brainseg no-such-verb --help' leaves only unmatched tokens behind.
+        if (parsed.Errors.Count == 0)
+            foreach (string token in parsed.UnmatchedTokens)
+                stderr.WriteLine($"brainseg: error: unrecognized command or argument '{token}'");
         stderr.WriteLine($"Run '{CommandPath(parsed.CommandResult)} --help' for usage.");
         return ExitCodes.UsageError;
     }
