@@ -59,7 +59,7 @@ run_tests() {
         die "no test results found in $results (test run exit code $rc)"
     fi
     say "totals"
-    echo "$passed passed, $failed failed, $skipped skipped"
+    echo "$passed passed, $failed failed, $skipped skipped" | tee "$results/totals.txt"
     (( rc == 0 && failed == 0 )) || die "tests failed (exit code $rc, $failed failed)"
     smoke_cli
 }
