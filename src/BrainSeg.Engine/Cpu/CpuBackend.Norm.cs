@@ -1,0 +1,277 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace BrainSeg.Engine.Cpu;
+
+// Batch normalisation, activations, dropout and pooling: forward and backward side by side.
+public sealed partial class CpuBackend
+{
+    // ---- batch normalisation: statistics accumulated in double, two passes ----
+
+    private static void CheckPerChannel(string op, Tensor x, params (Tensor? T, string Role)[] perChannel)
+    {
+        var shape = new Shape(x.Shape.C);
+        foreach (var (t, role) in perChannel)
+            if (t is not null) ExpectShape(op, t, shape, role);
+    }
+
+    public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
+    {
+        const string op = "BatchNormForwardTraining";
+        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
+        ExpectRank(op, x, "x", 4);
+        SameShape(op, x, y);
+        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
+            (saveMean, "saveMean"), (saveInvStd, "saveInvStd"));
+        var s = x.Shape;
+        if ((long)s.N * s.H * s.W < 2)
+            throw new ArgumentException($"{op}: {x.Describe()} has one value per channel; training-mode batch norm needs at least two (use a larger batch or inference mode).");
+        if (dt == DType.Float32)
+            BatchNormTraining(s, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
+                runningMean.HostArray<float>(), runningVar.HostArray<float>(), saveMean.HostArray<float>(), saveInvStd.HostArray<float>(), momentum, eps);
+        else
+            BatchNormTraining(s, x.HostArray<double>(), gamma?.HostArray<double>(), beta.HostArray<double>(), y.HostArray<double>(),
+                runningMean.HostArray<double>(), runningVar.HostArray<double>(), saveMean.HostArray<double>(), saveInvStd.HostArray<double>(), momentum, eps);
+    }
+
+    private void BatchNormTraining<T>(Shape s, T[] x, T[]? gamma, T[] beta, T[] y, T[] runningMean, T[] runningVar,
+        T[] saveMean, T[] saveInvStd, double momentum, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int batch = s.N, channels = s.C, plane = s.H * s.W;
+        long count = (long)batch * plane;
+        For(channels, c =>
+        {
+            double sum = 0;
+            for (var n = 0; n < batch; n++)
+                foreach (var v in x.AsSpan((n * channels + c) * plane, plane)) sum += double.CreateTruncating(v);
+            var mean = sum / count;
+            double squares = 0;
+            for (var n = 0; n < batch; n++)
+                foreach (var v in x.AsSpan((n * channels + c) * plane, plane))
+                {
+                    var d = double.CreateTruncating(v) - mean;
+                    squares += d * d;
+                }
+            var variance = squares / count;
+            var invStd = 1 / Math.Sqrt(variance + eps);
+            saveMean[c] = T.CreateTruncating(mean);
+            saveInvStd[c] = T.CreateTruncating(invStd);
+            runningMean[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningMean[c]) + momentum * mean);
+            runningVar[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningVar[c]) + momentum * variance * count / (count - 1));
+            var scale = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd;
+            Normalise(x, y, c, channels, plane, batch, mean, scale, double.CreateTruncating(beta[c]));
+        });
+    }
+
+    /// <summary>y = (x − mean)·scale + shift over every plane of channel c, in double: x ≫ σ must not cancel in float.</summary>
+    private static void Normalise<T>(T[] x, T[] y, int c, int channels, int plane, int batch, double mean, double scale, double shift)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (var n = 0; n < batch; n++)
+        {
+            var offset = (n * channels + c) * plane;
+            for (var i = offset; i < offset + plane; i++)
+                y[i] = T.CreateTruncating((double.CreateTruncating(x[i]) - mean) * scale + shift);
+        }
+    }
+
+    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps)
+    {
+        const string op = "BatchNormForwardInference";
+        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar);
+        ExpectRank(op, x, "x", 4);
+        SameShape(op, x, y);
+        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"));
+        if (dt == DType.Float32)
+            BatchNormInference(x.Shape, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
+                runningMean.HostArray<float>(), runningVar.HostArray<float>(), eps);
+        else
+            BatchNormInference(x.Shape, x.HostArray<double>(), gamma?.HostArray<double>(), beta.HostArray<double>(), y.HostArray<double>(),
+                runningMean.HostArray<double>(), runningVar.HostArray<double>(), eps);
+    }
+
+    private void BatchNormInference<T>(Shape s, T[] x, T[]? gamma, T[] beta, T[] y, T[] runningMean, T[] runningVar, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        For(s.C, c =>
+        {
+            var invStd = 1 / Math.Sqrt(double.CreateTruncating(runningVar[c]) + eps);
+            var scale = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd;
+            Normalise(x, y, c, s.C, s.H * s.W, s.N, double.CreateTruncating(runningMean[c]), scale, double.CreateTruncating(beta[c]));
+        });
+    }
+
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta)
+    {
+        const string op = "BatchNormBackward";
+        var dt = FloatType(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        ExpectRank(op, x, "x", 4);
+        SameShape(op, x, dy, dx);
+        CheckPerChannel(op, x, (gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"), (dbeta, "dbeta"));
+        if (dt == DType.Float32)
+            BatchNormBackward(x.Shape, x.HostArray<float>(), dy.HostArray<float>(), gamma?.HostArray<float>(), saveMean.HostArray<float>(),
+                saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(), dbeta.HostArray<float>());
+        else
+            BatchNormBackward(x.Shape, x.HostArray<double>(), dy.HostArray<double>(), gamma?.HostArray<double>(), saveMean.HostArray<double>(),
+                saveInvStd.HostArray<double>(), dx.HostArray<double>(), gamma is null ? null : dgamma?.HostArray<double>(), dbeta.HostArray<double>());
+    }
+
+    /// <summary>
+    /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ).
+    /// </summary>
+    private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int batch = s.N, channels = s.C, plane = s.H * s.W;
+        long count = (long)batch * plane;
+        For(channels, c =>
+        {
+            double mean = double.CreateTruncating(saveMean[c]), invStd = double.CreateTruncating(saveInvStd[c]);
+            double sumDy = 0, sumDyXhat = 0;
+            for (var n = 0; n < batch; n++)
+            {
+                var offset = (n * channels + c) * plane;
+                for (var i = offset; i < offset + plane; i++)
+                {
+                    var g = double.CreateTruncating(dy[i]);
+                    sumDy += g;
+                    sumDyXhat += g * (double.CreateTruncating(x[i]) - mean) * invStd;
+                }
+            }
+            dbeta[c] = T.CreateTruncating(sumDy);
+            if (dgamma is not null) dgamma[c] = T.CreateTruncating(sumDyXhat);
+            var k = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd / count;
+            for (var n = 0; n < batch; n++)
+            {
+                var offset = (n * channels + c) * plane;
+                for (var i = offset; i < offset + plane; i++)
+                {
+                    var xhat = (double.CreateTruncating(x[i]) - mean) * invStd;
+                    dx[i] = T.CreateTruncating(k * (count * double.CreateTruncating(dy[i]) - sumDy - xhat * sumDyXhat));
+                }
+            }
+        });
+    }
+
+    // ---- ReLU ----
+
+    public void ReluForward(Tensor x, Tensor y)
+    {
+        var dt = FloatType("ReluForward", x, y);
+        SameShape("ReluForward", x, y);
+        if (dt == DType.Float32) TensorPrimitives.Max(Span<float>(x), 0f, Span<float>(y));
+        else TensorPrimitives.Max(Span<double>(x), 0d, Span<double>(y));
+    }
+
+    public void ReluBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        var dt = FloatType("ReluBackward", y, dy, dx);
+        SameShape("ReluBackward", y, dy, dx);
+        if (dt == DType.Float32) ReluBackward(y.HostArray<float>(), dy.HostArray<float>(), dx.HostArray<float>(), (int)y.Numel);
+        else ReluBackward(y.HostArray<double>(), dy.HostArray<double>(), dx.HostArray<double>(), (int)y.Numel);
+    }
+
+    private void ReluBackward<T>(T[] y, T[] dy, T[] dx, int count) where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForChunks(count, 1 << 16, (start, length) =>
+        {
+            for (var i = start; i < start + length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+        });
+
+    // ---- dropout ----
+
+    public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset)
+    {
+        var dt = FloatType("DropoutMask", mask);
+        var threshold = Philox.DropThreshold(p);
+        if (dt == DType.Float32) DropoutMask(mask.HostArray<float>(), (int)mask.Numel, (float)(1 / (1 - p)), threshold, seed, offset);
+        else DropoutMask(mask.HostArray<double>(), (int)mask.Numel, 1 / (1 - p), threshold, seed, offset);
+    }
+
+    private void DropoutMask<T>(T[] mask, int count, T keep, uint threshold, ulong seed, ulong offset) where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForChunks(count, 1 << 14, (start, length) =>
+        {
+            // One Philox block yields four consecutive words of the stream.
+            var q = offset + (ulong)start;
+            for (int i = start, end = start + length; i < end;)
+            {
+                var (w0, w1, w2, w3) = Philox.Block(seed, q >> 2);
+                for (var lane = (int)(q & 3); lane < 4 && i < end; lane++, i++, q++)
+                {
+                    var word = lane switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
+                    mask[i] = (word >> 8) >= threshold ? keep : T.Zero;
+                }
+            }
+        });
+
+    // ---- max pooling ----
+
+    public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride)
+    {
+        const string op = "MaxPoolForward";
+        var dt = FloatType(op, x, y);
+        RequireInt32(op, argmax);
+        ExpectRank(op, x, "x", 4);
+        if (window < 1 || stride < 1) throw new ArgumentException($"{op}: window ({window}) and stride ({stride}) must be positive.");
+        var s = x.Shape;
+        if (s.H < window || s.W < window) throw new ArgumentException($"{op}: input {s} is smaller than the {window}×{window} window.");
+        var ys = new Shape(s.N, s.C, (s.H - window) / stride + 1, (s.W - window) / stride + 1);
+        ExpectShape(op, y, ys, "y");
+        ExpectShape(op, argmax, ys, "argmax");
+        if (dt == DType.Float32) MaxPoolForward(s, ys, x.HostArray<float>(), y.HostArray<float>(), argmax.HostArray<int>(), window, stride);
+        else MaxPoolForward(s, ys, x.HostArray<double>(), y.HostArray<double>(), argmax.HostArray<int>(), window, stride);
+    }
+
+    private void MaxPoolForward<T>(Shape xs, Shape ys, T[] x, T[] y, int[] argmax, int window, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int inPlane = xs.H * xs.W, outPlane = ys.H * ys.W;
+        For(xs.N * xs.C, nc =>
+        {
+            var xp = x.AsSpan(nc * inPlane, inPlane);
+            for (var oi = 0; oi < ys.H; oi++)
+                for (var oj = 0; oj < ys.W; oj++)
+                {
+                    var best = oi * stride * xs.W + oj * stride;
+                    for (var a = 0; a < window; a++)
+                        for (var b = 0; b < window; b++)
+                        {
+                            var at = (oi * stride + a) * xs.W + oj * stride + b;
+                            if (xp[at] > xp[best]) best = at; // strict: the first of equal values wins
+                        }
+                    var o = nc * outPlane + oi * ys.W + oj;
+                    y[o] = xp[best];
+                    argmax[o] = best;
+                }
+        });
+    }
+
+    public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx)
+    {
+        const string op = "MaxPoolBackward";
+        var dt = FloatType(op, dy, dx);
+        RequireInt32(op, argmax);
+        ExpectRank(op, dy, "dy", 4);
+        ExpectRank(op, dx, "dx", 4);
+        SameShape(op, dy, argmax);
+        if (dx.Shape.N != dy.Shape.N || dx.Shape.C != dy.Shape.C)
+            throw new ArgumentException($"{op}: dx {dx.Shape} and dy {dy.Shape} differ in batch or channels.");
+        var inPlane = dx.Shape.H * dx.Shape.W;
+        foreach (var at in Span<int>(argmax))
+            if ((uint)at >= (uint)inPlane)
+                throw new ArgumentException($"{op}: argmax {at} lies outside the {dx.Shape.H}×{dx.Shape.W} input plane of dx {dx.Shape}.");
+        if (dt == DType.Float32) MaxPoolBackward(dy.Shape, dx.Shape, dy.HostArray<float>(), argmax.HostArray<int>(), dx.HostArray<float>());
+        else MaxPoolBackward(dy.Shape, dx.Shape, dy.HostArray<double>(), argmax.HostArray<int>(), dx.HostArray<double>());
+    }
+
+    private void MaxPoolBackward<T>(Shape ys, Shape xs, T[] dy, int[] argmax, T[] dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int inPlane = xs.H * xs.W, outPlane = ys.H * ys.W;
+        For(xs.N * xs.C, nc =>
+        {
+            var dxp = dx.AsSpan(nc * inPlane, inPlane);
+            dxp.Clear();
+            for (var o = nc * outPlane; o < (nc + 1) * outPlane; o++)
+                dxp[argmax[o]] += dy[o];
+        });
+    }
+}

@@ -1,0 +1,269 @@
+using System.Numerics;
+
+namespace BrainSeg.Engine.Cpu;
+
+// Shape ops, classification and the optimiser step.
+public sealed partial class CpuBackend
+{
+    // ---- concatenation along channels and its adjoint ----
+
+    public void ConcatChannels(Tensor a, Tensor b, Tensor y)
+    {
+        const string op = "ConcatChannels";
+        var dt = FloatType(op, a, b, y);
+        ExpectRank(op, a, "a", 4);
+        ExpectRank(op, b, "b", 4);
+        if (a.Shape.N != b.Shape.N || a.Shape.H != b.Shape.H || a.Shape.W != b.Shape.W)
+            throw new ArgumentException($"{op}: a {a.Shape} and b {b.Shape} differ in batch or spatial size.");
+        ExpectShape(op, y, new Shape(a.Shape.N, a.Shape.C + b.Shape.C, a.Shape.H, a.Shape.W), "y");
+        if (dt == DType.Float32) MoveChannels(y.Shape, a.HostArray<float>(), b.HostArray<float>(), y.HostArray<float>(), a.Shape.C, split: false);
+        else MoveChannels(y.Shape, a.HostArray<double>(), b.HostArray<double>(), y.HostArray<double>(), a.Shape.C, split: false);
+    }
+
+    public void SplitChannels(Tensor dy, Tensor? da, Tensor? db)
+    {
+        const string op = "SplitChannels";
+        var dt = FloatType(op, dy, da, db);
+        ExpectRank(op, dy, "dy", 4);
+        var s = dy.Shape;
+        if (da is null && db is null) return;
+        var ca = da?.Shape.Rank == 4 ? da.Shape.C : s.C - (db?.Shape.Rank == 4 ? db.Shape.C : 0);
+        if (da is not null) ExpectShape(op, da, new Shape(s.N, ca, s.H, s.W), "da");
+        if (db is not null) ExpectShape(op, db, new Shape(s.N, s.C - ca, s.H, s.W), "db");
+        if (dt == DType.Float32) MoveChannels(s, da?.HostArray<float>(), db?.HostArray<float>(), dy.HostArray<float>(), ca, split: true);
+        else MoveChannels(s, da?.HostArray<double>(), db?.HostArray<double>(), dy.HostArray<double>(), ca, split: true);
+    }
+
+    /// <summary>Copies [a, b] into whole (concatenate) or whole into [a, b] (split); a holds the first ca channels.</summary>
+    private static void MoveChannels<T>(Shape whole, T[]? a, T[]? b, T[] all, int ca, bool split) where T : unmanaged
+    {
+        int plane = whole.H * whole.W, blockA = ca * plane, blockB = (whole.C - ca) * plane, blockAll = whole.C * plane;
+        for (var n = 0; n < whole.N; n++)
+        {
+            if (a is not null)
+            {
+                if (split) all.AsSpan(n * blockAll, blockA).CopyTo(a.AsSpan(n * blockA, blockA));
+                else a.AsSpan(n * blockA, blockA).CopyTo(all.AsSpan(n * blockAll, blockA));
+            }
+            if (b is not null)
+            {
+                if (split) all.AsSpan(n * blockAll + blockA, blockB).CopyTo(b.AsSpan(n * blockB, blockB));
+                else b.AsSpan(n * blockB, blockB).CopyTo(all.AsSpan(n * blockAll + blockA, blockB));
+            }
+        }
+    }
+
+    // ---- centre crop and its adjoint ----
+
+    public void CenterCrop(Tensor x, Tensor y) => CropOrPad("CenterCrop", x, y, crop: true);
+
+    public void CenterPad(Tensor x, Tensor y) => CropOrPad("CenterPad", x, y, crop: false);
+
+    private void CropOrPad(string op, Tensor x, Tensor y, bool crop)
+    {
+        var dt = FloatType(op, x, y);
+        ExpectRank(op, x, "x", 4);
+        ExpectRank(op, y, "y", 4);
+        var (big, small) = crop ? (x.Shape, y.Shape) : (y.Shape, x.Shape);
+        if (big.N != small.N || big.C != small.C || small.H > big.H || small.W > big.W)
+            throw new ArgumentException($"{op}: {small} must match {big} in batch and channels and be no larger spatially (x {x.Shape}, y {y.Shape}).");
+        if (dt == DType.Float32) CropOrPad(big, small, x.HostArray<float>(), y.HostArray<float>(), crop);
+        else CropOrPad(big, small, x.HostArray<double>(), y.HostArray<double>(), crop);
+    }
+
+    private static void CropOrPad<T>(Shape big, Shape small, T[] x, T[] y, bool crop) where T : unmanaged
+    {
+        int oh = (big.H - small.H) / 2, ow = (big.W - small.W) / 2;
+        if (!crop) y.AsSpan(0, (int)big.Numel).Clear();
+        for (var nc = 0; nc < big.N * big.C; nc++)
+            for (var i = 0; i < small.H; i++)
+            {
+                var bigRow = big.Rank == 4 ? (nc * big.H + i + oh) * big.W + ow : 0;
+                var smallRow = (nc * small.H + i) * small.W;
+                if (crop) x.AsSpan(bigRow, small.W).CopyTo(y.AsSpan(smallRow, small.W));
+                else x.AsSpan(smallRow, small.W).CopyTo(y.AsSpan(bigRow, small.W));
+            }
+    }
+
+    // ---- softmax and cross-entropy over channels (per voxel, in double, stable) ----
+
+    private static (int Batch, int Channels, int Plane) ClassLayout(string op, Tensor t)
+    {
+        ExpectRank(op, t, "logits", 2, 4);
+        return (t.Shape[0], t.Shape[1], t.Shape.Rank == 4 ? t.Shape.H * t.Shape.W : 1);
+    }
+
+    /// <summary>Voxels per block of the softmax loops: fixed, so the loss sums in the same order on any thread count.</summary>
+    private const int VoxelBlock = 2048;
+
+    public void SoftmaxForward(Tensor logits, Tensor probs)
+    {
+        var dt = FloatType("SoftmaxForward", logits, probs);
+        SameShape("SoftmaxForward", logits, probs);
+        var layout = ClassLayout("SoftmaxForward", logits);
+        if (dt == DType.Float32) Softmax(layout, logits.HostArray<float>(), null, probs.HostArray<float>());
+        else Softmax(layout, logits.HostArray<double>(), null, probs.HostArray<double>());
+    }
+
+    public void SoftmaxCrossEntropyForward(Tensor logits, Tensor target, Tensor probs, Tensor loss)
+    {
+        const string op = "SoftmaxCrossEntropyForward";
+        var dt = FloatType(op, logits, target, probs, loss);
+        SameShape(op, logits, target, probs);
+        ExpectShape(op, loss, new Shape(1), "loss");
+        var layout = ClassLayout(op, logits);
+        if (dt == DType.Float32) loss.HostArray<float>()[0] = (float)Softmax(layout, logits.HostArray<float>(), target.HostArray<float>(), probs.HostArray<float>());
+        else loss.HostArray<double>()[0] = Softmax(layout, logits.HostArray<double>(), target.HostArray<double>(), probs.HostArray<double>());
+    }
+
+    /// <summary>Writes probs and returns the mean cross-entropy against target (0 when target is null).</summary>
+    private double Softmax<T>((int Batch, int Channels, int Plane) layout, T[] logits, T[]? target, T[] probs)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (batch, channels, plane) = layout;
+        var voxels = batch * plane;
+        var blocks = (voxels + VoxelBlock - 1) / VoxelBlock;
+        var partial = new double[blocks];
+        For(blocks, block =>
+        {
+            double loss = 0;
+            for (var v = block * VoxelBlock; v < Math.Min(voxels, (block + 1) * VoxelBlock); v++)
+            {
+                var first = v / plane * channels * plane + v % plane;
+                var max = double.NegativeInfinity;
+                for (var c = 0; c < channels; c++) max = Math.Max(max, double.CreateTruncating(logits[first + c * plane]));
+                double sum = 0;
+                for (var c = 0; c < channels; c++) sum += Math.Exp(double.CreateTruncating(logits[first + c * plane]) - max);
+                var logSumExp = max + Math.Log(sum);
+                for (var c = 0; c < channels; c++)
+                {
+                    var at = first + c * plane;
+                    var logProb = double.CreateTruncating(logits[at]) - logSumExp;
+                    probs[at] = T.CreateTruncating(Math.Exp(logProb));
+                    if (target is not null)
+                    {
+                        var t = double.CreateTruncating(target[at]);
+                        if (t != 0) loss -= t * logProb;
+                    }
+                }
+            }
+            partial[block] = loss;
+        });
+        double total = 0;
+        foreach (var p in partial) total += p;
+        return total / voxels;
+    }
+
+    public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)
+    {
+        const string op = "SoftmaxCrossEntropyBackward";
+        var dt = FloatType(op, probs, target, dloss, dlogits);
+        SameShape(op, probs, target, dlogits);
+        ExpectShape(op, dloss, new Shape(1), "dloss");
+        var layout = ClassLayout(op, probs);
+        if (dt == DType.Float32)
+            CrossEntropyBackward(layout, probs.HostArray<float>(), target.HostArray<float>(), dloss.HostArray<float>()[0], dlogits.HostArray<float>());
+        else
+            CrossEntropyBackward(layout, probs.HostArray<double>(), target.HostArray<double>(), dloss.HostArray<double>()[0], dlogits.HostArray<double>());
+    }
+
+    private void CrossEntropyBackward<T>((int Batch, int Channels, int Plane) layout, T[] probs, T[] target, T dloss, T[] dlogits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (batch, channels, plane) = layout;
+        var voxels = batch * plane;
+        var scale = double.CreateTruncating(dloss) / voxels;
+        ForChunks(voxels, VoxelBlock, (start, length) =>
+        {
+            for (var v = start; v < start + length; v++)
+            {
+                var first = v / plane * channels * plane + v % plane;
+                double targetSum = 0;
+                for (var c = 0; c < channels; c++) targetSum += double.CreateTruncating(target[first + c * plane]);
+                for (var c = 0; c < channels; c++)
+                {
+                    var at = first + c * plane;
+                    dlogits[at] = T.CreateTruncating(scale * (double.CreateTruncating(probs[at]) * targetSum - double.CreateTruncating(target[at])));
+                }
+            }
+        });
+    }
+
+    // ---- labels ----
+
+    public void ArgmaxChannels(Tensor x, Tensor labels)
+    {
+        const string op = "ArgmaxChannels";
+        var dt = FloatType(op, x);
+        RequireInt32(op, labels);
+        ExpectRank(op, x, "x", 4);
+        ExpectShape(op, labels, new Shape(x.Shape.N, x.Shape.H, x.Shape.W), "labels");
+        if (dt == DType.Float32) Argmax(x.Shape, x.HostArray<float>(), labels.HostArray<int>());
+        else Argmax(x.Shape, x.HostArray<double>(), labels.HostArray<int>());
+    }
+
+    private void Argmax<T>(Shape s, T[] x, int[] labels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int plane = s.H * s.W, channels = s.C;
+        ForChunks(s.N * plane, VoxelBlock, (start, length) =>
+        {
+            for (var v = start; v < start + length; v++)
+            {
+                var first = v / plane * channels * plane + v % plane;
+                var best = 0;
+                for (var c = 1; c < channels; c++)
+                    if (x[first + c * plane] > x[first + best * plane]) best = c; // strict: ties keep the lowest channel
+                labels[v] = best;
+            }
+        });
+    }
+
+    public void OneHot(Tensor labels, Tensor y)
+    {
+        const string op = "OneHot";
+        var dt = FloatType(op, y);
+        RequireInt32(op, labels);
+        ExpectRank(op, y, "y", 4);
+        var s = y.Shape;
+        ExpectShape(op, labels, new Shape(s.N, s.H, s.W), "labels");
+        foreach (var label in Span<int>(labels))
+            if ((uint)label >= (uint)s.C)
+                throw new ArgumentException($"{op}: label {label} is outside [0, {s.C}) for y {s}; remap the label map to class indices first.");
+        if (dt == DType.Float32) OneHot(s, labels.HostArray<int>(), y.HostArray<float>());
+        else OneHot(s, labels.HostArray<int>(), y.HostArray<double>());
+    }
+
+    private static void OneHot<T>(Shape s, int[] labels, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int plane = s.H * s.W;
+        y.AsSpan(0, (int)s.Numel).Clear();
+        for (var v = 0; v < s.N * plane; v++)
+            y[(v / plane * s.C + labels[v]) * plane + v % plane] = T.One;
+    }
+
+    // ---- optimiser ----
+
+    public void RmsPropStep(Tensor param, Tensor grad, Tensor meanSquare, double lr, double rho, double eps, double gradScale)
+    {
+        const string op = "RmsPropStep";
+        var dt = FloatType(op, param, grad, meanSquare);
+        SameShape(op, param, grad, meanSquare);
+        if (dt == DType.Float32)
+            RmsProp(param.HostArray<float>(), grad.HostArray<float>(), meanSquare.HostArray<float>(), (int)param.Numel, (float)lr, (float)rho, (float)eps, (float)gradScale);
+        else
+            RmsProp(param.HostArray<double>(), grad.HostArray<double>(), meanSquare.HostArray<double>(), (int)param.Numel, lr, rho, eps, gradScale);
+    }
+
+    private void RmsProp<T>(T[] param, T[] grad, T[] meanSquare, int count, T lr, T rho, T eps, T gradScale)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForChunks(count, 1 << 15, (start, length) =>
+        {
+            for (var i = start; i < start + length; i++)
+            {
+                var g = gradScale * grad[i];
+                var ms = rho * meanSquare[i] + (T.One - rho) * g * g;
+                meanSquare[i] = ms;
+                param[i] -= lr * g / T.Sqrt(ms + eps);
+            }
+        });
+}
