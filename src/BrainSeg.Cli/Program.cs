@@ -15,6 +15,7 @@ public static class Program
         Command[] verbs =
         [
             // Registered verbs, in the order --help lists them.
+            Commands.InfoCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);

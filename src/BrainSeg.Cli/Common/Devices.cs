@@ -1,7 +1,3 @@
-// Opens a compute backend from a --device value. It binds to the CPU backend (BrainSeg.Engine.Cpu)
-// and the CUDA backend (BrainSeg.Cuda); it compiles once both are present in the solution, which the
-// symbol BRAINSEG_BACKENDS marks (remove the #if when they are).
-#if BRAINSEG_BACKENDS
 using BrainSeg.Cuda;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
@@ -44,4 +40,3 @@ public static class Devices
         return (end < 0 ? message : message[..end]).Trim();
     }
 }
-#endif
