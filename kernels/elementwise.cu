@@ -1,0 +1,104 @@
+// Elementwise kernels: one thread per element in a grid-stride loop. Scalars arrive as double and are
+// rounded to T here, exactly as the CPU reference rounds them.
+#include "common.cuh"
+#include "philox.cuh"
+
+template <typename T>
+__device__ void fill(T* y, double value, long long n)
+{
+    T v = (T)value;
+    GRID_STRIDE(i, n) y[i] = v;
+}
+EXPORT_FLOAT_KERNELS(fill, (T* y, double value, long long n), (y, value, n))
+
+template <typename T>
+__device__ void add(const T* a, const T* b, T* y, long long n)
+{
+    GRID_STRIDE(i, n) y[i] = a[i] + b[i];
+}
+EXPORT_FLOAT_KERNELS(add, (const T* a, const T* b, T* y, long long n), (a, b, y, n))
+
+template <typename T>
+__device__ void multiply(const T* a, const T* b, T* y, long long n)
+{
+    GRID_STRIDE(i, n) y[i] = a[i] * b[i];
+}
+EXPORT_FLOAT_KERNELS(multiply, (const T* a, const T* b, T* y, long long n), (a, b, y, n))
+
+// y += alpha * x
+template <typename T>
+__device__ void add_scaled(T* y, const T* x, double alpha, long long n)
+{
+    T a = (T)alpha;
+    GRID_STRIDE(i, n) y[i] += a * x[i];
+}
+EXPORT_FLOAT_KERNELS(add_scaled, (T* y, const T* x, double alpha, long long n), (y, x, alpha, n))
+
+// y *= alpha
+template <typename T>
+__device__ void scale(T* y, double alpha, long long n)
+{
+    T a = (T)alpha;
+    GRID_STRIDE(i, n) y[i] *= a;
+}
+EXPORT_FLOAT_KERNELS(scale, (T* y, double alpha, long long n), (y, alpha, n))
+
+// ---- ReLU ----
+
+template <typename T>
+__device__ void relu_forward(const T* x, T* y, long long n)
+{
+    GRID_STRIDE(i, n) y[i] = x[i] > (T)0 ? x[i] : (T)0;
+}
+EXPORT_FLOAT_KERNELS(relu_forward, (const T* x, T* y, long long n), (x, y, n))
+
+// The derivative at 0 is taken as 0.
+template <typename T>
+__device__ void relu_backward(const T* y, const T* dy, T* dx, long long n)
+{
+    GRID_STRIDE(i, n) dx[i] = y[i] > (T)0 ? dy[i] : (T)0;
+}
+EXPORT_FLOAT_KERNELS(relu_backward, (const T* y, const T* dy, T* dx, long long n), (y, dy, dx, n))
+
+// ---- dropout ----
+
+// mask[i] = keepValue when (Philox word (seed, offset + i) >> 8) >= threshold, else 0. The host computes
+// threshold (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
+template <typename T>
+__device__ void dropout_mask(T* mask, unsigned long long seed, unsigned long long offset,
+                             unsigned int threshold, double keepValue, long long n)
+{
+    T keep = (T)keepValue;
+    GRID_STRIDE(i, n)
+    {
+        unsigned int word = philox_word(seed, offset + (unsigned long long)i);
+        mask[i] = (word >> 8) >= threshold ? keep : (T)0;
+    }
+}
+EXPORT_FLOAT_KERNELS(dropout_mask,
+                     (T* mask, unsigned long long seed, unsigned long long offset, unsigned int threshold,
+                      double keepValue, long long n),
+                     (mask, seed, offset, threshold, keepValue, n))
+
+// ---- optimiser ----
+
+// RMSprop (Lasagne's convention) with a gradient scale s (−1 ascends):
+// g = s·grad; meanSquare = ρ·meanSquare + (1 − ρ)·g²; param −= lr·g/√(meanSquare + eps).
+template <typename T>
+__device__ void rmsprop_step(T* param, const T* grad, T* meanSquare, double lr, double rho, double eps,
+                             double gradScale, long long n)
+{
+    T tlr = (T)lr, trho = (T)rho, teps = (T)eps, ts = (T)gradScale;
+    T oneMinusRho = (T)1 - trho;
+    GRID_STRIDE(i, n)
+    {
+        T g = ts * grad[i];
+        T ms = trho * meanSquare[i] + oneMinusRho * g * g;
+        meanSquare[i] = ms;
+        param[i] -= tlr * g / sqrt_t(ms + teps);
+    }
+}
+EXPORT_FLOAT_KERNELS(rmsprop_step,
+                     (T* param, const T* grad, T* meanSquare, double lr, double rho, double eps, double gradScale,
+                      long long n),
+                     (param, grad, meanSquare, lr, rho, eps, gradScale, n))

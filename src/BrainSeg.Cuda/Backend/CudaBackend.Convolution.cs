@@ -1,0 +1,286 @@
+using BrainSeg.Engine;
+
+namespace BrainSeg.Cuda;
+
+// GEMM through cuBLAS and convolution through cuDNN: forward and backward side by side.
+public sealed unsafe partial class CudaBackend
+{
+    // ---- GEMM ----
+
+    public void Gemm(bool transposeA, bool transposeB, double alpha, Tensor a, Tensor b, double beta, Tensor c)
+    {
+        Enter();
+        var dt = FloatType("Gemm", a, b, c);
+        ExpectRank("Gemm", a, "a", 2);
+        ExpectRank("Gemm", b, "b", 2);
+        ExpectRank("Gemm", c, "c", 2);
+        int m = transposeA ? a.Shape[1] : a.Shape[0], k = transposeA ? a.Shape[0] : a.Shape[1];
+        int kb = transposeB ? b.Shape[1] : b.Shape[0], n = transposeB ? b.Shape[0] : b.Shape[1];
+        if (k != kb || c.Shape[0] != m || c.Shape[1] != n)
+            throw new ArgumentException($"Gemm: op(a) is [{m}, {k}] and op(b) is [{kb}, {n}], which do not multiply into c {c.Shape}.");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            // An empty product: c = beta·c (beta = 0 ignores old contents, NaN included).
+            if (beta == 0) Fill(c, 0);
+            else Scale(c, beta);
+            return;
+        }
+        // cuBLAS is column-major: a row-major matrix is its transpose there. So compute
+        // cᵀ (n×m) = op(b)ᵀ·op(a)ᵀ, passing b first; each leading dimension is the row-major row length.
+        var opB = transposeB ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+        var opA = transposeA ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+        int ldb = b.Shape[1], lda = a.Shape[1], ldc = n;
+        if (dt == DType.Float32)
+        {
+            float fa = (float)alpha, fb = (float)beta;
+            Check.Cublas(Cublas.cublasSgemm_v2(_ctx.CublasHandle, opB, opA, n, m, k, &fa, Ptr(b), ldb, Ptr(a), lda, &fb, Ptr(c), ldc),
+                "cublasSgemm_v2");
+        }
+        else
+        {
+            Check.Cublas(Cublas.cublasDgemm_v2(_ctx.CublasHandle, opB, opA, n, m, k, &alpha, Ptr(b), ldb, Ptr(a), lda, &beta, Ptr(c), ldc),
+                "cublasDgemm_v2");
+        }
+    }
+
+    // ---- convolution ----
+
+    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    {
+        Enter();
+        var dt = FloatType("Conv2dForward", x, w, y);
+        var plan = Plan("Conv2dForward", dt, x, w, y, spec);
+        if (y.Numel == 0) return;
+        if (x.Numel == 0 || w.Numel == 0) { Fill(y, 0); return; } // an empty sum
+        var algo = plan.Forward ??= SearchForward(plan, Ptr(x), Ptr(w), Ptr(y));
+        var ws = _workspace.Ensure(algo.WorkspaceBytes);
+        float f1 = 1, f0 = 0;
+        double d1 = 1, d0 = 0;
+        void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        Check.Cudnn(Cudnn.cudnnConvolutionForward(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Filter, Ptr(w), plan.Convolution,
+            (cudnnConvolutionFwdAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Output, Ptr(y)), "cudnnConvolutionForward");
+    }
+
+    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
+    {
+        Enter();
+        var dt = FloatType("Conv2dBackwardData", dy, w, dx);
+        var plan = Plan("Conv2dBackwardData", dt, dx, w, dy, spec);
+        if (dx.Numel == 0) return;
+        if (dy.Numel == 0 || w.Numel == 0) { Fill(dx, 0); return; }
+        var algo = plan.BackwardData ??= SearchBackwardData(plan, Ptr(dy), Ptr(w), Ptr(dx));
+        var ws = _workspace.Ensure(algo.WorkspaceBytes);
+        float f1 = 1, f0 = 0;
+        double d1 = 1, d0 = 0;
+        void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        Check.Cudnn(Cudnn.cudnnConvolutionBackwardData(_ctx.CudnnHandle, one, plan.Filter, Ptr(w), plan.Output, Ptr(dy), plan.Convolution,
+            (cudnnConvolutionBwdDataAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Input, Ptr(dx)), "cudnnConvolutionBackwardData");
+    }
+
+    public void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec)
+    {
+        Enter();
+        var dt = FloatType("Conv2dBackwardFilter", x, dy, dw);
+        var plan = Plan("Conv2dBackwardFilter", dt, x, dw, dy, spec);
+        if (dw.Numel == 0) return;
+        if (x.Numel == 0 || dy.Numel == 0) { Fill(dw, 0); return; }
+        var algo = plan.BackwardFilter ??= SearchBackwardFilter(plan, Ptr(x), Ptr(dy), Ptr(dw));
+        var ws = _workspace.Ensure(algo.WorkspaceBytes);
+        float f1 = 1, f0 = 0;
+        double d1 = 1, d0 = 0;
+        void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        Check.Cudnn(Cudnn.cudnnConvolutionBackwardFilter(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Output, Ptr(dy), plan.Convolution,
+            (cudnnConvolutionBwdFilterAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Filter, Ptr(dw)), "cudnnConvolutionBackwardFilter");
+    }
+
+    // ---- plans: descriptors per geometry, algorithms measured once per direction ----
+
+    private readonly record struct ConvKey(DType DType, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
+
+    /// <summary>The chosen cuDNN algorithm of one direction and the workspace it needs.</summary>
+    private readonly record struct ConvAlgorithm(int Algorithm, long WorkspaceBytes);
+
+    private sealed class ConvPlan : IDisposable
+    {
+        public nint Input, Filter, Output, Convolution;
+        public ConvAlgorithm? Forward, BackwardData, BackwardFilter;
+
+        public void Dispose()
+        {
+            // Teardown: report nothing, but never leak a descriptor because another failed.
+            if (Input != 0) Cudnn.cudnnDestroyTensorDescriptor(Input);
+            if (Output != 0) Cudnn.cudnnDestroyTensorDescriptor(Output);
+            if (Filter != 0) Cudnn.cudnnDestroyFilterDescriptor(Filter);
+            if (Convolution != 0) Cudnn.cudnnDestroyConvolutionDescriptor(Convolution);
+            Input = Output = Filter = Convolution = 0;
+        }
+    }
+
+    private readonly Dictionary<ConvKey, ConvPlan> _convPlans = new();
+
+    private void DisposeConvolutionPlans()
+    {
+        foreach (var plan in _convPlans.Values) plan.Dispose();
+        _convPlans.Clear();
+    }
+
+    /// <summary>Validates the geometry (as the CPU reference) and returns the cached plan for it.</summary>
+    private ConvPlan Plan(string op, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    {
+        ExpectRank(op, x, "input", 4);
+        ExpectRank(op, w, "filter", 4);
+        ExpectRank(op, y, "output", 4);
+        if (spec.Dilation < 1 || spec.Padding < 0)
+            throw new ArgumentException($"{op}: dilation must be ≥ 1 and padding ≥ 0, got {spec}.");
+        if (w.Shape.C != x.Shape.C)
+            throw new ArgumentException($"{op}: input {x.Shape} has {x.Shape.C} channels but filter {w.Shape} expects {w.Shape.C}.");
+        int ho = spec.OutputSize(x.Shape.H, w.Shape.H), wo = spec.OutputSize(x.Shape.W, w.Shape.W);
+        if (ho <= 0 || wo <= 0)
+            throw new ArgumentException($"{op}: input {x.Shape} is smaller than the dilated filter {w.Shape} ({spec}).");
+        ExpectShape(op, y, new Shape(x.Shape.N, w.Shape.N, ho, wo), "output");
+
+        var key = new ConvKey(dt, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
+        if (_convPlans.TryGetValue(key, out var plan)) return plan;
+        if (x.Numel == 0 || w.Numel == 0 || y.Numel == 0) return new ConvPlan(); // nothing to run: callers return early
+
+        plan = new ConvPlan();
+        try
+        {
+            var type = dt == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE;
+            const cudnnTensorFormat_t nchw = cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
+            nint d;
+            Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
+            plan.Input = d;
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W), "cudnnSetTensor4dDescriptor(input)");
+            Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
+            plan.Output = d;
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, y.Shape.N, y.Shape.C, y.Shape.H, y.Shape.W), "cudnnSetTensor4dDescriptor(output)");
+            Check.Cudnn(Cudnn.cudnnCreateFilterDescriptor(&d), "cudnnCreateFilterDescriptor");
+            plan.Filter = d;
+            Check.Cudnn(Cudnn.cudnnSetFilter4dDescriptor(d, type, nchw, w.Shape.N, w.Shape.C, w.Shape.H, w.Shape.W), "cudnnSetFilter4dDescriptor");
+            Check.Cudnn(Cudnn.cudnnCreateConvolutionDescriptor(&d), "cudnnCreateConvolutionDescriptor");
+            plan.Convolution = d;
+            Check.Cudnn(Cudnn.cudnnSetConvolution2dDescriptor(d, spec.Padding, spec.Padding, 1, 1, spec.Dilation, spec.Dilation,
+                cudnnConvolutionMode_t.CUDNN_CROSS_CORRELATION, type), "cudnnSetConvolution2dDescriptor");
+            // FMA math keeps float32 convolutions off TF32 tensor cores (parity with the CPU within 1e-4).
+            var math = dt == DType.Float64 ? cudnnMathType_t.CUDNN_DEFAULT_MATH
+                : Options.AllowTf32 ? cudnnMathType_t.CUDNN_TENSOR_OP_MATH : cudnnMathType_t.CUDNN_FMA_MATH;
+            Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(d, math), "cudnnSetConvolutionMathType");
+
+            // cuDNN must agree with our output size, or the descriptors describe different convolutions.
+            int on, oc, oh, ow;
+            Check.Cudnn(Cudnn.cudnnGetConvolution2dForwardOutputDim(plan.Convolution, plan.Input, plan.Filter, &on, &oc, &oh, &ow),
+                "cudnnGetConvolution2dForwardOutputDim");
+            if (on != y.Shape.N || oc != y.Shape.C || oh != y.Shape.H || ow != y.Shape.W)
+                throw new CudaException($"{op}: cuDNN computes output [{on}, {oc}, {oh}, {ow}] for input {x.Shape}, filter {w.Shape}, {spec}; expected {y.Shape}.");
+        }
+        catch
+        {
+            plan.Dispose();
+            throw;
+        }
+        _convPlans[key] = plan;
+        return plan;
+    }
+
+    /// <summary>
+    /// The temporary workspace lent to the algorithm search: the configured cap, at most half the free
+    /// memory. Returned to the pool afterwards (only the chosen algorithm's size is kept).
+    /// </summary>
+    private long SearchWorkspaceBytes()
+    {
+        var free = _ctx.MemoryInfo().FreeBytes;
+        return Math.Max(0, Math.Min(Options.AlgorithmSearchWorkspaceBytes, free / 2) & ~((1L << 20) - 1));
+    }
+
+    // The searches run real kernels on the tensors given (outputs are overwritten afterwards anyway) and
+    // synchronise: they happen once per geometry, so warm up before capturing a CUDA graph.
+
+    private ConvAlgorithm SearchForward(ConvPlan plan, ulong x, ulong w, ulong y)
+    {
+        const int requested = (int)cudnnConvolutionFwdAlgo_t.CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+        var results = stackalloc cudnnConvolutionFwdAlgoPerf_t[requested];
+        int returned = 0;
+        var bytes = SearchWorkspaceBytes();
+        var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
+        try
+        {
+            Check.Cudnn(Cudnn.cudnnFindConvolutionForwardAlgorithmEx(_ctx.CudnnHandle, plan.Input, x, plan.Filter, w, plan.Convolution,
+                plan.Output, y, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionForwardAlgorithmEx");
+        }
+        finally
+        {
+            if (ws.Bytes > 0) _ctx.Pool.Return(ws);
+        }
+        var candidates = new List<Candidate>();
+        for (var i = 0; i < returned; i++)
+            candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
+        return Choose("forward", candidates);
+    }
+
+    private ConvAlgorithm SearchBackwardData(ConvPlan plan, ulong dy, ulong w, ulong dx)
+    {
+        const int requested = (int)cudnnConvolutionBwdDataAlgo_t.CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+        var results = stackalloc cudnnConvolutionBwdDataAlgoPerf_t[requested];
+        int returned = 0;
+        var bytes = SearchWorkspaceBytes();
+        var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
+        try
+        {
+            Check.Cudnn(Cudnn.cudnnFindConvolutionBackwardDataAlgorithmEx(_ctx.CudnnHandle, plan.Filter, w, plan.Output, dy, plan.Convolution,
+                plan.Input, dx, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionBackwardDataAlgorithmEx");
+        }
+        finally
+        {
+            if (ws.Bytes > 0) _ctx.Pool.Return(ws);
+        }
+        var candidates = new List<Candidate>();
+        for (var i = 0; i < returned; i++)
+            candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
+        return Choose("backward-data", candidates);
+    }
+
+    private ConvAlgorithm SearchBackwardFilter(ConvPlan plan, ulong x, ulong dy, ulong dw)
+    {
+        const int requested = (int)cudnnConvolutionBwdFilterAlgo_t.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+        var results = stackalloc cudnnConvolutionBwdFilterAlgoPerf_t[requested];
+        int returned = 0;
+        var bytes = SearchWorkspaceBytes();
+        var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
+        try
+        {
+            Check.Cudnn(Cudnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(_ctx.CudnnHandle, plan.Input, x, plan.Output, dy, plan.Convolution,
+                plan.Filter, dw, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionBackwardFilterAlgorithmEx");
+        }
+        finally
+        {
+            if (ws.Bytes > 0) _ctx.Pool.Return(ws);
+        }
+        var candidates = new List<Candidate>();
+        for (var i = 0; i < returned; i++)
+            candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
+        return Choose("backward-filter", candidates);
+    }
+
+    private readonly record struct Candidate(int Algorithm, int Status, long Memory, cudnnDeterminism_t Determinism, cudnnMathType_t Math);
+
+    /// <summary>
+    /// The fastest successful candidate (cuDNN sorts by time) that respects the options: no tensor-op math
+    /// for float32 unless TF32 is allowed, and a deterministic one when any is and determinism is preferred.
+    /// </summary>
+    private ConvAlgorithm Choose(string direction, List<Candidate> candidates)
+    {
+        var usable = candidates.Where(c => c.Status == 0 && (Options.AllowTf32 ||
+            c.Math is not (cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))).ToList();
+        if (usable.Count == 0)
+            throw new CudaException($"cuDNN found no usable {direction} convolution algorithm: " +
+                string.Join("; ", candidates.Select(c => $"algo {c.Algorithm} status {c.Status} math {c.Math} workspace {c.Memory} B")) +
+                (candidates.Count == 0 ? "none returned" : "") +
+                ". Free device memory (the search lends each candidate at most " + SearchWorkspaceBytes() + " bytes) or allow TF32.");
+        var chosen = Options.DeterministicAlgorithms && usable.Any(c => c.Determinism == cudnnDeterminism_t.CUDNN_DETERMINISTIC)
+            ? usable.First(c => c.Determinism == cudnnDeterminism_t.CUDNN_DETERMINISTIC)
+            : usable[0];
+        return new ConvAlgorithm(chosen.Algorithm, chosen.Memory);
+    }
+}

@@ -1,0 +1,286 @@
+using System.Runtime.CompilerServices;
+using BrainSeg.Engine;
+
+namespace BrainSeg.Cuda;
+
+/// <summary>
+/// The GPU implementation of <see cref="IBackend"/>: convolutions through cuDNN, GEMM through cuBLAS and
+/// everything else through the project's own kernels (kernels/*.cu, compiled by NVRTC on first use). All
+/// work goes onto the context's one stream in call order, so ops never wait for the host except
+/// <see cref="Download{T}"/> and <see cref="Synchronize"/>; a failed launch or library call throws a
+/// <see cref="CudaException"/> naming the call, and an asynchronous kernel fault surfaces at the next
+/// wait. Use one backend from one thread at a time (every entry point makes the context current, so
+/// that thread may change).
+/// </summary>
+public sealed unsafe partial class CudaBackend : IBackend
+{
+    /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
+    private const uint ReduceThreads = 256;
+
+    private readonly CudaContext _ctx;
+    private readonly Dictionary<string, CudaFunction> _functions = new();
+    private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
+    private readonly GrowableBuffer _scratch;    // temporaries of batch norm and the loss reduction
+    private readonly ConditionalWeakTable<Tensor, PoolGeometry> _poolGeometry = new();
+    private bool _disposed;
+
+    private CudaBackend(CudaContext context, CudaBackendOptions options)
+    {
+        _ctx = context;
+        Options = options;
+        _workspace = new GrowableBuffer(context.Pool);
+        _scratch = new GrowableBuffer(context.Pool);
+        // TF32 only when asked: cuBLAS's default math keeps float32 GEMMs in full precision.
+        Check.Cublas(Cublas.cublasSetMathMode(context.CublasHandle,
+            options.AllowTf32 ? cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH : cublasMath_t.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+        Name = $"cuda:{context.Ordinal} {context.DeviceName}";
+    }
+
+    /// <summary>
+    /// Opens device <paramref name="device"/> (its primary context, one stream, cuBLAS and cuDNN handles).
+    /// Throws <see cref="CudaUnavailableException"/> when there is no driver, no such device or a missing library.
+    /// </summary>
+    public static CudaBackend Create(int device = 0, CudaBackendOptions? options = null)
+    {
+        var context = CudaContext.Open(device);
+        try
+        {
+            return new CudaBackend(context, options ?? CudaBackendOptions.Default);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    public string Name { get; }
+    public bool IsGpu => true;
+    public CudaBackendOptions Options { get; }
+
+    /// <summary>The device context: memory pool, kernel cache, stream and library handles.</summary>
+    public CudaContext Context => _ctx;
+
+    public bool IsDisposed => _disposed;
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        try
+        {
+            _ctx.MakeCurrent();
+            _ctx.Synchronize();
+            DisposeConvolutionPlans();
+            _workspace.Dispose();
+            _scratch.Dispose();
+        }
+        finally
+        {
+            _disposed = true;
+            _ctx.Dispose();
+        }
+    }
+
+    // ---- memory ----
+
+    public Tensor Empty(Shape shape, DType dtype)
+    {
+        Enter();
+        var bytes = shape.Numel * dtype.SizeInBytes();
+        var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
+        return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype);
+    }
+
+    public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
+    {
+        Enter();
+        RequireDevice("Upload", dst);
+        dst.CheckElementType<T>();
+        if (src.Length != dst.Numel)
+            throw new ArgumentException($"Upload: {src.Length} values do not fill {dst.Describe()} ({dst.Numel} elements).");
+        if (dst.Numel == 0) return;
+        // The copy is queued on the stream; from pageable memory the driver stages the source before the
+        // call returns, so the span may be reused at once.
+        fixed (T* p = src) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
+    }
+
+    public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
+    {
+        Enter();
+        RequireDevice("Download", src);
+        src.CheckElementType<T>();
+        if (dst.Length != src.Numel)
+            throw new ArgumentException($"Download: {src.Describe()} has {src.Numel} elements but the destination holds {dst.Length}.");
+        if (src.Numel == 0) { _ctx.Synchronize(); return; }
+        fixed (T* p = dst) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
+    }
+
+    public void Copy(Tensor src, Tensor dst)
+    {
+        Enter();
+        RequireDevice("Copy", src, dst);
+        if (src.DType != dst.DType) throw new ArgumentException($"Copy: dtypes differ ({src.Describe()} → {dst.Describe()}).");
+        SameShape("Copy", src, dst);
+        if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
+        _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
+    }
+
+    public void Fill(Tensor t, double value)
+    {
+        Enter();
+        RequireDevice("Fill", t);
+        if (t.Numel == 0) return;
+        switch (t.DType)
+        {
+            case DType.Float32:
+                _ctx.Memset32(Ptr(t), BitConverter.SingleToUInt32Bits((float)value), t.Numel);
+                break;
+            case DType.Float64:
+            {
+                ulong y = Ptr(t);
+                long n = t.Numel;
+                void** args = stackalloc void*[] { &y, &value, &n };
+                Launch1D("elementwise", "fill", DType.Float64, n, args);
+                break;
+            }
+            default:
+                if (value != Math.Floor(value) || value < int.MinValue || value > int.MaxValue)
+                    throw new ArgumentException($"Fill: {value} is not an Int32 value for {t.Describe()}.");
+                _ctx.Memset32(Ptr(t), unchecked((uint)(int)value), t.Numel);
+                break;
+        }
+    }
+
+    public void Synchronize()
+    {
+        Enter();
+        _ctx.Synchronize();
+    }
+
+    // ---- elementwise ----
+
+    public void Add(Tensor a, Tensor b, Tensor y) => Binary("Add", "add", a, b, y);
+
+    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary("Multiply", "multiply", a, b, y);
+
+    private void Binary(string op, string kernel, Tensor a, Tensor b, Tensor y)
+    {
+        Enter();
+        var dt = FloatType(op, a, b, y);
+        SameShape(op, a, b, y);
+        ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
+        long n = y.Numel;
+        void** args = stackalloc void*[] { &pa, &pb, &py, &n };
+        Launch1D("elementwise", kernel, dt, n, args);
+    }
+
+    public void AddScaled(Tensor y, Tensor x, double alpha)
+    {
+        Enter();
+        var dt = FloatType("AddScaled", y, x);
+        SameShape("AddScaled", y, x);
+        ulong py = Ptr(y), px = Ptr(x);
+        long n = y.Numel;
+        void** args = stackalloc void*[] { &py, &px, &alpha, &n };
+        Launch1D("elementwise", "add_scaled", dt, n, args);
+    }
+
+    public void Scale(Tensor y, double alpha)
+    {
+        Enter();
+        var dt = FloatType("Scale", y);
+        ulong py = Ptr(y);
+        long n = y.Numel;
+        void** args = stackalloc void*[] { &py, &alpha, &n };
+        Launch1D("elementwise", "scale", dt, n, args);
+    }
+
+    // ---- kernel launches ----
+
+    private void Enter()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _ctx.MakeCurrent();
+    }
+
+    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu).</summary>
+    private CudaFunction Kernel(string module, string name, DType dtype)
+    {
+        var entry = name + (dtype == DType.Float64 ? "_f64" : "_f32");
+        if (!_functions.TryGetValue(entry, out var function))
+            _functions[entry] = function = _ctx.Kernels.Get(module, entry);
+        return function;
+    }
+
+    /// <summary>A grid-stride kernel over <paramref name="elements"/> items; nothing is launched for none.</summary>
+    private void Launch1D(string module, string name, DType dtype, long elements, void** args)
+    {
+        if (elements == 0) return;
+        Kernel(module, name, dtype).Launch1D(elements, _ctx.Stream, args);
+    }
+
+    /// <summary>A reduction kernel: one block of <see cref="ReduceThreads"/> threads per item (channel).</summary>
+    private void LaunchBlocks(string module, string name, DType dtype, long blocks, void** args)
+    {
+        if (blocks == 0) return;
+        if (blocks > int.MaxValue) throw new ArgumentException($"{name}: {blocks} blocks exceed the grid limit.");
+        Kernel(module, name, dtype).Launch((uint)blocks, 1, 1, ReduceThreads, 1, 1, 0, _ctx.Stream, args);
+    }
+
+    // ---- validation (the same rules and messages as the CPU reference) ----
+
+    /// <summary>The device address of a tensor of this backend (0 for null).</summary>
+    private static ulong Ptr(Tensor? t) => t is null ? 0 : ((CudaStorage)t.Storage).Pointer;
+
+    private void RequireDevice(string op, params Tensor?[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t is not null && (t.Storage is not CudaStorage s || s.Owner != this))
+                throw new ArgumentException($"{op}: {t.Describe()} does not live on {Name}; copy it with tensor.To(backend) first.");
+    }
+
+    /// <summary>Checks that every given tensor is on this device with one floating-point dtype and returns it.</summary>
+    private DType FloatType(string op, params Tensor?[] tensors)
+    {
+        RequireDevice(op, tensors);
+        DType? dt = null;
+        foreach (var t in tensors)
+        {
+            if (t is null) continue;
+            if (!t.DType.IsFloatingPoint())
+                throw new ArgumentException($"{op}: {t.Describe()} must be Float32 or Float64.");
+            dt ??= t.DType;
+            if (t.DType != dt)
+                throw new ArgumentException($"{op}: mixed dtypes ({string.Join(", ", tensors.Where(x => x is not null).Select(x => x!.Describe()))}); convert them to one dtype.");
+        }
+        return dt ?? throw new ArgumentException($"{op}: no tensor given.");
+    }
+
+    private void RequireInt32(string op, Tensor t)
+    {
+        RequireDevice(op, t);
+        if (t.DType != DType.Int32) throw new ArgumentException($"{op}: {t.Describe()} must be Int32.");
+    }
+
+    private static void SameShape(string op, params Tensor[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t.Shape != tensors[0].Shape)
+                throw new ArgumentException($"{op}: shapes differ: {string.Join(", ", tensors.Select(x => x.Describe()))}.");
+    }
+
+    private static void ExpectShape(string op, Tensor t, Shape expected, string role)
+    {
+        if (t.Shape != expected)
+            throw new ArgumentException($"{op}: {role} {t.Describe()} should have shape {expected}.");
+    }
+
+    private static void ExpectRank(string op, Tensor t, string role, params int[] ranks)
+    {
+        if (!ranks.Contains(t.Shape.Rank))
+            throw new ArgumentException($"{op}: {role} {t.Describe()} should have rank {string.Join(" or ", ranks)}.");
+    }
+
+    /// <summary>Window and stride of the max pooling that wrote an argmax tensor, for the gather backward.</summary>
+    private sealed record PoolGeometry(int Window, int Stride);
+}

@@ -1,0 +1,26 @@
+namespace BrainSeg.Cuda;
+
+/// <summary>Choices that trade exactness for speed on the CUDA backend.</summary>
+public sealed record CudaBackendOptions
+{
+    /// <summary>
+    /// Lets float32 convolutions and GEMMs run on tensor cores in TF32 (10-bit mantissa). Off by default:
+    /// cuDNN is restricted to FMA kernels and cuBLAS to its default (non-TF32) math, so float32 results
+    /// agree with the CPU backend within 1e-4. Float64 is unaffected.
+    /// </summary>
+    public bool AllowTf32 { get; init; }
+
+    /// <summary>
+    /// Prefer cuDNN algorithms that cuDNN reports as deterministic (same inputs, same bits) when choosing
+    /// among the measured ones, even if a non-deterministic one is faster. On by default.
+    /// </summary>
+    public bool DeterministicAlgorithms { get; init; } = true;
+
+    /// <summary>
+    /// The most device memory the one-time cuDNN algorithm search may lend each candidate as workspace;
+    /// algorithms needing more are not considered. Also capped at half of the free memory.
+    /// </summary>
+    public long AlgorithmSearchWorkspaceBytes { get; init; } = 256L << 20;
+
+    public static CudaBackendOptions Default { get; } = new();
+}
