@@ -1,0 +1,94 @@
+namespace BrainSeg.Engine.Optim;
+
+/// <summary>
+/// Parameters that share a learning rate and a gradient scale. <see cref="GradScale"/> multiplies the
+/// gradient before the update: 1 descends the loss, −1 ASCENDS it (the paper's La step updates the
+/// segmentation network to maximise the discriminator's loss). Names are used for optimiser state.
+/// </summary>
+public sealed class ParamGroup(string name, IEnumerable<(string Name, Tensor Tensor)> parameters, double learningRate, double gradScale = 1)
+{
+    public string Name { get; } = name;
+    public IReadOnlyList<(string Name, Tensor Tensor)> Parameters { get; } = parameters.ToArray();
+    public double LearningRate { get; set; } = learningRate;
+    public double GradScale { get; set; } = gradScale;
+}
+
+/// <summary>
+/// RMSprop in Lasagne's convention (Tieleman and Hinton's lecture 6.5), per parameter θ with gradient g
+/// and group gradient scale s:
+/// <code>
+///   g' = s · g
+///   r  ← ρ · r + (1 − ρ) · g'²
+///   θ  ← θ − lr · g' / √(r + ε)        (ε inside the root, as Lasagne; ρ = 0.9, ε = 1e-6)
+/// </code>
+/// r (the mean square, one tensor per parameter, zero at the start) is this optimiser's state; it can
+/// be exported and imported by name for checkpoints. Gradients follow the GradIsFresh convention:
+/// <see cref="ZeroGrad"/> only clears the flags, and a parameter no gradient reached this step is
+/// updated with a zero gradient (its r still decays).
+/// </summary>
+public sealed class RmsProp : IDisposable
+{
+    private readonly List<(string Name, Tensor Param, Tensor MeanSquare, ParamGroup Group)> _slots = [];
+
+    public RmsProp(IEnumerable<ParamGroup> groups, double rho = 0.9, double eps = 1e-6)
+    {
+        if (!(rho is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(rho), rho, "RMSprop ρ must be in [0, 1).");
+        if (!(eps > 0)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "RMSprop ε must be positive.");
+        (Rho, Eps, Groups) = (rho, eps, groups.ToArray());
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var g in Groups)
+            foreach (var (name, p) in g.Parameters)
+            {
+                if (!seen.Add(p)) throw new ArgumentException($"Parameter {name} appears in more than one group; each parameter belongs to one group.");
+                var r = p.Backend.Empty(p.Shape, p.DType);
+                p.Backend.Fill(r, 0);
+                r.Name = $"{g.Name}.{name}.mean_square";
+                _slots.Add((name, p, r, g));
+            }
+    }
+
+    public double Rho { get; }
+    public double Eps { get; }
+    public IReadOnlyList<ParamGroup> Groups { get; }
+
+    /// <summary>Starts a new step's gradients: the next backward pass overwrites instead of adding.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var s in _slots) s.Param.GradIsFresh = false;
+    }
+
+    public void Step()
+    {
+        foreach (var (_, p, r, g) in _slots)
+        {
+            var b = p.Backend;
+            if (!p.GradIsFresh)
+            {
+                p.Grad ??= b.Empty(p.Shape, p.DType);
+                b.Fill(p.Grad, 0);
+            }
+            b.RmsPropStep(p, p.Grad!, r, g.LearningRate, Rho, Eps, g.GradScale);
+        }
+    }
+
+    /// <summary>The state tensors (live, on the parameters' backend), named "group.parameter.mean_square".</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedState() => _slots.Select(s => (s.MeanSquare.Name!, s.MeanSquare));
+
+    /// <summary>Overwrites one state tensor by name (from a checkpoint).</summary>
+    public void LoadState<T>(string name, ReadOnlySpan<T> values) where T : unmanaged
+    {
+        foreach (var s in _slots)
+            if (s.MeanSquare.Name == name)
+            {
+                s.MeanSquare.Backend.Upload(values, s.MeanSquare);
+                return;
+            }
+        throw new KeyNotFoundException($"The optimiser has no state named '{name}'; it has: {string.Join(", ", _slots.Select(s => s.MeanSquare.Name))}.");
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _slots) s.MeanSquare.Dispose();
+        _slots.Clear();
+    }
+}

@@ -1,0 +1,164 @@
+using BrainSeg.Engine;
+using BrainSeg.Engine.Autograd;
+using BrainSeg.Engine.Checking;
+using BrainSeg.Engine.Cpu;
+using BrainSeg.Engine.Nn;
+using NUnit.Framework;
+
+namespace BrainSeg.Tests.Autograd;
+
+public class TapeTests
+{
+    private static readonly IBackend Cpu = CpuBackend.Instance;
+
+    [Test]
+    public void NoGradTapeRecordsNothingAndRefusesBackward()
+    {
+        using var w = Tensor.FromHost(Cpu, new double[] { 1, 2, 3, 4 }, 2, 2);
+        using var x = Tensor.FromHost(Cpu, new double[] { 1, -1 }, 1, 2);
+        w.RequiresGrad = true;
+        using var tape = Tape.NoGrad(Cpu);
+        var y = F.Relu(tape, F.Linear(tape, x, w));
+        Assert.That(tape.Count, Is.Zero);
+        Assert.That(y.ToHost<double>(), Is.EqualTo(new double[] { 0, 0 }).Within(0)); // [1−2, 3−4] → relu → 0
+        Assert.That(() => tape.Backward(y, y), Throws.InvalidOperationException);
+    }
+
+    [Test]
+    public void FirstBackwardOverwritesAndLaterOnesAccumulateUntilZeroGrad()
+    {
+        // y = Σ w·x (as a 1×1 linear layer); ∂y/∂w = x.
+        using var w = Tensor.FromHost(Cpu, new double[] { 0.5, -2 }, 1, 2);
+        using var x = Tensor.FromHost(Cpu, new double[] { 3, 4 }, 1, 2);
+        w.RequiresGrad = true;
+        w.Grad = Tensor.FromHost(Cpu, new double[] { 99, 99 }, 1, 2); // stale values from an earlier step
+
+        void Pass()
+        {
+            using var tape = new Tape(Cpu);
+            tape.Backward(F.Linear(tape, x, w));
+        }
+
+        Pass();
+        Assert.That(w.Grad!.ToHost<double>(), Is.EqualTo(new double[] { 3, 4 }), "the first write overwrites stale values");
+        Pass();
+        Assert.That(w.Grad!.ToHost<double>(), Is.EqualTo(new double[] { 6, 8 }), "a second pass accumulates");
+        w.GradIsFresh = false;
+        Pass();
+        Assert.That(w.Grad!.ToHost<double>(), Is.EqualTo(new double[] { 3, 4 }), "clearing the flag restarts");
+    }
+
+    [Test]
+    public void TapeDisposesItsIntermediatesButNotItsInputs()
+    {
+        using var x = Tensor.FromHost(Cpu, new double[] { -1, 2, -3, 4 }, 1, 1, 2, 2);
+        Tensor y;
+        using (var tape = new Tape(Cpu)) y = F.Relu(tape, x);
+        Assert.That(y.IsDisposed, Is.True);
+        Assert.That(x.IsDisposed, Is.False);
+    }
+
+    [Test]
+    public void KeptTensorsOutliveTheTape()
+    {
+        using var x = Tensor.FromHost(Cpu, new double[] { -1, 2 }, 1, 2, 1, 1);
+        Tensor y;
+        using (var tape = Tape.NoGrad(Cpu)) y = tape.Keep(F.Relu(tape, x));
+        using (y) Assert.That(y.ToHost<double>(), Is.EqualTo(new double[] { 0, 2 }));
+    }
+
+    [Test]
+    public void BackwardTwiceOnOneTapeIsRefused()
+    {
+        using var w = Tensor.FromHost(Cpu, new double[] { 1, 2 }, 1, 2);
+        using var x = Tensor.FromHost(Cpu, new double[] { 1, 1 }, 1, 2);
+        w.RequiresGrad = true;
+        using var tape = new Tape(Cpu);
+        var y = F.Linear(tape, x, w);
+        tape.Backward(y);
+        Assert.That(() => tape.Backward(y), Throws.InvalidOperationException.With.Message.Contains("new tape"));
+    }
+
+    [Test]
+    public void CheckerCatchesAWrongGradient()
+    {
+        // y = 2x with a backward that forgets the factor 2: must fail, in both modes.
+        static Tensor Wrong(Tape tape, Tensor x)
+        {
+            var y = tape.Empty(x.Shape, x.DType);
+            tape.Backend.Copy(x, y);
+            tape.Backend.Scale(y, 2);
+            if (tape.NeedsGrad(x)) tape.Record(y, () => tape.AccumulateGrad(x, dx => tape.Backend.Copy(y.Grad!, dx)));
+            return y;
+        }
+        using var x = OpGradChecks.RandomInputs(Cpu, 1, [[2, 3]])[0];
+        foreach (var mode in new[] { GradCheckMode.FullJacobian, GradCheckMode.RandomDirections })
+        {
+            var result = GradCheck.Run((t, i) => Wrong(t, i[0]), [x], new GradCheckOptions { Mode = mode });
+            Assert.That(result.Passed, Is.False, mode.ToString());
+            Assert.That(result.MaxRelativeError, Is.EqualTo(0.5).Within(1e-6), "analytic 1 against numeric 2");
+            Assert.That(result.ThrowIfFailed, Throws.TypeOf<GradCheckFailedException>());
+        }
+    }
+
+    [Test]
+    public void CheckerPassesALayerInBothModes()
+    {
+        // A custom layer checked the way a user would (tolerance 1e-6, float64).
+        using var layer = new Conv2d(new ParameterInit(Cpu, DType.Float64, new RandomStream(3)), 2, 3, 3, dilation: 2, bias: true);
+        using var x = OpGradChecks.RandomInputs(Cpu, 2, [[2, 2, 6, 6]])[0];
+        foreach (var mode in new[] { GradCheckMode.FullJacobian, GradCheckMode.RandomDirections })
+        {
+            var result = GradCheck.Run(layer, x, new GradCheckOptions { Mode = mode, Tolerance = 1e-6 });
+            Assert.That(result.Inputs.Select(i => i.Name), Is.EqualTo(new[] { "input", "weight", "bias" }));
+            Assert.That(result.Passed, Is.True, result.ToString());
+        }
+    }
+
+    [Test]
+    public void ModuleListsParametersAndBuffersInAStableOrder()
+    {
+        var init = new ParameterInit(Cpu, DType.Float32, new RandomStream(1));
+        using var net = new Sequential()
+            .Add("conv", new Conv2d(init, 1, 4, 3))
+            .Add("bn", new BatchNorm2d(init, 4, scale: true))
+            .Add("fc", new Linear(init, 4, 2));
+        Assert.That(net.NamedParameters().Select(p => p.Name), Is.EqualTo(new[] { "conv.weight", "bn.gamma", "bn.beta", "fc.weight", "fc.bias" }));
+        Assert.That(net.NamedBuffers().Select(p => p.Name), Is.EqualTo(new[] { "bn.running_mean", "bn.running_var" }));
+        Assert.That(net.ParameterCount, Is.EqualTo(36 + 4 + 4 + 8 + 2));
+        net.Eval();
+        Assert.That(net.Layers.All(l => !l.IsTraining), Is.True);
+    }
+
+    [Test]
+    public void GlorotUniformStaysWithinItsBound()
+    {
+        var init = new ParameterInit(Cpu, DType.Float64, new RandomStream(9));
+        using var w = init.GlorotUniform(new Shape(32, 32, 3, 3), 288, 288);
+        var values = w.ToHost<double>();
+        var limit = Math.Sqrt(6.0 / 576);
+        Assert.That(values.Max(), Is.LessThan(limit).And.GreaterThan(0.9 * limit));
+        Assert.That(values.Min(), Is.GreaterThan(-limit).And.LessThan(-0.9 * limit));
+        Assert.That(Math.Abs(values.Average()), Is.LessThan(0.01));
+    }
+
+    [Test]
+    public void DropoutDrawsFreshMasksAndRewindingReplaysThem()
+    {
+        var random = new RandomStream(42);
+        using var x = Cpu.Empty(new Shape(1, 1, 16, 16), DType.Float32);
+        Cpu.Fill(x, 1);
+        float[] Draw()
+        {
+            using var tape = Tape.NoGrad(Cpu);
+            return F.Dropout(tape, x, 0.5, random).ToHost<float>();
+        }
+        var first = Draw();
+        Assert.That(random.Offset, Is.EqualTo(256UL));
+        var second = Draw();
+        random.Offset = 0;
+        Assert.That(second, Is.Not.EqualTo(first));
+        Assert.That(Draw(), Is.EqualTo(first));
+        Assert.That(first.Distinct().OrderBy(v => v), Is.EqualTo(new float[] { 0, 2 }));
+    }
+}
