@@ -141,6 +141,7 @@ verb_step() {
 
 trx_file="$logs/gpu-tests.trx"
 detail_nvidia_smi() { head -n 1 "$1" | cut -c1-60; }
+detail_info() { grep -v '^[[:space:]]*$' "$1" | head -n 1; }
 detail_gpu_tests() {
     if [[ -s "$trx_file" ]]; then python3 "$work/trx_summary.py" counts "$trx_file" 2>/dev/null || echo "TRX unreadable"
     else grep -E 'total:|failed:|succeeded:|skipped:' "$1" | tr -s ' \n' ' ' || echo "no TRX written"; fi
