@@ -19,7 +19,7 @@ public static class CudaLibraries
     private static IReadOnlyList<LibrarySpec>? table;
     private static bool resolverRegistered;
 
-    private sealed record Loaded(nint Handle, string Soname, string Path, IReadOnlyList<string> Notes);
+    internal sealed record Loaded(nint Handle, string Soname, string Path, IReadOnlyList<string> Notes);
 
 #pragma warning disable CA2255 // The resolver must be in place before the first [LibraryImport] call, whoever makes it.
     [ModuleInitializer]
@@ -231,47 +231,74 @@ public static class CudaLibraries
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 
-    /// <summary>Finds and loads one library (cached once loaded); 'looked' lists every place tried and why it failed.</summary>
+    /// <summary>
+    /// Finds and loads one library (cached once loaded); 'looked' lists every place tried and why it failed. Failed loads
+    /// that a later place made up for are kept as notes of the library found.
+    /// </summary>
     private static Loaded? Locate(LibrarySpec spec, out List<string> looked)
     {
-        looked = [];
-        if (LoadedLibraries.TryGetValue(spec.Name, out var done)) return done;
+        if (LoadedLibraries.TryGetValue(spec.Name, out var done))
+        {
+            looked = [];
+            return done;
+        }
+        int driverMajor = spec.SonameIsCudaMajor && LoadedLibraries.ContainsKey("cuda") ? DriverVersion() / 1000 : 0;
+        var found = Search(spec, CurrentSearchPlaces(), driverMajor, out looked);
+        if (found is not null) LoadedLibraries[spec.Name] = found;
+        return found;
+    }
 
-        int driverMajor = 0;
-        if (spec.SonameIsCudaMajor && spec.Name != "cuda" && LoadedLibraries.ContainsKey("cuda")) driverMajor = DriverVersion() / 1000;
-
-        var places = SearchPlaces(Environment.GetEnvironmentVariable(PathVariable),
+    internal static IReadOnlyList<SearchPlace> CurrentSearchPlaces() =>
+        SearchPlaces(Environment.GetEnvironmentVariable(PathVariable),
             Environment.GetEnvironmentVariable("HOME"), Environment.GetEnvironmentVariable("VIRTUAL_ENV"));
+
+    /// <summary>Tries each place in order; skips sonames of a CUDA major newer than <paramref name="driverMajor"/> (0 = unknown).</summary>
+    internal static Loaded? Search(LibrarySpec spec, IReadOnlyList<SearchPlace> places, int driverMajor, out List<string> looked)
+    {
+        looked = [];
+        var sonames = new List<string>();
+        foreach (var soname in spec.Sonames)
+        {
+            int major = LibraryTable.SonameMajor(soname);
+            if (driverMajor > 0 && major > driverMajor)
+                looked.Add($"{soname} not considered: built for CUDA {major}, the driver supports CUDA {driverMajor}");
+            else sonames.Add(soname);
+        }
+
+        var failures = new List<string>();
         foreach (var place in places)
         {
-            var absent = new List<string>();
-            foreach (var soname in spec.Sonames)
+            if (place.Folder is null)
             {
-                int major = LibraryTable.SonameMajor(soname);
-                if (driverMajor > 0 && major > driverMajor)
-                {
-                    looked.Add($"{Describe(place)}: {soname} skipped (built for CUDA {major}; the driver supports CUDA {driverMajor})");
-                    continue;
-                }
-                if (place.Folder is null)
+                foreach (var soname in sonames)
                 {
                     if (TryLoad(soname, out nint handle, out string error))
-                        return Remember(spec, new Loaded(handle, soname, MappedPath(soname) ?? soname, []));
-                    looked.Add($"{Describe(place)}: {soname}: {error}");
-                    continue;
+                        return new Loaded(handle, soname, MappedPath(soname) ?? soname, failures);
+                    looked.Add($"{place.Origin}: {soname}: {error}");
                 }
-                if (!Directory.Exists(place.Folder))
-                {
-                    looked.Add($"{Describe(place)}: folder does not exist");
-                    break;
-                }
+                continue;
+            }
+            if (!Directory.Exists(place.Folder))
+            {
+                looked.Add($"{Describe(place)}: folder does not exist");
+                continue;
+            }
+            var absent = new List<string>();
+            foreach (var soname in sonames)
+            {
                 string path = Path.Combine(place.Folder, soname);
                 if (!File.Exists(path)) { absent.Add(soname); continue; }
-                var notes = LoadCompanions(spec, place.Folder, major);
+                var pending = LoadCompanions(spec, place.Folder, LibraryTable.SonameMajor(soname));
                 if (TryLoad(path, out nint found, out string why))
-                    return Remember(spec, new Loaded(found, soname, path, notes));
-                looked.Add($"{path} ({place.Origin}): failed to load: {why}");
-                looked.AddRange(notes.Select(n => $"    {n}"));
+                {
+                    // A companion that needed the main library itself gets a second chance now.
+                    var notes = RetryCompanions(pending);
+                    return new Loaded(found, soname, path, [.. failures, .. notes]);
+                }
+                string failure = $"{path} ({place.Origin}): failed to load: {why}";
+                looked.Add(failure);
+                looked.AddRange(pending.Select(p => $"    companion {p.Key} failed to load: {p.Value}"));
+                failures.Add(failure);
             }
             if (absent.Count > 0) looked.Add($"{Describe(place)}: no {string.Join(", ", absent)}");
         }
@@ -280,36 +307,37 @@ public static class CudaLibraries
 
     private static string Describe(SearchPlace place) => place.Folder is null ? place.Origin : $"{place.Folder} ({place.Origin})";
 
-    private static Loaded Remember(LibrarySpec spec, Loaded loaded)
-    {
-        LoadedLibraries[spec.Name] = loaded;
-        return loaded;
-    }
-
     /// <summary>
     /// Preloads the companions present in the folder, retrying those whose dependencies were not loaded yet, so that
-    /// the main library's own dlopen of them by bare soname finds the already-loaded copy. Returns notes on failures.
+    /// the main library's own dlopen of them by bare soname finds the already-loaded copy. Returns those that failed, with why.
     /// </summary>
-    private static List<string> LoadCompanions(LibrarySpec spec, string folder, int major)
+    private static Dictionary<string, string> LoadCompanions(LibrarySpec spec, string folder, int major)
     {
-        var pending = new List<string>();
+        var pending = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pattern in spec.Companions)
         {
             string name = pattern.Replace("{major}", major.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
             string? path = name.Contains('*') ? HighestMatch(folder, name) : Path.Combine(folder, name);
-            if (path is not null && File.Exists(path)) pending.Add(path);
+            if (path is not null && File.Exists(path)) pending[path] = "";
         }
-        var errors = new Dictionary<string, string>();
+        return RetryUntilNoProgress(pending);
+    }
+
+    private static List<string> RetryCompanions(Dictionary<string, string> pending) =>
+        [.. RetryUntilNoProgress(pending).Select(p => $"companion {p.Key} failed to load: {p.Value}")];
+
+    private static Dictionary<string, string> RetryUntilNoProgress(Dictionary<string, string> pending)
+    {
         for (bool progress = true; progress && pending.Count > 0;)
         {
             progress = false;
-            foreach (var path in pending.ToArray())
+            foreach (var path in pending.Keys.ToArray())
             {
-                if (TryLoad(path, out _, out string error)) { pending.Remove(path); errors.Remove(path); progress = true; }
-                else errors[path] = error;
+                if (TryLoad(path, out _, out string error)) { pending.Remove(path); progress = true; }
+                else pending[path] = error;
             }
         }
-        return [.. pending.Select(p => $"companion {p} failed to load: {errors[p]}")];
+        return pending;
     }
 
     private static string? HighestMatch(string folder, string pattern)

@@ -30,7 +30,10 @@ public sealed unsafe class KernelCache
     public int CompilationsThisProcess { get; private set; }
 
     /// <summary>The kernel <paramref name="kernelName"/> of module <paramref name="module"/>, compiling and loading the module on first use.</summary>
-    public CudaFunction Get(string module, string kernelName)
+    public CudaFunction Get(string module, string kernelName) => Get(module, kernelName, source: null);
+
+    /// <summary>As <see cref="Get(string, string)"/>, but compiles <paramref name="source"/> instead of the embedded kernels/&lt;module&gt;.cu (tests, experiments).</summary>
+    internal CudaFunction Get(string module, string kernelName, string? source)
     {
         lock (gate)
         {
@@ -38,7 +41,7 @@ public sealed unsafe class KernelCache
             context.MakeCurrent();
             if (!modules.TryGetValue(module, out nint handle))
             {
-                handle = LoadModule(module);
+                handle = LoadModule(module, source);
                 modules[module] = handle;
             }
             nint f = 0;
@@ -67,9 +70,9 @@ public sealed unsafe class KernelCache
     /// <summary>What NVRTC is asked to produce: real SASS for the device (CUBIN), or PTX the driver JITs when NVRTC is older than the device.</summary>
     internal sealed record Target(string ArchOption, bool Cubin, string NvrtcVersion);
 
-    private nint LoadModule(string module)
+    private nint LoadModule(string module, string? givenSource)
     {
-        string source = ReadResource(ResourcePrefix + module + ".cu")
+        string source = givenSource ?? ReadResource(ResourcePrefix + module + ".cu")
             ?? throw new CudaException($"No kernel module '{module}': the assembly has no embedded resource kernels/{module}.cu " +
                                        $"(embedded: {string.Join(", ", ResourceNames())}).");
         var headers = Headers();

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Text.Json;
+using BrainSeg.Cuda;
+
+namespace BrainSeg.Cli.Commands;
+
+/// <summary>`brainseg info`: the CUDA driver, devices and NVIDIA libraries this machine offers, and where each was found or looked for.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var command = new Command("info", "Show the CUDA driver, GPUs and NVIDIA libraries found, with their versions and paths (or where they were looked for).");
+        command.Options.Add(json);
+        command.SetAction(parseResult =>
+        {
+            var report = CudaLibraries.Probe();
+            Console.Out.WriteLine(parseResult.GetValue(json) ? ToJson(report) : report.Describe());
+            // Exit 0 even without a GPU: the report itself is the answer, and the CPU backend still works.
+            return 0;
+        });
+        return command;
+    }
+
+    // Written by hand with Utf8JsonWriter: no reflection, so NativeAOT stays warning-free.
+    internal static string ToJson(CudaLibraryReport report)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            writer.WriteBoolean("driverFound", report.DriverFound);
+            writer.WriteString("driverVersion", report.DriverVersionText);
+            writer.WriteString("driverError", report.DriverError);
+            writer.WriteBoolean("usable", report.Usable);
+            writer.WriteStartArray("devices");
+            foreach (var device in report.Devices)
+            {
+                writer.WriteStartObject();
+                writer.WriteNumber("ordinal", device.Ordinal);
+                writer.WriteString("name", device.Name);
+                writer.WriteString("computeCapability", $"{device.Major}.{device.Minor}");
+                writer.WriteNumber("multiprocessors", device.Multiprocessors);
+                writer.WriteNumber("totalMemoryBytes", device.TotalMemoryBytes);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteStartArray("libraries");
+            foreach (var library in report.Libraries)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", library.Name);
+                writer.WriteBoolean("found", library.Found);
+                writer.WriteString("soname", library.Soname);
+                writer.WriteString("path", library.Path);
+                writer.WriteString("version", library.Version);
+                writer.WriteStartArray("looked");
+                foreach (var place in library.Looked) writer.WriteStringValue(place);
+                writer.WriteEndArray();
+                writer.WriteStartArray("notes");
+                foreach (var note in library.Notes) writer.WriteStringValue(note);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}
