@@ -1,15 +1,194 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
 namespace BrainSeg.Engine.Cpu;
 
-// Float32 hot paths. (First version: the direct loops; im2col + SGEMM replaces them.)
+// Float32 convolution as im2col + SGEMM (the training hot path). Work is split over images when there
+// are enough of them, else inside each GEMM; both splits keep every output's summation order, so results
+// are bit-identical whatever the thread count.
 public sealed partial class CpuBackend
 {
-    private void ConvForwardFast(ConvGeometry g, float[] x, float[] w, float[] y) => ConvForwardDirect(g, x, w, y);
-    private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx) => ConvBackwardDataDirect(g, dy, w, dx);
-    private void ConvBackwardFilterFast(ConvGeometry g, float[] x, float[] dy, float[] dw) => ConvBackwardFilterDirect(g, x, dy, dw);
-}
+    /// <summary>Images whose filter gradients are summed into one partial before the fixed-order reduction.</summary>
+    private const int FilterGroup = 4;
 
-internal static class Sgemm
-{
-    public static void Multiply(CpuBackend backend, bool ta, bool tb, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c) =>
-        backend.GemmSimpleFloat(ta, tb, m, n, k, alpha, a, b, beta, c);
+    internal void ForEach(int count, Action<int> body) => For(count, body);
+
+    /// <summary>c[cOff..] += alpha·A·B with strided operands, cut across threads when <paramref name="parallel"/>.</summary>
+    internal unsafe void GemmAccumulate<TB>(bool parallel, int m, int n, int k, float alpha,
+        float[] a, long aOff, int rsA, int csA, TB b, float[] c, long cOff, int ldc) where TB : struct, IPanelSource
+    {
+        if (m == 0 || n == 0 || k == 0 || alpha == 0) return;
+        var (tasks, byColumns) = parallel ? Sgemm.Split(Threads, m, n, k) : (1, true);
+        For(tasks, t =>
+        {
+            int i0 = 0, i1 = m, j0 = 0, j1 = n;
+            if (byColumns) (j0, j1) = Sgemm.Range(n, Sgemm.NR, tasks, t);
+            else (i0, i1) = Sgemm.Range(m, Sgemm.MR, tasks, t);
+            if (i1 <= i0 || j1 <= j0) return;
+            fixed (float* pa = a, pc = c)
+                Sgemm.Accumulate(i1 - i0, j1 - j0, k, alpha, pa + aOff + (long)i0 * rsA, rsA, csA, b, j0,
+                    pc + cOff + (long)i0 * ldc + j0, ldc);
+        });
+    }
+
+    /// <summary>Runs body(n, innerParallel) per image: images in parallel when there are enough, else threads inside.</summary>
+    private void ForImages(int count, Action<int, bool> body)
+    {
+        if (Threads > 1 && count < Threads)
+        {
+            for (var n = 0; n < count; n++) body(n, true);
+            return;
+        }
+        For(count, n => body(n, false));
+    }
+
+    private static bool ColumnIsInput(ConvGeometry g) => g.R == 1 && g.S == 1 && g.Pad == 0;
+
+    private void ConvForwardFast(ConvGeometry g, float[] x, float[] w, float[] y)
+    {
+        if (!Sgemm.IsAccelerated) { ConvForwardDirect(g, x, w, y); return; }
+        int crs = g.C * g.R * g.S, hw = g.Ho * g.Wo;
+        ForImages(g.N, (n, inner) =>
+        {
+            // y_n[K, HoWo] = w[K, CRS] · col_n[CRS, HoWo], the columns packed straight from x.
+            var yOff = (long)n * g.K * hw;
+            y.AsSpan((int)yOff, g.K * hw).Clear();
+            GemmAccumulate(inner, g.K, hw, crs, 1f, w, 0, crs, 1, new Im2ColSource(g, x, n, Transposed: false), y, yOff, hw);
+        });
+    }
+
+    private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx)
+    {
+        if (!Sgemm.IsAccelerated) { ConvBackwardDataDirect(g, dy, w, dx); return; }
+        int crs = g.C * g.R * g.S, hw = g.Ho * g.Wo;
+        ForImages(g.N, (n, inner) =>
+        {
+            var dyOff = (long)n * g.K * hw;
+            if (ColumnIsInput(g))
+            {
+                var dxOff = (long)n * g.C * g.H * g.W;
+                dx.AsSpan((int)dxOff, g.C * hw).Clear();
+                GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff, hw, 1), dx, dxOff, hw);
+                return;
+            }
+            var col = ArrayPool<float>.Shared.Rent(crs * hw);
+            col.AsSpan(0, crs * hw).Clear();
+            // dcol[CRS, HoWo] = wᵀ[CRS, K] · dy_n[K, HoWo], then scattered back onto the input plane.
+            GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff, hw, 1), col, 0, hw);
+            Col2Im(g, col, dx, n);
+            ArrayPool<float>.Shared.Return(col);
+        });
+    }
+
+    private void ConvBackwardFilterFast(ConvGeometry g, float[] x, float[] dy, float[] dw)
+    {
+        if (!Sgemm.IsAccelerated) { ConvBackwardFilterDirect(g, x, dy, dw); return; }
+        int crs = g.C * g.R * g.S, hw = g.Ho * g.Wo, size = g.K * crs;
+        var groups = (g.N + FilterGroup - 1) / FilterGroup;
+        var partials = ArrayPool<float>.Shared.Rent(groups * size);
+        // dw = Σ_n dy_n[K, HoWo] · col_nᵀ: fixed groups of images, each summed in order into its own partial.
+        ForImages(groups, (group, inner) =>
+        {
+            var partial = partials.AsSpan(group * size, size);
+            partial.Clear();
+            for (var n = group * FilterGroup; n < Math.Min(g.N, (group + 1) * FilterGroup); n++)
+                GemmAccumulate(inner, g.K, crs, hw, 1f, dy, (long)n * g.K * hw, hw, 1, new Im2ColSource(g, x, n, Transposed: true),
+                    partials, (long)group * size, crs);
+        });
+        // Reduce the partials in group order: the same sum on any thread count.
+        ForChunks(size, 4096, (start, length) =>
+        {
+            var dst = dw.AsSpan(start, length);
+            partials.AsSpan(start, length).CopyTo(dst);
+            for (var group = 1; group < groups; group++)
+                TensorPrimitives.Add(dst, partials.AsSpan(group * size + start, length), dst);
+        });
+        ArrayPool<float>.Shared.Return(partials);
+    }
+
+    /// <summary>
+    /// The im2col matrix of image n, col[(c·R+p)·S+q, i·Wo+j] = x[n, c, i+p·d−pad, j+q·d−pad] (zero outside),
+    /// packed straight into GEMM panels so it is never stored whole: as B = col (forward) or B = colᵀ (filter gradient).
+    /// </summary>
+    private readonly struct Im2ColSource(ConvGeometry g, float[] x, int n, bool Transposed) : IPanelSource
+    {
+        public unsafe void Pack(int pc, int kc, int jc, int nc, float* dst)
+        {
+            const int nr = Sgemm.NR;
+            var row = stackalloc float[Math.Max(kc, nc) + nr];
+            if (!Transposed)
+            {
+                // B rows are col rows: gather one, deal it out NR floats per micro-panel.
+                for (var p = 0; p < kc; p++)
+                {
+                    Gather(pc + p, jc, nc, row);
+                    new Span<float>(row + nc, nr).Clear();
+                    for (var jr = 0; jr < nc; jr += nr)
+                        new Span<float>(row + jr, nr).CopyTo(new Span<float>(dst + jr * kc + p * nr, nr));
+                }
+                return;
+            }
+            // B columns are col rows: gather one per micro-panel column, write it down the panel.
+            for (var jr = 0; jr < nc; jr += nr)
+            {
+                var panel = dst + jr * kc;
+                for (var j = 0; j < nr; j++)
+                {
+                    if (jr + j < nc) Gather(jc + jr + j, pc, kc, row);
+                    else new Span<float>(row, kc).Clear();
+                    for (var p = 0; p < kc; p++) panel[p * nr + j] = row[p];
+                }
+            }
+        }
+
+        /// <summary>out[0..length) = col[colRow, start..start+length), copied segment by segment from x.</summary>
+        private unsafe void Gather(int colRow, int start, int length, float* output)
+        {
+            int c = colRow / (g.R * g.S), r = colRow / g.S % g.R, s = colRow % g.S;
+            var (valid0, valid1, shift) = g.Columns(s);
+            int i = start / g.Wo, j = start % g.Wo;
+            fixed (float* px = x)
+            {
+                var plane = px + (long)(n * g.C + c) * g.H * g.W;
+                for (var done = 0; done < length; i++, j = 0)
+                {
+                    var piece = Math.Min(g.Wo - j, length - done);
+                    var o = output + done;
+                    var xi = i + r * g.Dilation - g.Pad;
+                    int a = Math.Max(j, valid0), b = Math.Min(j + piece, valid1);
+                    if ((uint)xi >= (uint)g.H || a >= b) new Span<float>(o, piece).Clear();
+                    else
+                    {
+                        new Span<float>(o, a - j).Clear();
+                        new Span<float>(plane + xi * g.W + a + shift, b - a).CopyTo(new Span<float>(o + a - j, b - a));
+                        new Span<float>(o + b - j, j + piece - b).Clear();
+                    }
+                    done += piece;
+                }
+            }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Im2ColSource"/>: dx[n] = Σ over column rows of the shifted segments.</summary>
+    private static void Col2Im(ConvGeometry g, float[] col, float[] dx, int n)
+    {
+        var hw = g.Ho * g.Wo;
+        var plane = dx.AsSpan(n * g.C * g.H * g.W, g.C * g.H * g.W);
+        plane.Clear();
+        for (var c = 0; c < g.C; c++)
+            for (var p = 0; p < g.R; p++)
+                for (var q = 0; q < g.S; q++)
+                {
+                    var rowStart = ((c * g.R + p) * g.S + q) * hw;
+                    var (j0, j1, shift) = g.Columns(q);
+                    if (j0 >= j1) continue;
+                    for (var i = 0; i < g.Ho; i++)
+                    {
+                        var xi = i + p * g.Dilation - g.Pad;
+                        if ((uint)xi >= (uint)g.H) continue;
+                        var dst = plane.Slice((c * g.H + xi) * g.W + j0 + shift, j1 - j0);
+                        TensorPrimitives.Add(dst, col.AsSpan(rowStart + i * g.Wo + j0, j1 - j0), dst);
+                    }
+                }
+    }
 }
