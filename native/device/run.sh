@@ -155,6 +155,9 @@ step gpu-tests 240 "$tests" --filter "TestCategory=Gpu" --results-directory "$lo
     --report-trx --report-trx-filename "$(basename "$trx_file")" --no-ansi --progress off --output Detailed
 verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 [[ -n "$driver" ]] || verb_step step gradcheck-cpu 120 gradcheck --device cpu
+peer_json="$OUT/torch-peer.jsonl"
+detail_torch_peer() { echo "$(grep -c '"step"' "$peer_json" 2>/dev/null || echo 0) measurements in torch-peer.jsonl"; }
+gpu_step torch-peer 120 bash -c "PYTHONUNBUFFERED=1 python3 benchmarks/peers/torch_peer.py --device cuda --reps 30 --warmup 5 | tee '$peer_json'"
 # ==== end of STEPS ====
 
 # ---- report: failing logs' tails, then the table LAST ----
@@ -174,6 +177,10 @@ table="$OUT/summary.txt"
         printf '%-16s %-9s %5s  %s\n' "$name" "$status" "$secs" "${detail:0:100}"
     done
     if [[ -s "$trx_file" ]]; then python3 "$work/trx_summary.py" details "$trx_file" 2>/dev/null; fi
+    if [[ -s "$peer_json" ]]; then
+        echo "== PyTorch peer (best variant per row)"
+        python3 native/device/peer_table.py "$peer_json"
+    fi
 } | tee "$table"
 
 # At most 8 files come back from $OUT: keep the summary and the TRX, pack the logs into one file.
