@@ -71,12 +71,20 @@ public sealed partial class CpuBackend
                 GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff, hw, 1), dx, dxOff, hw);
                 return;
             }
-            var col = ArrayPool<float>.Shared.Rent(crs * hw);
-            col.AsSpan(0, crs * hw).Clear();
-            // dcol[CRS, HoWo] = wᵀ[CRS, K] · dy_n[K, HoWo], then scattered back onto the input plane.
-            GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff, hw, 1), col, 0, hw);
-            Col2Im(g, col, dx, n);
-            ArrayPool<float>.Shared.Return(col);
+            // dcol[CRS, HoWo] = wᵀ[CRS, K] · dy_n[K, HoWo], a band of columns at a time so the band stays in
+            // cache while it is added back onto the input plane (col2im).
+            var dxPlane = dx.AsSpan(n * g.C * g.H * g.W, g.C * g.H * g.W);
+            dxPlane.Clear();
+            var band = ArrayPool<float>.Shared.Rent(crs * Col2ImBand);
+            for (var start = 0; start < hw; start += Col2ImBand)
+            {
+                var width = Math.Min(Col2ImBand, hw - start);
+                band.AsSpan(0, crs * width).Clear();
+                GemmAccumulate(inner, crs, width, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff + start, hw, 1), band, 0, width);
+                for (var row = 0; row < crs; row++)
+                    Col2ImRow(g, band.AsSpan(row * width, width), row, start, dxPlane);
+            }
+            ArrayPool<float>.Shared.Return(band);
         });
     }
 
@@ -169,26 +177,29 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2ColSource"/>: dx[n] = Σ over column rows of the shifted segments.</summary>
-    private static void Col2Im(ConvGeometry g, float[] col, float[] dx, int n)
+    /// <summary>Columns of the im2col matrix handled per col2im band (a multiple of the GEMM's NR).</summary>
+    private const int Col2ImBand = 240;
+
+    /// <summary>
+    /// The adjoint of <see cref="Im2ColSource"/> for one stretch of one column-matrix row:
+    /// dxPlane[c, i+p·d−pad, j+q·d−pad] += values[t] for spatial positions start+t = i·Wo+j.
+    /// </summary>
+    private static void Col2ImRow(ConvGeometry g, ReadOnlySpan<float> values, int colRow, int start, Span<float> dxPlane)
     {
-        var hw = g.Ho * g.Wo;
-        var plane = dx.AsSpan(n * g.C * g.H * g.W, g.C * g.H * g.W);
-        plane.Clear();
-        for (var c = 0; c < g.C; c++)
-            for (var p = 0; p < g.R; p++)
-                for (var q = 0; q < g.S; q++)
-                {
-                    var rowStart = ((c * g.R + p) * g.S + q) * hw;
-                    var (j0, j1, shift) = g.Columns(q);
-                    if (j0 >= j1) continue;
-                    for (var i = 0; i < g.Ho; i++)
-                    {
-                        var xi = i + p * g.Dilation - g.Pad;
-                        if ((uint)xi >= (uint)g.H) continue;
-                        var dst = plane.Slice((c * g.H + xi) * g.W + j0 + shift, j1 - j0);
-                        TensorPrimitives.Add(dst, col.AsSpan(rowStart + i * g.Wo + j0, j1 - j0), dst);
-                    }
-                }
+        int c = colRow / (g.R * g.S), r = colRow / g.S % g.R, s = colRow % g.S;
+        var (valid0, valid1, shift) = g.Columns(s);
+        int i = start / g.Wo, j = start % g.Wo;
+        for (var done = 0; done < values.Length; i++, j = 0)
+        {
+            var piece = Math.Min(g.Wo - j, values.Length - done);
+            var xi = i + r * g.Dilation - g.Pad;
+            int a = Math.Max(j, valid0), b = Math.Min(j + piece, valid1);
+            if ((uint)xi < (uint)g.H && a < b)
+            {
+                var dst = dxPlane.Slice((c * g.H + xi) * g.W + a + shift, b - a);
+                TensorPrimitives.Add(dst, values.Slice(done + a - j, b - a), dst);
+            }
+            done += piece;
+        }
     }
 }
