@@ -41,5 +41,8 @@ public class MghReaderTests
         foreach (int o in new[] { 4, 8, 12, 16 }) bytes[o + 3] = 4; // 4x4x4x4 uchar = 256 bytes
         var e = Assert.Throws<ImageFormatException>(() => MghReader.FromBytes(bytes, "t.mgh"))!;
         Assert.That(e.Message, Does.Contain("truncated data"));
+        foreach (int o in new[] { 4, 8, 12, 16 }) System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(o), int.MaxValue);
+        e = Assert.Throws<ImageFormatException>(() => MghReader.FromBytes(bytes, "t.mgh"))!;
+        Assert.That(e.Message, Does.Contain("claim more voxels"));
     }
 }
