@@ -25,6 +25,19 @@ public class MghReaderTests
     }
 
     [Test]
+    public void MgzWrittenAsNiftiMatchesNibabelsConversion()
+    {
+        var fromMgz = ImageReader.Read(SharedData.Require("subject-fs1/norm.mgz"));
+        var reference = ImageReader.Read(SharedData.Require("subject-fs1/t1.nii.gz"));
+        using var temp = new TempFolder();
+        NiftiWriter.Write(temp.File("norm.nii.gz"), fromMgz);
+        var converted = ImageReader.Read(temp.File("norm.nii.gz"));
+        Assert.That(converted.Data.AsSpan().SequenceEqual(reference.Data), Is.True);
+        Assert.That(converted.Affine.ApproximatelyEquals(reference.Affine, 1e-4), Is.True);
+        Assert.That((converted.Header.SFormCode, converted.Header.QFormCode), Is.EqualTo((reference.Header.SFormCode, reference.Header.QFormCode)));
+    }
+
+    [Test]
     public void WrongVersionIsNotMgh()
     {
         var bytes = new byte[400];
