@@ -47,6 +47,7 @@ PY
 # ---- is there a usable GPU? Ask the driver itself (cuInit + cuDeviceGetCount), as the engine will ----
 driver=""   # non-empty when CUDA works and has at least one device
 driver_lib=""
+probe=""
 for d in $(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF}') /usr/lib/x86_64-linux-gnu/libcuda.so.1 \
          /usr/local/nvidia/lib64/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/cuda/compat/libcuda.so.1; do
     [[ -e "$d" ]] && driver_lib="$d" && break
@@ -81,7 +82,7 @@ fi
 
 echo "== brainseg device run: $(cat "$work/BUNDLE-INFO" 2>/dev/null), $(date -u +%FT%TZ), $(hostname)"
 if [[ -n "$driver" ]]; then
-    echo "== CUDA driver: $driver ($probe devices)"
+    echo "== CUDA driver: $driver (${probe#ok } device(s))"
 else
     echo "== $why"
     echo "== GPU steps are skipped; the CPU part still runs"
@@ -141,6 +142,7 @@ verb_step() {
 
 trx_file="$logs/gpu-tests.trx"
 detail_nvidia_smi() { head -n 1 "$1" | cut -c1-60; }
+detail_info() { grep -v '^[[:space:]]*$' "$1" | head -n 1; }
 detail_gpu_tests() {
     if [[ -s "$trx_file" ]]; then python3 "$work/trx_summary.py" counts "$trx_file" 2>/dev/null || echo "TRX unreadable"
     else grep -E 'total:|failed:|succeeded:|skipped:' "$1" | tr -s ' \n' ' ' || echo "no TRX written"; fi
