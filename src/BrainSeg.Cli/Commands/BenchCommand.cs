@@ -29,10 +29,11 @@ internal static class BenchCommand
         var classes = new Option<int>("--classes") { Description = "Output classes.", DefaultValueFactory = _ => 7 };
         var volume = new Option<int>("--volume") { Description = "Side of the cubic volume for segment.", DefaultValueFactory = _ => 256 };
         var dilation = new Option<int>("--dilation") { Description = "Dilation of the conv layer (1..16).", DefaultValueFactory = _ => 1 };
+        var timeLimit = new Option<double>("--time-limit") { Description = "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran). 0: no limit." };
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference or one conv layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, json })
+        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, timeLimit, json })
             command.Options.Add(o);
 
         command.SetAction(parsed =>
@@ -47,6 +48,7 @@ internal static class BenchCommand
                 Classes = parsed.GetValue(classes),
                 Volume = parsed.GetValue(volume),
                 Dilation = parsed.GetValue(dilation),
+                TimeLimitSeconds = parsed.GetValue(timeLimit),
             };
             settings.Validate();
             var allowTf32 = parsed.GetValue(tf32);

@@ -33,22 +33,24 @@ public static class BenchRunner
         for (var i = 0; i < s.WarmupReps; i++) work.Step(i);
         backend.Synchronize();
 
-        var times = new double[s.TimedReps];
-        for (var r = 0; r < times.Length; r++)
+        var times = new List<double>(s.TimedReps);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        for (var r = 0; r < s.TimedReps; r++)
         {
             clock.Start();
             work.Step(s.WarmupReps + r);
-            times[r] = clock.StopMs();
+            times.Add(clock.StopMs());
+            if (s.TimeLimitSeconds > 0 && times.Count >= 3 && started.Elapsed.TotalSeconds > s.TimeLimitSeconds) break;
         }
-        Array.Sort(times);
-        var median = times.Length % 2 == 1 ? times[times.Length / 2] : (times[times.Length / 2 - 1] + times[times.Length / 2]) / 2;
+        times.Sort();
+        var median = times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
         double units = s.Step switch
         {
             BenchStep.Segment => s.Volume,
             BenchStep.Adversarial => 3.0 * s.Batch,
             _ => s.Batch,
         };
-        return new BenchResult(s, DeviceName(backend), variant, median, times[0], times[^1],
+        return new BenchResult(s, DeviceName(backend), variant, median, times[0], times[^1], times.Count,
             units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes());
     }
 
@@ -90,7 +92,8 @@ public static class BenchRunner
             w.WriteNumber("patches_per_s", Math.Round(r.UnitsPerSecond, 2));
             w.WriteNumber("tflops", Math.Round(r.Tflops, 4));
             w.WriteNumber("peak_bytes", r.PeakBytes);
-            w.WriteNumber("reps", r.Settings.TimedReps);
+            w.WriteNumber("reps", r.TimedReps);
+            w.WriteNumber("reps_requested", r.Settings.TimedReps);
             w.WriteNumber("warmup", r.Settings.WarmupReps);
             if (r.Settings.Step == BenchStep.Segment) w.WriteNumber("volume", r.Settings.Volume);
             if (r.Settings.Step == BenchStep.Conv) w.WriteNumber("dilation", r.Settings.Dilation);
@@ -113,7 +116,7 @@ public static class BenchRunner
         };
         var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
         return $"{what} on {r.Device} ({r.Variant}): median {r.MedianMs:F3} ms (min {r.MinMs:F3}, max {r.MaxMs:F3}; " +
-               $"{s.TimedReps} reps after {s.WarmupReps} warm-up), {r.UnitsPerSecond:F1} {unit}, {r.Tflops:F3} TFLOP/s, " +
+               $"{r.TimedReps} reps{(r.TimedReps < s.TimedReps ? $" of {s.TimedReps}, time limit reached," : "")} after {s.WarmupReps} warm-up), {r.UnitsPerSecond:F1} {unit}, {r.Tflops:F3} TFLOP/s, " +
                $"peak {r.PeakBytes / 1048576.0:F1} MiB";
     }
 

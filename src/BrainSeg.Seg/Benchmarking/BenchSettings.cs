@@ -37,6 +37,12 @@ public sealed record BenchSettings
     /// <summary>Dilation of the <see cref="BenchStep.Conv"/> layer.</summary>
     public int Dilation { get; init; } = 1;
 
+    /// <summary>
+    /// Stops the timed repetitions early once this many seconds have gone by (at least 3 are timed), so a
+    /// slow step still reports within a fixed budget; the reported repetition count says how many ran. 0: no limit.
+    /// </summary>
+    public double TimeLimitSeconds { get; init; }
+
     /// <summary>Distinct input batches the repetitions rotate over, so caches do not flatter.</summary>
     public const int InputSets = 4;
 
@@ -49,6 +55,7 @@ public sealed record BenchSettings
         if (Reps < 1) throw new ArgumentException($"--reps must be at least 1, got {Reps}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup cannot be negative, got {Warmup}.");
         if (Classes < 2) throw new ArgumentException($"--classes must be at least 2, got {Classes}.");
+        if (TimeLimitSeconds < 0) throw new ArgumentException($"--time-limit cannot be negative, got {TimeLimitSeconds}.");
         if (Volume < 1) throw new ArgumentException($"--volume must be at least 1, got {Volume}.");
         if (Dilation is < 1 or > 16) throw new ArgumentException($"--dilation must be in 1..16 (the 51×51 conv input leaves a 19×19 output at 16), got {Dilation}.");
     }
@@ -62,6 +69,7 @@ public sealed record BenchResult(
     double MedianMs,
     double MinMs,
     double MaxMs,
+    int TimedReps,
     double UnitsPerSecond,
     double Tflops,
     long PeakBytes);
