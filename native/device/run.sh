@@ -161,12 +161,9 @@ verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 bench_budget="${BRAINSEG_BENCH_BUDGET_S:-150}"
 torch_reserve=70     # seconds of the bench budget kept for the PyTorch peer and the table
 bench_started=$SECONDS
+table_script="$work/bench_table.py"; [[ -f "$table_script" ]] || table_script="native/device/bench_table.py"
 bench_left() { echo $(( bench_budget - (SECONDS - bench_started) )); }
-bench_detail() {
-    python3 -c 'import json,sys
-rs=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print("; ".join(f"{r[\"step\"]} {r[\"batch\"]}: {r[\"median_ms\"]:.2f} ms {r[\"tflops\"]:.2f} TF/s" for r in rs) or "no result")' "$1" 2>/dev/null || tail -n 1 "$1"
-}
+bench_detail() { python3 "$table_script" --brief "$1" 2>/dev/null || tail -n 1 "$1"; }
 # ours NAME LIMIT ARGS...: brainseg bench --device cuda --json ARGS, within the part of the budget not kept for the peer.
 ours() {
     local name="$1" limit="$2"; shift 2
@@ -190,14 +187,14 @@ ours bench-fcn-300-fp32 12 --step fcn --batch 300 --time-limit 3
 torch_python=""
 peer="$work/torch_peer.py"; [[ -f "$peer" ]] || peer="benchmarks/peers/torch_peer.py"
 if [[ -n "$driver" ]]; then
-    for p in /opt/torch/.venv/bin/python3 python3; do
+    for p in /opt/torch/.venv/bin/python3 python3 /usr/bin/python3; do
         if command -v "$p" >/dev/null && timeout 60 "$p" -c 'import torch' >/dev/null 2>&1; then torch_python="$p"; break; fi
     done
 fi
 detail_torch_train() { bench_detail "$1"; }
 detail_torch_segment() { bench_detail "$1"; }
 if [[ -z "$driver" ]]; then rows+=("torch-train|SKIP|0|no CUDA driver"); rows+=("torch-segment|SKIP|0|no CUDA driver")
-elif [[ -z "$torch_python" ]]; then rows+=("torch-train|MISSING|0|no python3 with torch (/opt/torch/.venv/bin/python3, python3)")
+elif [[ -z "$torch_python" ]]; then rows+=("torch-train|MISSING|0|no python3 with torch (/opt/torch/.venv/bin/python3, python3, /usr/bin/python3)")
 else
     left=$(( $(bench_left) - 25 )); (( left > 45 )) || left=45
     step torch-train "$left" "$torch_python" "$peer" --device cuda --steps fcn,dilated,adversarial --batch 100,300 --reps 50 --warmup 10
@@ -205,7 +202,6 @@ else
     step torch-segment "$left" "$torch_python" "$peer" --device cuda --steps segment --batch 16 --reps 50 --volume 256
 fi
 detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
-table_script="$work/bench_table.py"; [[ -f "$table_script" ]] || table_script="native/device/bench_table.py"
 if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then
     step bench-table 10 python3 "$table_script" $(ls "$logs"/*-bench-*.log "$logs"/*-torch-*.log 2>/dev/null)
 fi

@@ -26,9 +26,7 @@ public static class BenchRunner
 
     public static BenchResult Run(IBackend backend, BenchSettings s, IBenchClock clock, string variant)
     {
-        s.Validate();
-        var rng = new Random(12345);
-        using var work = Build(backend, s, rng);
+        using var work = Build(backend, s);
 
         for (var i = 0; i < s.WarmupReps; i++) work.Step(i);
         backend.Synchronize();
@@ -122,15 +120,25 @@ public static class BenchRunner
 
     // ---- the workloads ----
 
-    private abstract class Workload : IDisposable
+    /// <summary>The work of one measurement on its inputs, built once; <see cref="Workload.Step"/> is one repetition.</summary>
+    public static Workload Build(IBackend backend, BenchSettings settings)
     {
-        protected readonly List<IDisposable> Owned = [];
+        settings.Validate();
+        return Build(backend, settings, new Random(12345));
+    }
+
+    /// <summary>A measurement's networks, optimisers and input sets; disposing frees them.</summary>
+    public abstract class Workload : IDisposable
+    {
+        private protected readonly List<IDisposable> Owned = [];
+
+        /// <summary>Repetition <paramref name="i"/> (it selects the input set i mod <see cref="BenchSettings.InputSets"/>).</summary>
         public abstract void Step(int i);
         public virtual void Dispose()
         {
             for (var i = Owned.Count - 1; i >= 0; i--) Owned[i].Dispose();
         }
-        protected T Own<T>(T d) where T : IDisposable
+        private protected T Own<T>(T d) where T : IDisposable
         {
             Owned.Add(d);
             return d;
