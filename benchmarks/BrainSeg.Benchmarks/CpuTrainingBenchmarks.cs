@@ -4,6 +4,7 @@ using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using BrainSeg.Engine.Cpu;
 using BrainSeg.Seg.Benchmarking;
 
@@ -45,8 +46,10 @@ public class CpuTrainingBenchmarks
     {
         public TrainingConfig()
         {
-            // A step takes a large fraction of a second on two cores: a few single-invocation iterations suffice.
-            AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(5).WithInvocationCount(1).WithUnrollFactor(1));
+            // A step takes a large fraction of a second on two cores: a few single-invocation iterations suffice,
+            // run in this process (no generated project to build, which alone can take minutes on two busy cores).
+            AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(5).WithInvocationCount(1).WithUnrollFactor(1)
+                .WithToolchain(InProcessEmitToolchain.Instance));
             AddColumn(new RateColumn("GFLOP/s", "3 × forward FLOPs of the batch / mean time", c => BenchRunner.WorkFlops(Settings(c)) / 1e9));
             AddColumn(new RateColumn("patches/s", "batch / mean time", c => Settings(c).Batch));
         }
