@@ -1,5 +1,6 @@
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
+using BrainSeg.Engine.Cpu;
 using BrainSeg.Engine.Nn;
 using BrainSeg.Engine.Optim;
 using BrainSeg.Seg.Networks;
@@ -8,104 +9,126 @@ using NUnit.Framework;
 namespace BrainSeg.Tests.Gpu;
 
 /// <summary>
-/// Whole training steps on the GPU and on the CPU reference, from the same seed and the same batches:
-/// after three steps every parameter and batch-norm statistic agrees within 1e-3 (relative, norm-wise).
-/// Dropout masks match because both draw from Philox with the same (seed, offset).
+/// Whole training steps on the GPU and on the CPU reference, from the same seed and the same batches,
+/// compared parameter by parameter (and batch-norm statistics) after three steps. Dropout masks match
+/// because both backends draw from Philox with the same (seed, offset).
+/// <para>
+/// Float64 is where the two implementations must agree (1e-6). In float32 the comparison measures the
+/// problem more than the code: three RMSprop steps of the 17-layer FCN at initialisation amplify rounding
+/// about 10⁵-fold (the CPU's own float32 run differs from its float64 run by ~3e-2 in the first layer's
+/// weights), so the float32 test asks that the GPU is about as accurate as the CPU: its distance from the
+/// float64 reference may be at most 4× the CPU float32's distance, plus 1e-4.
+/// </para>
 /// </summary>
 public class NetworkStepParityTests
 {
     private const int Classes = 4, Batch = 6, Steps = 3;
-    private const double Tolerance = 1e-3;
 
-    [Test, Category("Gpu")]
-    public void FcnTrainingStepsAgree() => SegmentationStepsAgree(b => new FcnNetwork(b, Classes, new NetworkOptions { Seed = 21 }));
+    public static readonly string[] Schemes = ["fcn", "dilated", "adversarial"];
 
-    [Test, Category("Gpu")]
-    public void DilatedTrainingStepsAgree() => SegmentationStepsAgree(b => new DilatedNetwork(b, Classes, new NetworkOptions { Seed = 22 }));
-
-    [Test, Category("Gpu")]
-    public void AdversarialIterationsAgree() => AdversarialIterationsAgree(Engine.Cpu.CpuBackend.Instance, GpuDevice.Require());
-
-    /// <summary>The same harness between two CPU backends (one thread and all): it runs everywhere, so the harness itself is tested.</summary>
-    [Test]
-    public void AdversarialIterationsAgreeAcrossCpuThreadCounts()
-    {
-        using var oneThread = new Engine.Cpu.CpuBackend(threads: 1);
-        AdversarialIterationsAgree(oneThread, Engine.Cpu.CpuBackend.Instance);
-    }
-
-    internal static void AdversarialIterationsAgree(IBackend reference, IBackend candidate)
-    {
-        var batches = Batches(51, 31);
-        AssertAgree(Adversarial(reference, batches), Adversarial(candidate, batches));
-    }
-
-    private static void SegmentationStepsAgree(Func<IBackend, SegmentationNetwork> create)
+    [Test, Category("Gpu"), TestCaseSource(nameof(Schemes))]
+    public void Float64StepsAgree(string scheme)
     {
         var gpu = GpuDevice.Require();
-        int side;
-        using (var probe = create(Engine.Cpu.CpuBackend.Instance)) side = probe.TrainingInputSize;
-        var batches = Batches(side, 17);
-        AssertAgree(Segmentation(Engine.Cpu.CpuBackend.Instance, create, batches), Segmentation(gpu, create, batches));
+        var cpu = Train(CpuBackend.Instance, DType.Float64, scheme);
+        var gg = Train(gpu, DType.Float64, scheme);
+        foreach (var (name, c) in cpu)
+            Assert.That(Distance(gg[name], c), Is.LessThanOrEqualTo(1e-6), $"{scheme} {name}: float64 GPU and CPU differ after {Steps} steps");
+        Report(scheme, "float64 GPU vs CPU", cpu.Keys.Select(n => (n, Distance(gg[n], cpu[n]))));
     }
 
-    /// <summary>Three Ls steps (cross-entropy, RMSprop lr 1e-3); returns every parameter and buffer on the host.</summary>
-    private static Dictionary<string, float[]> Segmentation(IBackend backend, Func<IBackend, SegmentationNetwork> create, (float[] X, float[] Target, int Side)[] batches)
+    [Test, Category("Gpu"), TestCaseSource(nameof(Schemes))]
+    public void Float32StepsAreAsAccurateAsTheCpu(string scheme)
     {
-        using var net = create(backend);
-        using var opt = new RmsProp([new ParamGroup("seg", net.NamedParameters(), 1e-3)]);
-        foreach (var (xs, ts, side) in batches)
+        var gpu = GpuDevice.Require();
+        var reference = Train(CpuBackend.Instance, DType.Float64, scheme);
+        var cpu = Train(CpuBackend.Instance, DType.Float32, scheme);
+        var gg = Train(gpu, DType.Float32, scheme);
+        var rows = reference.Keys.Select(n => (n, Cpu: Distance(cpu[n], reference[n]), Gpu: Distance(gg[n], reference[n]))).ToArray();
+        foreach (var (n, c, g) in rows)
+            TestContext.Out.WriteLine($"{scheme} {n}: float32 vs float64 reference: CPU {c:E2}, GPU {g:E2}");
+        foreach (var (n, c, g) in rows)
+            Assert.That(g, Is.LessThanOrEqualTo(4 * c + 1e-4), $"{scheme} {n}: the GPU's float32 steps are {g:E2} from float64, the CPU's {c:E2}");
+    }
+
+    /// <summary>The same harness between two CPU thread counts, which must give bit-identical steps; it runs everywhere.</summary>
+    [Test]
+    public void CpuStepsAreIdenticalAcrossThreadCounts()
+    {
+        using var oneThread = new CpuBackend(threads: 1);
+        var a = Train(oneThread, DType.Float32, "adversarial");
+        var b = Train(CpuBackend.Instance, DType.Float32, "adversarial");
+        Assert.That(b.Keys, Is.EquivalentTo(a.Keys));
+        foreach (var (name, x) in a)
+            Assert.That(b[name], Is.EqualTo(x), $"{name} differs between 1 and {CpuBackend.Instance.Threads} threads");
+    }
+
+    /// <summary>Three steps of one scheme; returns every parameter and buffer on the host, as float64.</summary>
+    private static Dictionary<string, double[]> Train(IBackend backend, DType dtype, string scheme)
+    {
+        var options = new NetworkOptions { Seed = 21, DType = dtype };
+        return scheme switch
         {
-            using var tape = new Tape(backend);
-            var (x, t) = Upload(tape, xs, ts, side);
-            var loss = F.SoftmaxCrossEntropy(tape, net.Forward(tape, x), t);
-            opt.ZeroGrad();
-            tape.Backward(loss);
-            opt.Step();
+            "fcn" => Segmentation(backend, new FcnNetwork(backend, Classes, options)),
+            "dilated" => Segmentation(backend, new DilatedNetwork(backend, Classes, options)),
+            "adversarial" => Adversarial(backend, options),
+            _ => throw new ArgumentException(scheme),
+        };
+    }
+
+    /// <summary>Three Ls steps (cross-entropy, RMSprop lr 1e-3).</summary>
+    private static Dictionary<string, double[]> Segmentation(IBackend backend, SegmentationNetwork net)
+    {
+        using (net)
+        {
+            using var opt = new RmsProp([new ParamGroup("seg", net.NamedParameters(), 1e-3)]);
+            foreach (var batch in Batches(net.TrainingInputSize, net.Options.DType))
+            {
+                using var tape = new Tape(backend);
+                var (x, t) = batch.Upload(tape);
+                opt.ZeroGrad();
+                tape.Backward(F.SoftmaxCrossEntropy(tape, net.Forward(tape, x), t));
+                opt.Step();
+            }
+            return Snapshot(net);
         }
-        return Snapshot(net);
     }
 
     /// <summary>
-    /// Three alternating Ls / Ld / La iterations (FCN + discriminator). In La the discriminator's optimiser
-    /// descends on θd and, through a group with gradient scale −1, ascends on θs.
+    /// Three alternating Ls / Ld / La iterations (FCN + discriminator), each update its own pass. In La the
+    /// discriminator's optimiser descends on θd while a group with gradient scale −1 ascends on θs.
     /// </summary>
-    private static Dictionary<string, float[]> Adversarial(IBackend backend, (float[] X, float[] Target, int Side)[] batches)
+    private static Dictionary<string, double[]> Adversarial(IBackend backend, NetworkOptions options)
     {
-        using var seg = new FcnNetwork(backend, Classes, new NetworkOptions { Seed = 23 });
-        using var disc = new Discriminator(backend, Classes, new NetworkOptions { Seed = 24 });
+        using var seg = new FcnNetwork(backend, Classes, options);
+        using var disc = new Discriminator(backend, Classes, options with { Seed = 24 });
         using var segOpt = new RmsProp([new ParamGroup("seg", seg.NamedParameters(), 1e-3)]);
         using var discOpt = new RmsProp([new ParamGroup("disc", disc.NamedParameters(), 1e-5)]);
         using var ascentOpt = new RmsProp([new ParamGroup("seg-ascent", seg.NamedParameters(), 1e-5, gradScale: -1)]);
-        var manual = Enumerable.Range(0, Batch).SelectMany(_ => new float[] { 0, 1 }).ToArray();
-        var generated = Enumerable.Range(0, Batch).SelectMany(_ => new float[] { 1, 0 }).ToArray();
-        foreach (var (xs, ts, side) in batches)
+        foreach (var batch in Batches(seg.TrainingInputSize, options.DType))
         {
-            // Each update is its own forward and backward pass, as in training: one tape each.
             using (var tape = new Tape(backend))
             {
-                var (x, t) = Upload(tape, xs, ts, side);
+                var (x, t) = batch.Upload(tape);
                 segOpt.ZeroGrad();
                 tape.Backward(F.SoftmaxCrossEntropy(tape, seg.Forward(tape, x), t));
                 segOpt.Step();
             }
             using (var tape = new Tape(backend))
             {
-                var (x, t) = Upload(tape, xs, ts, side);
+                var (x, t) = batch.Upload(tape);
                 var image = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                var isManual = tape.Own(Tensor.FromHost(backend, manual, Batch, 2));
                 discOpt.ZeroGrad();
-                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, t), isManual));
+                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, t), batch.Verdict(tape, manual: true)));
                 discOpt.Step();
             }
             using (var tape = new Tape(backend))
             {
-                var (x, _) = Upload(tape, xs, ts, side);
+                var (x, _) = batch.Upload(tape);
                 var image = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                var isGenerated = tape.Own(Tensor.FromHost(backend, generated, Batch, 2));
                 discOpt.ZeroGrad();
                 ascentOpt.ZeroGrad();
-                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, seg.Probabilities(tape, x)), isGenerated));
+                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, seg.Probabilities(tape, x)), batch.Verdict(tape, manual: false)));
                 discOpt.Step();
                 ascentOpt.Step();
             }
@@ -115,46 +138,54 @@ public class NetworkStepParityTests
         return all;
     }
 
-    private static (Tensor X, Tensor Target) Upload(Tape tape, float[] xs, float[] ts, int side) =>
-        (tape.Own(Tensor.FromHost(tape.Backend, xs, Batch, 1, side, side)),
-         tape.Own(Tensor.FromHost(tape.Backend, ts, Batch, Classes, 21, 21)));
-
-    private static Dictionary<string, float[]> Snapshot(Module m) =>
-        m.NamedParameters().Concat(m.NamedBuffers()).ToDictionary(p => p.Name, p => p.Tensor.ToHost<float>());
-
-    /// <summary>Seeded random images and one-hot targets, the same on both backends.</summary>
-    private static (float[] X, float[] Target, int Side)[] Batches(int side, int seed)
+    /// <summary>One seeded batch of images and one-hot 21×21 targets, uploadable in either dtype.</summary>
+    private sealed record HostBatch(double[] X, double[] Target, int Side, DType DType)
     {
-        var rng = new Random(seed);
-        return Enumerable.Range(0, Steps).Select(_ =>
+        public (Tensor X, Tensor Target) Upload(Tape tape) =>
+            (tape.Own(ToTensor(tape.Backend, X, Batch, 1, Side, Side)), tape.Own(ToTensor(tape.Backend, Target, Batch, Classes, 21, 21)));
+
+        /// <summary>The discriminator's two-class target: class 1 = manual, class 0 = generated.</summary>
+        public Tensor Verdict(Tape tape, bool manual) =>
+            tape.Own(ToTensor(tape.Backend, Enumerable.Range(0, Batch).SelectMany(_ => manual ? new[] { 0.0, 1 } : [1.0, 0]).ToArray(), Batch, 2));
+
+        private Tensor ToTensor(IBackend backend, double[] values, params int[] shape) =>
+            DType == DType.Float64 ? Tensor.FromHost(backend, values, shape) : Tensor.FromHost(backend, Array.ConvertAll(values, v => (float)v), shape);
+    }
+
+    private static IEnumerable<HostBatch> Batches(int side, DType dtype)
+    {
+        var rng = new Random(17);
+        for (var s = 0; s < Steps; s++)
         {
-            var x = new float[Batch * side * side];
+            var x = new double[Batch * side * side];
             for (var i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-            var t = new float[Batch * Classes * 21 * 21];
+            var t = new double[Batch * Classes * 21 * 21];
             for (var n = 0; n < Batch; n++)
                 for (var p = 0; p < 21 * 21; p++)
                     t[(n * Classes + rng.Next(Classes)) * 21 * 21 + p] = 1;
-            return (x, t, side);
-        }).ToArray();
+            yield return new HostBatch(x, t, side, dtype);
+        }
     }
 
-    private static void AssertAgree(Dictionary<string, float[]> cpu, Dictionary<string, float[]> gpu)
+    private static Dictionary<string, double[]> Snapshot(Module m) =>
+        m.NamedParameters().Concat(m.NamedBuffers()).ToDictionary(p => p.Name, p =>
+            p.Tensor.DType == DType.Float64 ? p.Tensor.ToHost<double>() : Array.ConvertAll(p.Tensor.ToHost<float>(), v => (double)v));
+
+    /// <summary>‖a − b‖ / ‖b‖.</summary>
+    private static double Distance(double[] a, double[] b)
     {
-        Assert.That(gpu.Keys, Is.EquivalentTo(cpu.Keys));
-        var worst = ("", 0.0);
-        foreach (var (name, c) in cpu)
+        double diff = 0, norm = 0;
+        for (var i = 0; i < b.Length; i++)
         {
-            var g = gpu[name];
-            double diff = 0, norm = 0;
-            for (var i = 0; i < c.Length; i++)
-            {
-                diff += (double)(g[i] - c[i]) * (g[i] - c[i]);
-                norm += (double)c[i] * c[i];
-            }
-            var rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-12);
-            Assert.That(rel, Is.LessThanOrEqualTo(Tolerance), $"{name}: GPU and CPU differ by {rel:E2} (relative) after {Steps} steps");
-            if (rel > worst.Item2) worst = (name, rel);
+            diff += (a[i] - b[i]) * (a[i] - b[i]);
+            norm += b[i] * b[i];
         }
-        TestContext.Out.WriteLine($"worst relative difference after {Steps} steps: {worst.Item2:E2} ({worst.Item1})");
+        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-300);
+    }
+
+    private static void Report(string scheme, string what, IEnumerable<(string Name, double Distance)> rows)
+    {
+        var worst = rows.MaxBy(r => r.Distance);
+        TestContext.Out.WriteLine($"{scheme}: {what}, worst relative difference after {Steps} steps {worst.Distance:E2} ({worst.Name})");
     }
 }
