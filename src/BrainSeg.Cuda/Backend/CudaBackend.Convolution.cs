@@ -107,6 +107,7 @@ public sealed unsafe partial class CudaBackend
     private sealed class ConvPlan : IDisposable
     {
         public nint Input, Filter, Output, Convolution;
+        public ConvKey Key;
         /// <summary>Float32 without TF32: only FMA kernels may run.</summary>
         public bool FmaOnly;
         /// <summary>The math type the algorithm searches run under (each chosen algorithm then sets its own).</summary>
@@ -125,6 +126,13 @@ public sealed unsafe partial class CudaBackend
     }
 
     private readonly Dictionary<ConvKey, ConvPlan> _convPlans = new();
+    private readonly List<string> _convolutionChoices = [];
+
+    /// <summary>Every cuDNN algorithm chosen so far, one line per (geometry, direction), for reports and diagnosis.</summary>
+    public IReadOnlyList<string> ConvolutionChoices
+    {
+        get { lock (_convolutionChoices) return _convolutionChoices.ToArray(); }
+    }
 
     private void DisposeConvolutionPlans()
     {
@@ -151,7 +159,7 @@ public sealed unsafe partial class CudaBackend
         if (_convPlans.TryGetValue(key, out var plan)) return plan;
         if (x.Numel == 0 || w.Numel == 0 || y.Numel == 0) return new ConvPlan(); // nothing to run: callers return early
 
-        plan = new ConvPlan();
+        plan = new ConvPlan { Key = key };
         try
         {
             var type = dt == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE;
@@ -226,7 +234,9 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        var chosen = Choose("forward", plan, candidates);
+        var chosen = Choose("forward", plan, candidates, a => (cudnnConvolutionFwdAlgo_t)a is cudnnConvolutionFwdAlgo_t.CUDNN_CONVOLUTION_FWD_ALGO_FFT
+            or cudnnConvolutionFwdAlgo_t.CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING or cudnnConvolutionFwdAlgo_t.CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD
+            or cudnnConvolutionFwdAlgo_t.CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED);
         UseMath(plan, chosen);
         nuint size = 0;
         Check.Cudnn(Cudnn.cudnnGetConvolutionForwardWorkspaceSize(_ctx.CudnnHandle, plan.Input, plan.Filter, plan.Convolution, plan.Output,
@@ -254,7 +264,9 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        var chosen = Choose("backward-data", plan, candidates);
+        var chosen = Choose("backward-data", plan, candidates, a => (cudnnConvolutionBwdDataAlgo_t)a is cudnnConvolutionBwdDataAlgo_t.CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT
+            or cudnnConvolutionBwdDataAlgo_t.CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING or cudnnConvolutionBwdDataAlgo_t.CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD
+            or cudnnConvolutionBwdDataAlgo_t.CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED);
         UseMath(plan, chosen);
         nuint size = 0;
         Check.Cudnn(Cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize(_ctx.CudnnHandle, plan.Filter, plan.Output, plan.Convolution, plan.Input,
@@ -282,7 +294,9 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        var chosen = Choose("backward-filter", plan, candidates);
+        var chosen = Choose("backward-filter", plan, candidates, a => (cudnnConvolutionBwdFilterAlgo_t)a is cudnnConvolutionBwdFilterAlgo_t.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT
+            or cudnnConvolutionBwdFilterAlgo_t.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING or cudnnConvolutionBwdFilterAlgo_t.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD
+            or cudnnConvolutionBwdFilterAlgo_t.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED);
         UseMath(plan, chosen);
         nuint size = 0;
         Check.Cudnn(Cudnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(_ctx.CudnnHandle, plan.Input, plan.Output, plan.Convolution, plan.Filter,
@@ -298,10 +312,14 @@ public sealed unsafe partial class CudaBackend
     /// cuDNN may report an algorithm under another math type than the descriptor's, and it runs (and sizes
     /// the workspace of) the pair (algorithm, math type), so the pair is kept and set before every call.
     /// </summary>
-    private ConvAlgorithm Choose(string direction, ConvPlan plan, List<Candidate> candidates)
+    private ConvAlgorithm Choose(string direction, ConvPlan plan, List<Candidate> candidates, Func<int, bool> isTransform)
     {
         var usable = candidates.Where(c => c.Status == 0 && (!plan.FmaOnly ||
             c.Math is not (cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))).ToList();
+        // Exact float32 also leaves out the FFT and Winograd algorithms: they compute the convolution through
+        // a transform whose rounding exceeds direct summation's. Kept only when nothing else runs.
+        if (plan.FmaOnly && usable.Any(c => !isTransform(c.Algorithm)))
+            usable.RemoveAll(c => isTransform(c.Algorithm));
         if (usable.Count == 0)
             throw new CudaException($"cuDNN found no usable {direction} convolution algorithm: " +
                 string.Join("; ", candidates.Select(c => $"algo {c.Algorithm} status {c.Status} math {c.Math} workspace {c.Memory} B")) +
@@ -312,6 +330,8 @@ public sealed unsafe partial class CudaBackend
             : usable[0];
         // Float32 without TF32 stays on FMA kernels whatever was reported.
         var math = plan.FmaOnly ? cudnnMathType_t.CUDNN_FMA_MATH : chosen.Math;
+        lock (_convolutionChoices)
+            _convolutionChoices.Add($"{direction} {plan.Key}: algorithm {chosen.Algorithm}, {math}, workspace {chosen.Memory} B");
         return new ConvAlgorithm(chosen.Algorithm, math, chosen.Memory);
     }
 

@@ -4,9 +4,10 @@ namespace BrainSeg.Cuda;
 public sealed record CudaBackendOptions
 {
     /// <summary>
-    /// Lets float32 convolutions and GEMMs run on tensor cores in TF32 (10-bit mantissa). Off by default:
-    /// cuDNN is restricted to FMA kernels and cuBLAS to its default (non-TF32) math, so float32 results
-    /// agree with the CPU backend within 1e-4. Float64 is unaffected.
+    /// Lets float32 convolutions and GEMMs run on tensor cores in TF32 (10-bit mantissa) and through any
+    /// cuDNN algorithm. Off by default: cuDNN is restricted to FMA kernels computing the convolution directly
+    /// (no FFT or Winograd transform, unless nothing else runs) and cuBLAS to its default (non-TF32) math,
+    /// so float32 results agree with the CPU backend within 1e-4. Float64 is unaffected.
     /// </summary>
     public bool AllowTf32 { get; init; }
 

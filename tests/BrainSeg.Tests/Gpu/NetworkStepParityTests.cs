@@ -47,6 +47,8 @@ public class NetworkStepParityTests
         var rows = reference.Keys.Select(n => (n, Cpu: Distance(cpu[n], reference[n]), Gpu: Distance(gg[n], reference[n]))).ToArray();
         foreach (var (n, c, g) in rows)
             TestContext.Out.WriteLine($"{scheme} {n}: float32 vs float64 reference: CPU {c:E2}, GPU {g:E2}");
+        foreach (var choice in gpu.ConvolutionChoices)
+            TestContext.Out.WriteLine($"cuDNN {choice}");
         foreach (var (n, c, g) in rows)
             Assert.That(g, Is.LessThanOrEqualTo(4 * c + 1e-4), $"{scheme} {n}: the GPU's float32 steps are {g:E2} from float64, the CPU's {c:E2}");
     }
