@@ -16,6 +16,7 @@ public static class Program
         [
             // Registered verbs, in the order --help lists them.
             Commands.InfoCommand.Create(),
+            Commands.TrainCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
