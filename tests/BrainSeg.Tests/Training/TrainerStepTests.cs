@@ -33,11 +33,11 @@ public class TrainerStepTests
     [Test]
     public void LsFallsOverAShortBaselineRun()
     {
-        using var trainer = Tiny(new TrainingOptions { Seed = 4, Batch = 12 });
+        using var trainer = Tiny(new TrainingOptions { Seed = 4, Batch = 8 });
         var centres = Phantom().EpochCentres(40, trainer.SamplingStream(0));
         var losses = new List<double>();
-        for (var i = 0; i + 12 <= centres.Length && losses.Count < 10; i += 12)
-            losses.Add(trainer.Iterate(centres.AsSpan(i, 12)).Segmentation);
+        for (var i = 0; i + 8 <= centres.Length && losses.Count < 10; i += 8)
+            losses.Add(trainer.Iterate(centres.AsSpan(i, 8)).Segmentation);
         TestContext.Out.WriteLine(string.Join(" ", losses.Select(l => l.ToString("F3"))));
         Assert.That(losses.Skip(7).Average(), Is.LessThan(losses.Take(3).Average()));
     }
