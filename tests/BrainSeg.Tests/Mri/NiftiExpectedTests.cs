@@ -71,6 +71,33 @@ public class NiftiExpectedTests
         Assert.That(ours, Is.EqualTo(first).Within(1e-12).Percent, "first voxels");
     }
 
+    /// <summary>The JSON of `brainseg nifti-info --json` carries the same numbers under nibabel's names.</summary>
+    [TestCaseSource(nameof(ExpectedFiles))]
+    public void InfoJsonAgreesWithNibabel(string name)
+    {
+        if (name == Absent) SharedData.Require("nifti/expected.json");
+        var expected = Expected(name);
+        string path = SharedData.Require(Path.Combine("nifti", name));
+        if (expected.TryGetProperty("error", out _))
+        {
+            Assert.Throws<ImageFormatException>(() => ImageInfo.Read(path));
+            return;
+        }
+        using var doc = JsonDocument.Parse(ImageInfo.Read(path).ToJson());
+        var info = doc.RootElement;
+        Assert.That(Ints(info.GetProperty("shape")), Is.EqualTo(Ints(expected.GetProperty("shape"))));
+        Assert.That(info.GetProperty("datatype").GetString(), Is.EqualTo(expected.GetProperty("on_disk_dtype").GetString()));
+        Assert.That(Doubles(info.GetProperty("zooms")), Is.EqualTo(Doubles(expected.GetProperty("zooms"))).Within(1e-6));
+        var ours = info.GetProperty("affine").EnumerateArray().SelectMany(Doubles).ToArray();
+        var theirs = expected.GetProperty("affine").EnumerateArray().SelectMany(Doubles).ToArray();
+        Assert.That(ours, Is.EqualTo(theirs).Within(2e-6));
+        Assert.That(info.GetProperty("sform_code").GetInt32(), Is.EqualTo(expected.GetProperty("sform_code").GetInt32()));
+        Assert.That(info.GetProperty("qform_code").GetInt32(), Is.EqualTo(expected.GetProperty("qform_code").GetInt32()));
+        foreach (var (field, reference) in new[] { ("sum", "scaled_sum"), ("sumsq", "scaled_sumsq"), ("min", "scaled_min"), ("max", "scaled_max") })
+            Assert.That(info.GetProperty(field).GetDouble(), Is.EqualTo(expected.GetProperty(reference).GetDouble()).Within(1e-9).Percent, field);
+        Assert.That(info.TryGetProperty("scl_slope", out _) && info.TryGetProperty("scl_inter", out _), Is.True);
+    }
+
     private static string FormatName(JsonElement expected) => expected.GetProperty("format").GetString() switch
     {
         "Nifti1Image" => nameof(ImageFormat.Nifti1),
