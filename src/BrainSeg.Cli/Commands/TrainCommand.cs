@@ -3,6 +3,12 @@ using System.Globalization;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri.Datasets;
+using BrainSeg.Mri.Geometry;
+using BrainSeg.Mri.Labels;
+using BrainSeg.Mri.Normalisation;
+using BrainSeg.Mri.Phantom;
+using BrainSeg.Mri.Sampling;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
 
@@ -19,9 +25,10 @@ internal static class TrainCommand
 
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "Training data: an image (NIfTI or MGZ) with --labels, or 'phantom' for the built-in synthetic volume.", HelpName = "image|phantom" };
+        var data = new Option<string>("--data") { Description = "Training data: a dataset folder (MRBrainS13 or MICCAI 2012 layout), a manifest.csv (image,label,split), an image (NIfTI or MGZ) with --labels, or 'phantom' (the built-in synthetic brain).", HelpName = "folder|manifest.csv|image|phantom" };
         var labels = new Option<string?>("--labels") { Description = "The label map of the --data image, on the same grid.", HelpName = "labels.nii.gz" };
-        var labelMap = new Option<string?>("--label-map") { Description = "Source labels to classes: a TSV of 'label-or-range<TAB>class' lines (e.g. shared/data/labelmaps/freesurfer-to-adult6.tsv).", HelpName = "file.tsv" };
+        var labelMap = new Option<string?>("--label-map") { Description = $"Source labels to classes: a preset ({string.Join(", ", LabelTable.PresetNames)}) or a TSV of 'label-or-range<TAB>class' lines.", HelpName = "preset|file.tsv" };
+        var normalisation = new Option<string>("--normalisation") { Description = "Image intensities: percentile[:LOW:HIGH] (brain percentiles to 0 and 1) or zscore.", DefaultValueFactory = _ => IntensityNormalisation.Default.ToString() };
         var net = new Option<string>("--net") { Description = "Segmentation network: fcn (15 conv layers, 51×51 input) or dilated (87×87 input).", DefaultValueFactory = _ => "dilated" };
         net.AcceptOnlyFromAmong("fcn", "dilated");
         var adversarial = new Option<bool>("--adversarial") { Description = "Alternate Ls, Ld and La updates (paper section 2.3) instead of Ls alone." };
@@ -46,7 +53,7 @@ internal static class TrainCommand
         var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint this often (and at each epoch's end).", DefaultValueFactory = _ => d.CheckpointEvery.TotalMinutes };
 
         var command = new Command("train", "Train a segmentation network, baseline or adversarial (Moeskops et al. 2017, sections 2.3 and 3.1).");
-        foreach (Option o in new Option[] { data, labels, labelMap, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
+        foreach (Option o in new Option[] { data, labels, labelMap, normalisation, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
                      nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes })
             command.Options.Add(o);
 
@@ -54,8 +61,10 @@ internal static class TrainCommand
         {
             if (result.GetValue(output) is null) result.AddError("--out is required: the folder that receives the checkpoints and logs.");
             if (result.GetValue(data) is null) result.AddError("--data is required: an image with --labels, or 'phantom'.");
-            else if (result.GetValue(data) != "phantom" && (result.GetValue(labels) is null || result.GetValue(labelMap) is null))
-                result.AddError("--data with an image needs --labels (its label map) and --label-map (labels to classes).");
+            else if (result.GetValue(data) != "phantom" && result.GetValue(labelMap) is null)
+                result.AddError("--data needs --label-map (source labels to classes): a preset or a .tsv table.");
+            else if (IsImage(result.GetValue(data)!) && result.GetValue(labels) is null)
+                result.AddError("--data with one image needs --labels, its label map on the same grid.");
             void Positive<T>(Option<T> o, Func<T, bool> ok) where T : notnull
             {
                 var r = result.GetResult(o);
@@ -93,22 +102,25 @@ internal static class TrainCommand
                 LogEvery = parsed.GetValue(logEvery),
                 CheckpointEvery = TimeSpan.FromMinutes(parsed.GetValue(checkpointMinutes)),
             };
-            return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(output)!,
+            return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
                 parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output);
         });
         return command;
     }
 
-    internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string runDir,
+    internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
         string device, int threads, bool resume, TextWriter stdout)
     {
         options.Validate();
-        var (source, description) = LoadData(data, labels, labelMap, options.Plane);
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
+        // A resumed run normalises its images as the run it continues did.
+        if (resume && File.Exists(checkpoint) && Seg.Checkpoints.SafeTensors.Read(checkpoint).Metadata.TryGetValue("normalisation", out var saved))
+            normalisation = saved;
         if (!resume && File.Exists(checkpoint))
             throw new ArgumentException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
+        var (source, description) = LoadData(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
 
         using var backend = OpenBackend(device, threads);
         using var trainer = resume
@@ -193,29 +205,44 @@ internal static class TrainCommand
     private static IBackend OpenBackend(string device, int threads) =>
         DeviceSpec.Parse(device).Kind == DeviceKind.Cpu && threads > 0 ? new CpuBackend(threads) : Devices.Open(device);
 
-    internal static (IPatchSource Source, Dictionary<string, string> Description) LoadData(string data, string? labels, string? labelMap, Plane plane)
+    private static bool IsImage(string path) =>
+        !Directory.Exists(path) && !path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) && path != "phantom";
+
+    /// <summary>The labelled training images (split "train"), normalised and mapped to classes, and what the checkpoint should say of them.</summary>
+    internal static (IPatchSource Source, Dictionary<string, string> Description) LoadData(string data, string? labels, string? labelMap, IntensityNormalisation normalisation)
     {
         if (data == "phantom")
         {
-            var phantom = TrainingPhantom.Create();
-            return (new VolumePatchSource([phantom], 4, plane), new Dictionary<string, string>
+            var phantom = SyntheticPhantom.Generate();
+            var image = new TrainingImage(normalisation.Apply(phantom.Image), phantom.Classes);
+            return (new SampledPatchSource([image], phantom.ClassNames.Count), new Dictionary<string, string>
             {
-                ["data"] = "phantom (built-in synthetic volume, 64x64x4)",
-                ["class_names"] = "background,ring1,ring2,ring3",
-                ["label_map"] = "identity",
-                ["normalisation"] = "none (synthesised normalised)",
+                ["data"] = "phantom (built-in synthetic brain, 64^3, seed 1)",
+                ["class_names"] = string.Join(",", phantom.ClassNames),
+                ["label_map"] = "phantom classes (numbered as freesurfer-to-adult6)",
+                ["normalisation"] = normalisation.ToString(),
             });
         }
-        if (Directory.Exists(data) || data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
-            throw new NotSupportedException($"--data {data}: dataset folders and manifests are not read yet; pass one image with --labels.");
-        var mapping = ClassMapping.ReadTsv(labelMap!);
-        var volume = TrainingData.LoadPair(data, labels!, mapping);
-        return (new VolumePatchSource([volume], mapping.Classes, plane), new Dictionary<string, string>
+        var table = LabelTable.Load(labelMap!);
+        IReadOnlyList<Subject> subjects =
+            data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? DatasetLayout.Manifest(data)
+            : Directory.Exists(data) ? (Directory.Exists(Path.Combine(data, "TrainingData")) ? DatasetLayout.MrBrainS13(data) : DatasetLayout.Miccai2012(data))
+            : [new Subject(Path.GetFileName(data), data, labels, "train")];
+        var training = subjects.Where(s => s.Split == "train" && s.LabelPath is not null).ToList();
+        if (training.Count == 0)
+            throw new ArgumentException($"{data} lists no labelled images in the split 'train'.");
+        var images = new List<TrainingImage>();
+        foreach (var subject in training)
         {
-            ["data"] = $"{Path.GetFullPath(data)} | {Path.GetFullPath(labels!)}",
-            ["class_names"] = string.Join(",", mapping.ClassNames),
-            ["label_map"] = $"{mapping.Source}: {mapping.Describe()}",
-            ["normalisation"] = TrainingData.Normalisation,
+            var (image, labelVolume) = DatasetLayout.Load(subject);
+            images.Add(new TrainingImage(normalisation.Apply(image), table.Apply(labelVolume!.Voxels, subject.LabelPath!)));
+        }
+        return (new SampledPatchSource(images, table.ClassCount), new Dictionary<string, string>
+        {
+            ["data"] = string.Join(";", training.Select(s => $"{s.Id}={Path.GetFullPath(s.ImagePath)}|{Path.GetFullPath(s.LabelPath!)}")),
+            ["class_names"] = string.Join(",", table.ClassNames),
+            ["label_map"] = table.Name,
+            ["normalisation"] = normalisation.ToString(),
         });
     }
 }

@@ -42,17 +42,15 @@ public sealed class Trainer : IDisposable
     public const string LogFile = "log.csv";
     public const string FormatTag = "brainseg-checkpoint/1";
 
-    // Patch sampling draws from its own stream, keyed by epoch, so an epoch's patches never depend on how
-    // many values the networks drew before it (and a resumed run cuts the same patches).
+    // Patch sampling has its own seed, and the sampler keys each epoch's draws by the epoch number, so an
+    // epoch's patches never depend on what the networks drew before it (and a resumed run cuts the same ones).
     private const ulong SamplingSeedSalt = 0x5A3D_1E55_0C7A_B1E5;
-    private const int EpochOffsetShift = 40;
 
     private readonly IBackend _backend;
     private readonly IPatchSource _data;
     private readonly ParamGroup _segmenterGroup;
     private readonly ParamGroup? _discriminatorGroup, _adversarialGroup;
     private readonly Dictionary<string, string> _description;
-    private float[] _hostImages = [];
     private int[] _hostLabels = [];
 
     /// <param name="description">Run facts for the checkpoint metadata: class names, label map, normalisation, data.</param>
@@ -113,8 +111,11 @@ public sealed class Trainer : IDisposable
     public int Classes => _data.Classes;
     public ulong SamplingSeed => Options.Seed ^ SamplingSeedSalt;
 
-    /// <summary>The sampling stream of one epoch.</summary>
-    public RandomStream SamplingStream(int epoch) => new(SamplingSeed, (ulong)epoch << EpochOffsetShift);
+    /// <summary>What the data must cut: the segmenter's input and output sizes, N, the plane and the sampling seed.</summary>
+    public PatchRequest Request => new(Options.Plane, Segmenter.TrainingInputSize, Segmenter.TrainingOutputSize, Options.PatchesPerClass, Options.Batch, SamplingSeed);
+
+    /// <summary>The minibatches of one epoch (<see cref="TrainingOptions.Batch"/> patches each, the last may be short).</summary>
+    public IEnumerable<PatchBatch> EpochBatches(int epoch) => _data.Epoch(Request, epoch);
 
     public bool IsComplete => Epoch >= Options.Epochs;
 
@@ -210,41 +211,44 @@ public sealed class Trainer : IDisposable
         return la;
     }
 
-    /// <summary>One iteration on <paramref name="centres"/> (<see cref="TrainingOptions.Batch"/> patches).</summary>
-    public Losses Iterate(ReadOnlySpan<PatchCentre> centres)
+    /// <summary>One iteration on a minibatch of <see cref="TrainingOptions.Batch"/> patches.</summary>
+    public Losses Iterate(PatchBatch batch)
     {
         if (!Options.Adversarial)
         {
-            var (images, labels) = UploadPatches(centres);
+            var (images, labels) = UploadPatches(batch, 0, batch.Count);
             using (images)
             using (labels)
                 return new Losses(SegmentationStep(images, labels), double.NaN, double.NaN);
         }
-        var third = centres.Length / 3;
+        var third = batch.Count / 3;
         double ls, ld, la;
         {
-            var (images, labels) = UploadPatches(centres[..third]);
+            var (images, labels) = UploadPatches(batch, 0, third);
             using (images) using (labels) ls = SegmentationStep(images, labels);
         }
         {
-            var (images, labels) = UploadPatches(centres.Slice(third, third));
+            var (images, labels) = UploadPatches(batch, third, third);
             using (images) using (labels) ld = DiscriminatorStep(images, labels);
         }
         {
-            var (images, labels) = UploadPatches(centres.Slice(2 * third, third));
+            var (images, labels) = UploadPatches(batch, 2 * third, third);
             using (images) using (labels) la = AdversarialStep(images);
         }
         return new Losses(ls, ld, la);
     }
 
-    /// <summary>Cuts and uploads patches: images [n,1,S,S] (S = the segmenter's training input) and labels [n,21,21].</summary>
-    public (Tensor Images, Tensor Labels) UploadPatches(ReadOnlySpan<PatchCentre> centres)
+    /// <summary>Uploads patches [start, start + count) of a minibatch: images [n,1,S,S] and labels [n,21,21] (Int32).</summary>
+    public (Tensor Images, Tensor Labels) UploadPatches(PatchBatch batch, int start, int count)
     {
-        int n = centres.Length, s = Segmenter.TrainingInputSize, o = Segmenter.TrainingOutputSize;
-        if (_hostImages.Length != n * s * s) _hostImages = new float[n * s * s];
-        if (_hostLabels.Length != n * o * o) _hostLabels = new int[n * o * o];
-        _data.Extract(centres, s, o, _hostImages, _hostLabels);
-        return (Tensor.FromHost(_backend, _hostImages, n, 1, s, s), Tensor.FromHost(_backend, _hostLabels, n, o, o));
+        int s = Segmenter.TrainingInputSize, o = Segmenter.TrainingOutputSize;
+        if (batch.Images.Length < (start + count) * s * s || batch.Labels.Length < (start + count) * o * o)
+            throw new ArgumentException($"The minibatch holds patches of another size than the {Segmenter.Title}'s {s}×{s} input and {o}×{o} output.");
+        if (_hostLabels.Length != count * o * o) _hostLabels = new int[count * o * o];
+        var labels = batch.Labels.AsSpan(start * o * o, count * o * o);
+        for (var i = 0; i < labels.Length; i++) _hostLabels[i] = labels[i];
+        return (Tensor.FromHost(_backend, batch.Images.AsSpan(start * s * s, count * s * s), count, 1, s, s),
+                Tensor.FromHost(_backend, _hostLabels, count, o, o));
     }
 
     // ---- the run ----
@@ -277,11 +281,12 @@ public sealed class Trainer : IDisposable
 
         while (Epoch < Options.Epochs)
         {
-            var centres = _data.EpochCentres(Options.PatchesPerClass, SamplingStream(Epoch));
-            var perEpoch = centres.Length / Options.Batch;
+            var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
             if (perEpoch == 0)
-                throw new ArgumentException($"One epoch holds {centres.Length} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
-            var total = (long)perEpoch * Options.Epochs;
+                throw new ArgumentException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
+            var total = perEpoch * Options.Epochs;
+            // Batches already trained (before a resume) are drawn again and skipped, so the sampler's stream stays aligned.
+            using var batches = EpochBatches(Epoch).Skip((int)Iteration).GetEnumerator();
             while (Iteration < perEpoch)
             {
                 if (cancellation.IsCancellationRequested)
@@ -289,7 +294,9 @@ public sealed class Trainer : IDisposable
                     Save();
                     return TrainingOutcome.Interrupted;
                 }
-                var losses = Iterate(centres.AsSpan((int)(Iteration * Options.Batch), Options.Batch));
+                if (!batches.MoveNext() || batches.Current.Count != Options.Batch)
+                    throw new InvalidOperationException($"The data produced fewer than {perEpoch} full minibatches in epoch {Epoch + 1}.");
+                var losses = Iterate(batches.Current);
                 CheckFinite(losses, lastGood);
                 Iteration++;
                 GlobalIteration++;
@@ -368,7 +375,7 @@ public sealed class Trainer : IDisposable
         m["random_seed"] = I(Random.Seed);
         m["random_offset"] = I(Random.Offset);
         m["sampling_seed"] = I(SamplingSeed);
-        m["sampling_offset"] = $"epoch << {EpochOffsetShift}";
+        m["sampling"] = "class-balanced, per epoch keyed by (sampling_seed, epoch)";
         m["elapsed_seconds"] = PreviousSeconds.ToString("R", CultureInfo.InvariantCulture);
         m["complete"] = IsComplete ? "true" : "false";
         m["rmsprop"] = $"rho={SegmentationOptimizer.Rho.ToString("R", CultureInfo.InvariantCulture)} eps={SegmentationOptimizer.Eps.ToString("R", CultureInfo.InvariantCulture)}";

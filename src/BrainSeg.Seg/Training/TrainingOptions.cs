@@ -1,4 +1,5 @@
 using System.Globalization;
+using BrainSeg.Mri.Geometry;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Seg.Training;

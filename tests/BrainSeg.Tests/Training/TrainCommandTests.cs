@@ -47,6 +47,9 @@ public class TrainCommandTests
         using var run = new RunFolder();
         var (code, error) = Run("--data", "t1.nii.gz", "--out", run.Path);
         Assert.That(code, Is.EqualTo(ExitCodes.UsageError));
+        Assert.That(error, Does.Contain("--label-map"));
+        (code, error) = Run("--data", "t1.nii.gz", "--label-map", "freesurfer-to-adult6", "--out", run.Path);
+        Assert.That(code, Is.EqualTo(ExitCodes.UsageError));
         Assert.That(error, Does.Contain("--labels"));
     }
 
@@ -63,9 +66,8 @@ public class TrainCommandTests
     public void AMissingImageExits2()
     {
         using var run = new RunFolder();
-        File.WriteAllText(run.File("map.tsv"), "2\tWM\n");
         var (code, error) = Run("--data", run.File("none.nii.gz"), "--labels", run.File("none-labels.nii.gz"),
-            "--label-map", run.File("map.tsv"), "--out", run.File("out"), "--device", "cpu");
+            "--label-map", "freesurfer-to-adult6", "--out", run.File("out"), "--device", "cpu");
         Assert.That(code, Is.EqualTo(ExitCodes.UsageError), error);
         Assert.That(error, Does.Contain("none.nii.gz"));
     }

@@ -9,16 +9,14 @@ namespace BrainSeg.Tests.Training;
 /// <summary>The three updates of the paper, each checked for the direction it moves its parameters.</summary>
 public class TrainerStepTests
 {
-    private static (Tensor Images, Tensor Labels) Batch(Trainer trainer, int count, int epoch = 0)
-    {
-        var centres = Phantom().EpochCentres(8, trainer.SamplingStream(epoch));
-        return trainer.UploadPatches(centres.AsSpan(0, count));
-    }
+    /// <summary>The first <paramref name="count"/> patches of the trainer's first minibatch (its batch must hold them).</summary>
+    private static (Tensor Images, Tensor Labels) Batch(Trainer trainer, int count) =>
+        trainer.UploadPatches(trainer.EpochBatches(0).First(), 0, count);
 
     [Test]
     public void OneLsStepLowersTheSegmentationLossOnAFixedBatch()
     {
-        using var trainer = Tiny(new TrainingOptions { DropoutP = 0, Seed = 3 });
+        using var trainer = Tiny(new TrainingOptions { DropoutP = 0, Seed = 3, Batch = 8 });
         var (images, labels) = Batch(trainer, 8);
         using (images)
         using (labels)
@@ -33,11 +31,10 @@ public class TrainerStepTests
     [Test]
     public void LsFallsOverAShortBaselineRun()
     {
-        using var trainer = Tiny(new TrainingOptions { Seed = 4, Batch = 8 });
-        var centres = Phantom().EpochCentres(40, trainer.SamplingStream(0));
-        var losses = new List<double>();
-        for (var i = 0; i + 8 <= centres.Length && losses.Count < 10; i += 8)
-            losses.Add(trainer.Iterate(centres.AsSpan(i, 8)).Segmentation);
+        // 12 patches per class of 7 classes: ten full minibatches of 8.
+        using var trainer = Tiny(new TrainingOptions { Seed = 4, Batch = 8, PatchesPerClass = 12 });
+        var losses = trainer.EpochBatches(0).Where(b => b.Count == 8).Select(b => trainer.Iterate(b).Segmentation).ToList();
+        Assert.That(losses, Has.Count.EqualTo(10));
         TestContext.Out.WriteLine(string.Join(" ", losses.Select(l => l.ToString("F3"))));
         Assert.That(losses.Skip(7).Average(), Is.LessThan(losses.Take(3).Average()));
     }
@@ -46,7 +43,7 @@ public class TrainerStepTests
     public void TheLaStepAscendsForTheSegmenterAndDescendsForTheDiscriminator()
     {
         // Paper defaults for the rates: θd and θs both move at 1e-5 in the La step.
-        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DropoutP = 0, Seed = 6 });
+        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DropoutP = 0, Seed = 6, Batch = 9 });
         Assert.That(trainer.AdversarialSegmenterGroup!.GradScale, Is.EqualTo(-1), "θs must be stepped with an explicit gradient scale of −1");
         var segmenter = trainer.Segmenter.Parameters().ToArray();
         var discriminator = trainer.Discriminator!.Parameters().ToArray();
@@ -108,7 +105,7 @@ public class TrainerStepTests
     [Test]
     public void TheNonSaturatingOptionDescendsTheFlippedLabelInstead()
     {
-        using var trainer = Tiny(new TrainingOptions { Adversarial = true, NonSaturating = true, DropoutP = 0, Seed = 6 });
+        using var trainer = Tiny(new TrainingOptions { Adversarial = true, NonSaturating = true, DropoutP = 0, Seed = 6, Batch = 9 });
         Assert.That(trainer.AdversarialSegmenterGroup!.GradScale, Is.EqualTo(1));
         var segmenter = trainer.Segmenter.Parameters().ToArray();
         var (images, labels) = Batch(trainer, 8);
@@ -130,7 +127,7 @@ public class TrainerStepTests
     [Test]
     public void TheLdStepTrainsOnlyTheDiscriminatorTowardsManual()
     {
-        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DropoutP = 0, Seed = 7, LearningRateDiscriminator = 1e-4 });
+        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DropoutP = 0, Seed = 7, LearningRateDiscriminator = 1e-4, Batch = 9 });
         var segmenter = trainer.Segmenter.Parameters().ToArray();
         var discriminator = trainer.Discriminator!.Parameters().ToArray();
         var (images, labels) = Batch(trainer, 8);
@@ -152,7 +149,7 @@ public class TrainerStepTests
     [Test]
     public void LdWithGeneratedShowsBothKinds()
     {
-        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DiscriminatorSeesGenerated = true, Seed = 8 });
+        using var trainer = Tiny(new TrainingOptions { Adversarial = true, DiscriminatorSeesGenerated = true, Seed = 8, Batch = 6 });
         var (images, labels) = Batch(trainer, 6);
         using (images)
         using (labels)

@@ -1,6 +1,9 @@
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri.Normalisation;
+using BrainSeg.Mri.Phantom;
+using BrainSeg.Mri.Sampling;
 using BrainSeg.Seg.Networks;
 using BrainSeg.Seg.Training;
 
@@ -23,8 +26,14 @@ internal static class TrainingFixtures
 {
     public static readonly IBackend Host = CpuBackend.Instance;
 
-    public static VolumePatchSource Phantom(int classes = 3) =>
-        new([TrainingPhantom.Create(size: 32, slices: 2, classes: classes, seed: 5)], classes, Plane.Axial);
+    private static readonly Lazy<TrainingImage> PhantomImage = new(() =>
+    {
+        var p = SyntheticPhantom.Generate(size: 24, seed: 5);
+        return new TrainingImage(IntensityNormalisation.Default.Apply(p.Image), p.Classes);
+    });
+
+    /// <summary>A 24³ synthetic brain with the seven classes of the adult set (background included).</summary>
+    public static SampledPatchSource Phantom(int classes = 7) => new([PhantomImage.Value], classes);
 
     public static Trainer Tiny(TrainingOptions options, IPatchSource? data = null) =>
         new(Host, data ?? Phantom(), options, null, TinyNetwork.Create);
