@@ -136,7 +136,8 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// Ld: the discriminator learns to call (image, manual segmentation) manual; θd descends, θs is untouched.
     /// With <see cref="TrainingOptions.DiscriminatorSeesGenerated"/> the same minibatch also holds the
-    /// segmenter's current output for these patches (no gradient to θs), labelled generated.
+    /// segmenter's current output for these patches (no gradient to θs), labelled generated; that extra forward
+    /// pass runs in training mode, so it also moves the segmenter's batch-norm running statistics and draws dropout masks.
     /// <paramref name="images"/> are the segmenter's input patches; the discriminator sees their central 25×25.
     /// </summary>
     public double DiscriminatorStep(Tensor images, Tensor labels)
