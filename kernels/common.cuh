@@ -38,13 +38,6 @@ __device__ __forceinline__ double block_sum(double value, double* shared)
     return total;
 }
 
-__device__ __forceinline__ float neg_infinity(float) { return __int_as_float(0xff800000); }
-__device__ __forceinline__ double neg_infinity(double) { return __longlong_as_double(0xfff0000000000000ULL); }
-
-// Precise (not fast-math) exp/log/sqrt per type, so results track the CPU reference.
-__device__ __forceinline__ float exp_t(float x) { return expf(x); }
-__device__ __forceinline__ double exp_t(double x) { return exp(x); }
-__device__ __forceinline__ float log_t(float x) { return logf(x); }
-__device__ __forceinline__ double log_t(double x) { return log(x); }
+// Precise (not fast-math) square roots per type, so results track the CPU reference.
 __device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
 __device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }

@@ -178,6 +178,8 @@ def main():
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--volume", type=int, default=256)
+    ap.add_argument("--variants", default="fp32/nchw,fp32/nhwc,tf32/nchw,tf32/nhwc",
+                    help="GPU variants to time (math/layout); the best is reported")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -185,7 +187,8 @@ def main():
         torch.set_num_threads(args.threads)
     else:
         torch.backends.cudnn.benchmark = True
-    variants = [(tf32, cl) for tf32 in (False, True) for cl in (False, True)] if device.type == "cuda" else [(False, False)]
+    variants = [(v.split("/")[0] == "tf32", v.split("/")[1] == "nhwc") for v in args.variants.split(",")] \
+        if device.type == "cuda" else [(False, False)]
     for step in args.steps.split(","):
         for batch in (int(b) for b in args.batch.split(",")):
             if step == "adversarial" and batch != 100:

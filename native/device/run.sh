@@ -47,6 +47,7 @@ PY
 # ---- is there a usable GPU? Ask the driver itself (cuInit + cuDeviceGetCount), as the engine will ----
 driver=""   # non-empty when CUDA works and has at least one device
 driver_lib=""
+probe=""
 for d in $(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF}') /usr/lib/x86_64-linux-gnu/libcuda.so.1 \
          /usr/local/nvidia/lib64/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/cuda/compat/libcuda.so.1; do
     [[ -e "$d" ]] && driver_lib="$d" && break
@@ -81,7 +82,7 @@ fi
 
 echo "== brainseg device run: $(cat "$work/BUNDLE-INFO" 2>/dev/null), $(date -u +%FT%TZ), $(hostname)"
 if [[ -n "$driver" ]]; then
-    echo "== CUDA driver: $driver ($probe devices)"
+    echo "== CUDA driver: $driver (${probe#ok } device(s))"
 else
     echo "== $why"
     echo "== GPU steps are skipped; the CPU part still runs"
@@ -141,6 +142,7 @@ verb_step() {
 
 trx_file="$logs/gpu-tests.trx"
 detail_nvidia_smi() { head -n 1 "$1" | cut -c1-60; }
+detail_info() { grep -v '^[[:space:]]*$' "$1" | head -n 1; }
 detail_gpu_tests() {
     if [[ -s "$trx_file" ]]; then python3 "$work/trx_summary.py" counts "$trx_file" 2>/dev/null || echo "TRX unreadable"
     else grep -E 'total:|failed:|succeeded:|skipped:' "$1" | tr -s ' \n' ' ' || echo "no TRX written"; fi
@@ -153,6 +155,56 @@ step gpu-tests 240 "$tests" --filter "TestCategory=Gpu" --results-directory "$lo
     --report-trx --report-trx-filename "$(basename "$trx_file")" --no-ansi --progress off --output Detailed
 verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 [[ -n "$driver" ]] || verb_step step gradcheck-cpu 120 gradcheck --device cpu
+# ---- bench: ours (brainseg bench), then the PyTorch peer, then one table; the whole part within $bench_budget s ----
+# Ours runs with TF32 allowed (the peer reports its best of fp32/TF32 and NCHW/NHWC), plus FCN 300 in fp32.
+# Each of our runs stops timing after --time-limit seconds (at least 3 reps; its JSON says how many ran).
+bench_budget="${BRAINSEG_BENCH_BUDGET_S:-150}"
+torch_reserve=70     # seconds of the bench budget kept for the PyTorch peer and the table
+bench_started=$SECONDS
+table_script="$work/bench_table.py"; [[ -f "$table_script" ]] || table_script="native/device/bench_table.py"
+bench_left() { echo $(( bench_budget - (SECONDS - bench_started) )); }
+bench_detail() { python3 "$table_script" --brief "$1" 2>/dev/null || tail -n 1 "$1"; }
+# ours NAME LIMIT ARGS...: brainseg bench --device cuda --json ARGS, within the part of the budget not kept for the peer.
+ours() {
+    local name="$1" limit="$2"; shift 2
+    local left=$(( $(bench_left) - torch_reserve ))
+    if (( left < 8 )); then rows+=("$name|SKIP|0|our share of the ${bench_budget}s bench budget is spent"); return; fi
+    (( limit > left )) && limit=$left
+    eval "detail_${name//-/_}() { bench_detail \"\$1\"; }"
+    verb_step gpu_step "$name" "$limit" bench --device cuda --json "$@"
+}
+if [[ -n "$driver" ]] && command -v nvidia-smi >/dev/null; then
+    step gpu-clocks 15 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu,utilization.gpu --format=csv
+fi
+ours bench-fcn-300 14 --step fcn --batch 300 --tf32 --time-limit 4
+ours bench-dilated-300 14 --step dilated --batch 300 --tf32 --time-limit 4
+ours bench-adv-100 14 --step adversarial --batch 100 --tf32 --time-limit 4
+ours bench-segment 20 --step segment --batch 16 --tf32 --time-limit 8
+ours bench-fcn-100 12 --step fcn --batch 100 --tf32 --time-limit 3
+ours bench-dilated-100 12 --step dilated --batch 100 --tf32 --time-limit 3
+ours bench-fcn-300-fp32 12 --step fcn --batch 300 --time-limit 3
+# The peer: the GPU machine's PyTorch (its own venv first); two runs so that a slow one cannot starve segment.
+torch_python=""
+peer="$work/torch_peer.py"; [[ -f "$peer" ]] || peer="benchmarks/peers/torch_peer.py"
+if [[ -n "$driver" ]]; then
+    for p in /opt/torch/.venv/bin/python3 python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null && timeout 60 "$p" -c 'import torch' >/dev/null 2>&1; then torch_python="$p"; break; fi
+    done
+fi
+detail_torch_train() { bench_detail "$1"; }
+detail_torch_segment() { bench_detail "$1"; }
+if [[ -z "$driver" ]]; then rows+=("torch-train|SKIP|0|no CUDA driver"); rows+=("torch-segment|SKIP|0|no CUDA driver")
+elif [[ -z "$torch_python" ]]; then rows+=("torch-train|MISSING|0|no python3 with torch (/opt/torch/.venv/bin/python3, python3, /usr/bin/python3)")
+else
+    left=$(( $(bench_left) - 25 )); (( left > 45 )) || left=45
+    step torch-train "$left" "$torch_python" "$peer" --device cuda --steps fcn,dilated,adversarial --batch 100,300 --reps 30 --warmup 5 --variants tf32/nhwc,fp32/nchw
+    left=$(( $(bench_left) - 4 )); (( left > 10 )) || left=10
+    step torch-segment "$left" "$torch_python" "$peer" --device cuda --steps segment --batch 16 --reps 30 --volume 256 --variants tf32/nhwc,fp32/nchw
+fi
+detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
+if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then
+    step bench-table 10 python3 "$table_script" $(ls "$logs"/*-bench-*.log "$logs"/*-torch-*.log 2>/dev/null)
+fi
 # ==== end of STEPS ====
 
 # ---- report: failing logs' tails, then the table LAST ----
@@ -161,6 +213,10 @@ for log in "${failed_logs[@]}"; do
     echo "---- last lines of $(basename "$log")"
     tail -n 15 "$log" | cut -c1-200
 done
+
+# The bench table (ours vs PyTorch) just before the summary, and kept as a file.
+bench_table_log="$(ls "$logs"/*-bench-table.log 2>/dev/null | tail -n 1)"
+if [[ -n "$bench_table_log" ]]; then echo; cp -f "$bench_table_log" "$OUT/bench-table.txt"; cat "$bench_table_log"; fi
 
 table="$OUT/summary.txt"
 {

@@ -15,7 +15,11 @@ public static class Program
         Command[] verbs =
         [
             // Registered verbs, in the order --help lists them.
+            Commands.ModelCommand.Create(),
+            Commands.GradcheckCommand.Create(),
             Commands.InfoCommand.Create(),
+            Commands.NiftiInfoCommand.Create(),
+            Commands.BenchCommand.Create(),
             Commands.TrainCommand.Create(),
         ];
         foreach (var verb in verbs)

@@ -64,7 +64,7 @@ public sealed class Volume
         int rows = Size(row), columns = Size(column);
         if (destination.Length < rows * columns)
             throw new ArgumentException($"A {plane} slice needs {rows * columns} values.", nameof(destination));
-        int[] stride = [1, SizeX, SizeX * SizeY];
+        Span<int> stride = [1, SizeX, SizeX * SizeY];
         int start = index * stride[slice];
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < columns; c++)

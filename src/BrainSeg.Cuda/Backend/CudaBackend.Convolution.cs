@@ -58,6 +58,7 @@ public sealed unsafe partial class CudaBackend
         float f1 = 1, f0 = 0;
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        UseMath(plan, algo);
         Check.Cudnn(Cudnn.cudnnConvolutionForward(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Filter, Ptr(w), plan.Convolution,
             (cudnnConvolutionFwdAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Output, Ptr(y)), "cudnnConvolutionForward");
     }
@@ -74,6 +75,7 @@ public sealed unsafe partial class CudaBackend
         float f1 = 1, f0 = 0;
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        UseMath(plan, algo);
         Check.Cudnn(Cudnn.cudnnConvolutionBackwardData(_ctx.CudnnHandle, one, plan.Filter, Ptr(w), plan.Output, Ptr(dy), plan.Convolution,
             (cudnnConvolutionBwdDataAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Input, Ptr(dx)), "cudnnConvolutionBackwardData");
     }
@@ -90,6 +92,7 @@ public sealed unsafe partial class CudaBackend
         float f1 = 1, f0 = 0;
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
+        UseMath(plan, algo);
         Check.Cudnn(Cudnn.cudnnConvolutionBackwardFilter(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Output, Ptr(dy), plan.Convolution,
             (cudnnConvolutionBwdFilterAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Filter, Ptr(dw)), "cudnnConvolutionBackwardFilter");
     }
@@ -98,12 +101,16 @@ public sealed unsafe partial class CudaBackend
 
     private readonly record struct ConvKey(DType DType, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
 
-    /// <summary>The chosen cuDNN algorithm of one direction and the workspace it needs.</summary>
-    private readonly record struct ConvAlgorithm(int Algorithm, long WorkspaceBytes);
+    /// <summary>The chosen cuDNN algorithm of one direction, the math type it runs with and the workspace it needs.</summary>
+    private readonly record struct ConvAlgorithm(int Algorithm, cudnnMathType_t Math, long WorkspaceBytes);
 
     private sealed class ConvPlan : IDisposable
     {
         public nint Input, Filter, Output, Convolution;
+        /// <summary>Float32 without TF32: only FMA kernels may run.</summary>
+        public bool FmaOnly;
+        /// <summary>The math type the algorithm searches run under (each chosen algorithm then sets its own).</summary>
+        public cudnnMathType_t SearchMath;
         public ConvAlgorithm? Forward, BackwardData, BackwardFilter;
 
         public void Dispose()
@@ -167,6 +174,8 @@ public sealed unsafe partial class CudaBackend
             var math = dt == DType.Float64 ? cudnnMathType_t.CUDNN_DEFAULT_MATH
                 : Options.AllowTf32 ? cudnnMathType_t.CUDNN_TENSOR_OP_MATH : cudnnMathType_t.CUDNN_FMA_MATH;
             Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(d, math), "cudnnSetConvolutionMathType");
+            plan.FmaOnly = math == cudnnMathType_t.CUDNN_FMA_MATH;
+            plan.SearchMath = math;
 
             // cuDNN must agree with our output size, or the descriptors describe different convolutions.
             int on, oc, oh, ow;
@@ -203,6 +212,7 @@ public sealed unsafe partial class CudaBackend
         var results = stackalloc cudnnConvolutionFwdAlgoPerf_t[requested];
         int returned = 0;
         var bytes = SearchWorkspaceBytes();
+        Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(plan.Convolution, plan.SearchMath), "cudnnSetConvolutionMathType");
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
@@ -216,7 +226,12 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        return Choose("forward", candidates);
+        var chosen = Choose("forward", plan, candidates);
+        UseMath(plan, chosen);
+        nuint size = 0;
+        Check.Cudnn(Cudnn.cudnnGetConvolutionForwardWorkspaceSize(_ctx.CudnnHandle, plan.Input, plan.Filter, plan.Convolution, plan.Output,
+            (cudnnConvolutionFwdAlgo_t)chosen.Algorithm, &size), "cudnnGetConvolutionForwardWorkspaceSize");
+        return chosen with { WorkspaceBytes = Math.Max(chosen.WorkspaceBytes, (long)size) };
     }
 
     private ConvAlgorithm SearchBackwardData(ConvPlan plan, ulong dy, ulong w, ulong dx)
@@ -225,6 +240,7 @@ public sealed unsafe partial class CudaBackend
         var results = stackalloc cudnnConvolutionBwdDataAlgoPerf_t[requested];
         int returned = 0;
         var bytes = SearchWorkspaceBytes();
+        Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(plan.Convolution, plan.SearchMath), "cudnnSetConvolutionMathType");
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
@@ -238,7 +254,12 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        return Choose("backward-data", candidates);
+        var chosen = Choose("backward-data", plan, candidates);
+        UseMath(plan, chosen);
+        nuint size = 0;
+        Check.Cudnn(Cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize(_ctx.CudnnHandle, plan.Filter, plan.Output, plan.Convolution, plan.Input,
+            (cudnnConvolutionBwdDataAlgo_t)chosen.Algorithm, &size), "cudnnGetConvolutionBackwardDataWorkspaceSize");
+        return chosen with { WorkspaceBytes = Math.Max(chosen.WorkspaceBytes, (long)size) };
     }
 
     private ConvAlgorithm SearchBackwardFilter(ConvPlan plan, ulong x, ulong dy, ulong dw)
@@ -247,6 +268,7 @@ public sealed unsafe partial class CudaBackend
         var results = stackalloc cudnnConvolutionBwdFilterAlgoPerf_t[requested];
         int returned = 0;
         var bytes = SearchWorkspaceBytes();
+        Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(plan.Convolution, plan.SearchMath), "cudnnSetConvolutionMathType");
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
@@ -260,7 +282,12 @@ public sealed unsafe partial class CudaBackend
         var candidates = new List<Candidate>();
         for (var i = 0; i < returned; i++)
             candidates.Add(new((int)results[i].algo, results[i].status, (long)results[i].memory, results[i].determinism, results[i].mathType));
-        return Choose("backward-filter", candidates);
+        var chosen = Choose("backward-filter", plan, candidates);
+        UseMath(plan, chosen);
+        nuint size = 0;
+        Check.Cudnn(Cudnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(_ctx.CudnnHandle, plan.Input, plan.Output, plan.Convolution, plan.Filter,
+            (cudnnConvolutionBwdFilterAlgo_t)chosen.Algorithm, &size), "cudnnGetConvolutionBackwardFilterWorkspaceSize");
+        return chosen with { WorkspaceBytes = Math.Max(chosen.WorkspaceBytes, (long)size) };
     }
 
     private readonly record struct Candidate(int Algorithm, int Status, long Memory, cudnnDeterminism_t Determinism, cudnnMathType_t Math);
@@ -268,10 +295,12 @@ public sealed unsafe partial class CudaBackend
     /// <summary>
     /// The fastest successful candidate (cuDNN sorts by time) that respects the options: no tensor-op math
     /// for float32 unless TF32 is allowed, and a deterministic one when any is and determinism is preferred.
+    /// cuDNN may report an algorithm under another math type than the descriptor's, and it runs (and sizes
+    /// the workspace of) the pair (algorithm, math type), so the pair is kept and set before every call.
     /// </summary>
-    private ConvAlgorithm Choose(string direction, List<Candidate> candidates)
+    private ConvAlgorithm Choose(string direction, ConvPlan plan, List<Candidate> candidates)
     {
-        var usable = candidates.Where(c => c.Status == 0 && (Options.AllowTf32 ||
+        var usable = candidates.Where(c => c.Status == 0 && (!plan.FmaOnly ||
             c.Math is not (cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))).ToList();
         if (usable.Count == 0)
             throw new CudaException($"cuDNN found no usable {direction} convolution algorithm: " +
@@ -281,6 +310,12 @@ public sealed unsafe partial class CudaBackend
         var chosen = Options.DeterministicAlgorithms && usable.Any(c => c.Determinism == cudnnDeterminism_t.CUDNN_DETERMINISTIC)
             ? usable.First(c => c.Determinism == cudnnDeterminism_t.CUDNN_DETERMINISTIC)
             : usable[0];
-        return new ConvAlgorithm(chosen.Algorithm, chosen.Memory);
+        // Float32 without TF32 stays on FMA kernels whatever was reported.
+        var math = plan.FmaOnly ? cudnnMathType_t.CUDNN_FMA_MATH : chosen.Math;
+        return new ConvAlgorithm(chosen.Algorithm, math, chosen.Memory);
     }
+
+    /// <summary>Sets the descriptor's math type to the algorithm's: the three directions share one descriptor.</summary>
+    private static void UseMath(ConvPlan plan, ConvAlgorithm algo) =>
+        Check.Cudnn(Cudnn.cudnnSetConvolutionMathType(plan.Convolution, algo.Math), "cudnnSetConvolutionMathType");
 }

@@ -33,10 +33,12 @@ public static class GradCheck
                 throw new ArgumentException($"Gradient-check group '{name}' must list input indices in [0, {inputs.Length}).");
 
         var check = new Checker(f, inputs, o);
+        // Auto needs the output size only when the inputs alone do not rule the full Jacobian out.
         var totalInputs = inputs.Sum(t => t.Numel);
         var mode = o.Mode != GradCheckMode.Auto ? o.Mode
-            : check.OutputElements + 2 * totalInputs <= o.FullJacobianMaxEvaluations ? GradCheckMode.FullJacobian
-            : GradCheckMode.RandomDirections;
+            : 2 * totalInputs < o.FullJacobianMaxEvaluations && check.OutputShape.Numel + 2 * totalInputs <= o.FullJacobianMaxEvaluations
+                ? GradCheckMode.FullJacobian
+                : GradCheckMode.RandomDirections;
         var results = mode == GradCheckMode.FullJacobian ? check.FullJacobian() : check.RandomDirections();
         return new GradCheckResult(mode, o, results);
     }
@@ -62,28 +64,28 @@ public static class GradCheck
         private readonly IBackend _backend;
         private readonly double[][] _original;
         private readonly RandomStream _random;
-        private readonly Shape _outputShape;
+        private Shape? _outputShape;
 
         public Checker(Func<Tape, Tensor[], Tensor> f, Tensor[] inputs, GradCheckOptions o)
         {
             (_f, _inputs, _o, _backend) = (f, inputs, o, inputs[0].Backend);
             _original = inputs.Select(ReadHost).ToArray();
             _random = new RandomStream(o.Seed);
-            _outputShape = Evaluate().Shape;
         }
 
-        public long OutputElements => _outputShape.Numel;
+        /// <summary>The function's output shape (one evaluation the first time it is asked).</summary>
+        public Shape OutputShape => _outputShape ??= Evaluate().Shape;
 
         public List<InputCheck> FullJacobian()
         {
-            var m = (int)_outputShape.Numel;
+            var m = (int)OutputShape.Numel;
             // Analytic: row j of every input's Jacobian from a backward pass seeded with the unit vector e_j.
             var analytic = _inputs.Select(t => new double[m * t.Numel]).ToArray();
             var seed = new double[m];
             for (var j = 0; j < m; j++)
             {
                 seed[j] = 1;
-                var grads = AnalyticGradients(seed);
+                var grads = AnalyticGradients(_ => seed);
                 seed[j] = 0;
                 for (var i = 0; i < _inputs.Length; i++)
                     grads[i].CopyTo(analytic[i], j * _inputs[i].Numel);
@@ -120,8 +122,10 @@ public static class GradCheck
         public List<InputCheck> RandomDirections()
         {
             var groups = _o.Groups ?? _inputs.Select((t, i) => new GradCheckGroup(Name(i), [i])).ToArray();
-            var v = Uniform(_outputShape.Numel);
-            var grads = AnalyticGradients(v);
+            // The output weighting v needs the output's size: the analytic pass reports it, so the first
+            // pass runs with v drawn lazily (the draw happens after f ran, before backward).
+            double[]? v = null;
+            var grads = AnalyticGradients(shape => v = Uniform(shape.Numel));
             var results = new List<InputCheck>();
             foreach (var (name, members, groupEpsilon) in groups)
             {
@@ -135,13 +139,13 @@ public static class GradCheck
                     {
                         var u = members.Select(i => Uniform(_inputs[i].Numel)).ToArray();
                         var analytic = members.Select((i, k) => Dot(grads[i], u[k])).Sum();
-                        var numeric = Directional(members, u, v, eps);
+                        var numeric = Directional(members, u, v!, eps);
                         var (abs, rel, ok) = Compare(analytic, numeric);
                         // A mismatch counts only where the function is smooth along u: the differences with
                         // steps ε and ε/2 must agree. Otherwise a ReLU or max-pool switch lies within ±ε.
                         if (!ok && redraws < _o.MaxRedraws)
                         {
-                            var half = Directional(members, u, v, eps / 2);
+                            var half = Directional(members, u, v!, eps / 2);
                             var (_, jump, smooth) = Compare(numeric, half);
                             if (!smooth && jump > 0) { redraws++; continue; }
                         }
@@ -197,7 +201,7 @@ public static class GradCheck
         }
 
         // ∇ of ⟨v, f⟩ with respect to every input (zeros where no gradient arrives).
-        private double[][] AnalyticGradients(double[] v)
+        private double[][] AnalyticGradients(Func<Shape, double[]> weighting)
         {
             var saved = _inputs.Select(t => t.RequiresGrad).ToArray();
             try
@@ -206,7 +210,9 @@ public static class GradCheck
                 _o.BeforeEachEvaluation?.Invoke();
                 using var tape = new Tape(_backend);
                 var y = _f(tape, _inputs);
+                _outputShape ??= y.Shape;
                 if (y.Shape != _outputShape) throw new InvalidOperationException($"The function's output shape changed between calls ({_outputShape} then {y.Shape}).");
+                var v = weighting(y.Shape);
                 if (y.RequiresGrad)
                 {
                     using var seed = _backend.Empty(y.Shape, y.DType);

@@ -35,7 +35,7 @@ public sealed class GradCheckResult(GradCheckMode mode, GradCheckOptions options
         foreach (var i in Inputs)
         {
             sb.Append(CultureInfo.InvariantCulture,
-                $"\n  {(i.Passed ? "ok  " : "FAIL")} {i.Name} ({i.Elements} values): max rel {i.MaxRelativeError:e2}, max abs {i.MaxAbsoluteError:e2}");
+                $"\n  {(i.Passed ? "ok  " : "FAIL")} {i.Name} ({i.Elements} values): max rel {i.MaxRelativeError:0.00e+00}, max abs {i.MaxAbsoluteError:0.00e+00}");
             if (i.Redraws > 0) sb.Append(CultureInfo.InvariantCulture, $", {i.Redraws} non-smooth directions redrawn");
         }
         return sb.ToString();

@@ -14,8 +14,8 @@ public sealed partial class CpuBackend
     internal void ForEach(int count, Action<int> body) => For(count, body);
 
     /// <summary>c[cOff..] += alpha·A·B with strided operands, cut across threads when <paramref name="parallel"/>.</summary>
-    internal unsafe void GemmAccumulate(bool parallel, int m, int n, int k, float alpha,
-        float[] a, long aOff, int rsA, int csA, float[] b, long bOff, int rsB, int csB, float[] c, long cOff, int ldc)
+    internal unsafe void GemmAccumulate<TB>(bool parallel, int m, int n, int k, float alpha,
+        float[] a, long aOff, int rsA, int csA, TB b, float[] c, long cOff, int ldc) where TB : struct, IPanelSource
     {
         if (m == 0 || n == 0 || k == 0 || alpha == 0) return;
         var (tasks, byColumns) = parallel ? Sgemm.Split(Threads, m, n, k) : (1, true);
@@ -25,10 +25,8 @@ public sealed partial class CpuBackend
             if (byColumns) (j0, j1) = Sgemm.Range(n, Sgemm.NR, tasks, t);
             else (i0, i1) = Sgemm.Range(m, Sgemm.MR, tasks, t);
             if (i1 <= i0 || j1 <= j0) return;
-            fixed (float* pa = a, pb = b, pc = c)
-                Sgemm.Accumulate(i1 - i0, j1 - j0, k, alpha,
-                    pa + aOff + (long)i0 * rsA, rsA, csA,
-                    pb + bOff + (long)j0 * csB, rsB, csB,
+            fixed (float* pa = a, pc = c)
+                Sgemm.Accumulate(i1 - i0, j1 - j0, k, alpha, pa + aOff + (long)i0 * rsA, rsA, csA, b, j0,
                     pc + cOff + (long)i0 * ldc + j0, ldc);
         });
     }
@@ -52,19 +50,10 @@ public sealed partial class CpuBackend
         int crs = g.C * g.R * g.S, hw = g.Ho * g.Wo;
         ForImages(g.N, (n, inner) =>
         {
+            // y_n[K, HoWo] = w[K, CRS] · col_n[CRS, HoWo], the columns packed straight from x.
             var yOff = (long)n * g.K * hw;
             y.AsSpan((int)yOff, g.K * hw).Clear();
-            if (ColumnIsInput(g))
-            {
-                // A 1×1 valid filter: the input plane already is the column matrix.
-                GemmAccumulate(inner, g.K, hw, crs, 1f, w, 0, crs, 1, x, (long)n * g.C * g.H * g.W, hw, 1, y, yOff, hw);
-                return;
-            }
-            var col = ArrayPool<float>.Shared.Rent(crs * hw);
-            Im2Col(g, x, n, col);
-            // y_n[K, HoWo] = w[K, CRS] · col[CRS, HoWo]
-            GemmAccumulate(inner, g.K, hw, crs, 1f, w, 0, crs, 1, col, 0, hw, 1, y, yOff, hw);
-            ArrayPool<float>.Shared.Return(col);
+            GemmAccumulate(inner, g.K, hw, crs, 1f, w, 0, crs, 1, new Im2ColSource(g, x, n, Transposed: false), y, yOff, hw);
         });
     }
 
@@ -79,15 +68,23 @@ public sealed partial class CpuBackend
             {
                 var dxOff = (long)n * g.C * g.H * g.W;
                 dx.AsSpan((int)dxOff, g.C * hw).Clear();
-                GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, dy, dyOff, hw, 1, dx, dxOff, hw);
+                GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff, hw, 1), dx, dxOff, hw);
                 return;
             }
-            var col = ArrayPool<float>.Shared.Rent(crs * hw);
-            col.AsSpan(0, crs * hw).Clear();
-            // dcol[CRS, HoWo] = wᵀ[CRS, K] · dy_n[K, HoWo], then scattered back onto the input plane.
-            GemmAccumulate(inner, crs, hw, g.K, 1f, w, 0, 1, crs, dy, dyOff, hw, 1, col, 0, hw);
-            Col2Im(g, col, dx, n);
-            ArrayPool<float>.Shared.Return(col);
+            // dcol[CRS, HoWo] = wᵀ[CRS, K] · dy_n[K, HoWo], a band of columns at a time so the band stays in
+            // cache while it is added back onto the input plane (col2im).
+            var dxPlane = dx.AsSpan(n * g.C * g.H * g.W, g.C * g.H * g.W);
+            dxPlane.Clear();
+            var band = ArrayPool<float>.Shared.Rent(crs * Col2ImBand);
+            for (var start = 0; start < hw; start += Col2ImBand)
+            {
+                var width = Math.Min(Col2ImBand, hw - start);
+                band.AsSpan(0, crs * width).Clear();
+                GemmAccumulate(inner, crs, width, g.K, 1f, w, 0, 1, crs, new StridedSource(dy, dyOff + start, hw, 1), band, 0, width);
+                for (var row = 0; row < crs; row++)
+                    Col2ImRow(g, band.AsSpan(row * width, width), row, start, dxPlane);
+            }
+            ArrayPool<float>.Shared.Return(band);
         });
     }
 
@@ -102,16 +99,9 @@ public sealed partial class CpuBackend
         {
             var partial = partials.AsSpan(group * size, size);
             partial.Clear();
-            var col = ColumnIsInput(g) ? null : ArrayPool<float>.Shared.Rent(crs * hw);
             for (var n = group * FilterGroup; n < Math.Min(g.N, (group + 1) * FilterGroup); n++)
-            {
-                float[] bSrc;
-                long bOff;
-                if (col is null) { bSrc = x; bOff = (long)n * g.C * g.H * g.W; }
-                else { Im2Col(g, x, n, col); bSrc = col; bOff = 0; }
-                GemmAccumulate(inner, g.K, crs, hw, 1f, dy, (long)n * g.K * hw, hw, 1, bSrc, bOff, 1, hw, partials, (long)group * size, crs);
-            }
-            if (col is not null) ArrayPool<float>.Shared.Return(col);
+                GemmAccumulate(inner, g.K, crs, hw, 1f, dy, (long)n * g.K * hw, hw, 1, new Im2ColSource(g, x, n, Transposed: true),
+                    partials, (long)group * size, crs);
         });
         // Reduce the partials in group order: the same sum on any thread count.
         ForChunks(size, 4096, (start, length) =>
@@ -124,48 +114,92 @@ public sealed partial class CpuBackend
         ArrayPool<float>.Shared.Return(partials);
     }
 
-    /// <summary>col[(c·R+p)·S+q, i·Wo+j] = x[n, c, i+p·d−pad, j+q·d−pad], zero outside the input.</summary>
-    private static void Im2Col(ConvGeometry g, float[] x, int n, float[] col)
+    /// <summary>
+    /// The im2col matrix of image n, col[(c·R+p)·S+q, i·Wo+j] = x[n, c, i+p·d−pad, j+q·d−pad] (zero outside),
+    /// packed straight into GEMM panels so it is never stored whole: as B = col (forward) or B = colᵀ (filter gradient).
+    /// </summary>
+    private readonly struct Im2ColSource(ConvGeometry g, float[] x, int n, bool Transposed) : IPanelSource
     {
-        var hw = g.Ho * g.Wo;
-        for (var c = 0; c < g.C; c++)
-            for (var p = 0; p < g.R; p++)
-                for (var q = 0; q < g.S; q++)
+        public unsafe void Pack(int pc, int kc, int jc, int nc, float* dst)
+        {
+            const int nr = Sgemm.NR;
+            var row = stackalloc float[Math.Max(kc, nc) + nr];
+            if (!Transposed)
+            {
+                // B rows are col rows: gather one, deal it out NR floats per micro-panel.
+                for (var p = 0; p < kc; p++)
                 {
-                    var rowStart = ((c * g.R + p) * g.S + q) * hw;
-                    var (j0, j1, shift) = g.Columns(q);
-                    for (var i = 0; i < g.Ho; i++)
-                    {
-                        var dst = col.AsSpan(rowStart + i * g.Wo, g.Wo);
-                        var xi = i + p * g.Dilation - g.Pad;
-                        if ((uint)xi >= (uint)g.H || j0 >= j1) { dst.Clear(); continue; }
-                        dst[..j0].Clear();
-                        x.AsSpan(((n * g.C + c) * g.H + xi) * g.W + j0 + shift, j1 - j0).CopyTo(dst[j0..j1]);
-                        dst[j1..].Clear();
-                    }
+                    Gather(pc + p, jc, nc, row);
+                    new Span<float>(row + nc, nr).Clear();
+                    for (var jr = 0; jr < nc; jr += nr)
+                        new Span<float>(row + jr, nr).CopyTo(new Span<float>(dst + jr * kc + p * nr, nr));
                 }
+                return;
+            }
+            // B columns are col rows: gather one per micro-panel column, write it down the panel.
+            for (var jr = 0; jr < nc; jr += nr)
+            {
+                var panel = dst + jr * kc;
+                for (var j = 0; j < nr; j++)
+                {
+                    if (jr + j < nc) Gather(jc + jr + j, pc, kc, row);
+                    else new Span<float>(row, kc).Clear();
+                    for (var p = 0; p < kc; p++) panel[p * nr + j] = row[p];
+                }
+            }
+        }
+
+        /// <summary>out[0..length) = col[colRow, start..start+length), copied segment by segment from x.</summary>
+        private unsafe void Gather(int colRow, int start, int length, float* output)
+        {
+            int c = colRow / (g.R * g.S), r = colRow / g.S % g.R, s = colRow % g.S;
+            var (valid0, valid1, shift) = g.Columns(s);
+            int i = start / g.Wo, j = start % g.Wo;
+            fixed (float* px = x)
+            {
+                var plane = px + (long)(n * g.C + c) * g.H * g.W;
+                for (var done = 0; done < length; i++, j = 0)
+                {
+                    var piece = Math.Min(g.Wo - j, length - done);
+                    var o = output + done;
+                    var xi = i + r * g.Dilation - g.Pad;
+                    int a = Math.Max(j, valid0), b = Math.Min(j + piece, valid1);
+                    if ((uint)xi >= (uint)g.H || a >= b) new Span<float>(o, piece).Clear();
+                    else
+                    {
+                        new Span<float>(o, a - j).Clear();
+                        new Span<float>(plane + xi * g.W + a + shift, b - a).CopyTo(new Span<float>(o + a - j, b - a));
+                        new Span<float>(o + b - j, j + piece - b).Clear();
+                    }
+                    done += piece;
+                }
+            }
+        }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: dx[n] = Σ over column rows of the shifted segments.</summary>
-    private static void Col2Im(ConvGeometry g, float[] col, float[] dx, int n)
+    /// <summary>Columns of the im2col matrix handled per col2im band (a multiple of the GEMM's NR).</summary>
+    private const int Col2ImBand = 240;
+
+    /// <summary>
+    /// The adjoint of <see cref="Im2ColSource"/> for one stretch of one column-matrix row:
+    /// dxPlane[c, i+p·d−pad, j+q·d−pad] += values[t] for spatial positions start+t = i·Wo+j.
+    /// </summary>
+    private static void Col2ImRow(ConvGeometry g, ReadOnlySpan<float> values, int colRow, int start, Span<float> dxPlane)
     {
-        var hw = g.Ho * g.Wo;
-        var plane = dx.AsSpan(n * g.C * g.H * g.W, g.C * g.H * g.W);
-        plane.Clear();
-        for (var c = 0; c < g.C; c++)
-            for (var p = 0; p < g.R; p++)
-                for (var q = 0; q < g.S; q++)
-                {
-                    var rowStart = ((c * g.R + p) * g.S + q) * hw;
-                    var (j0, j1, shift) = g.Columns(q);
-                    if (j0 >= j1) continue;
-                    for (var i = 0; i < g.Ho; i++)
-                    {
-                        var xi = i + p * g.Dilation - g.Pad;
-                        if ((uint)xi >= (uint)g.H) continue;
-                        var dst = plane.Slice((c * g.H + xi) * g.W + j0 + shift, j1 - j0);
-                        TensorPrimitives.Add(dst, col.AsSpan(rowStart + i * g.Wo + j0, j1 - j0), dst);
-                    }
-                }
+        int c = colRow / (g.R * g.S), r = colRow / g.S % g.R, s = colRow % g.S;
+        var (valid0, valid1, shift) = g.Columns(s);
+        int i = start / g.Wo, j = start % g.Wo;
+        for (var done = 0; done < values.Length; i++, j = 0)
+        {
+            var piece = Math.Min(g.Wo - j, values.Length - done);
+            var xi = i + r * g.Dilation - g.Pad;
+            int a = Math.Max(j, valid0), b = Math.Min(j + piece, valid1);
+            if ((uint)xi < (uint)g.H && a < b)
+            {
+                var dst = dxPlane.Slice((c * g.H + xi) * g.W + a + shift, b - a);
+                TensorPrimitives.Add(dst, values.Slice(done + a - j, b - a), dst);
+            }
+            done += piece;
+        }
     }
 }

@@ -78,7 +78,7 @@ public sealed partial class CpuBackend
         for (var nc = 0; nc < big.N * big.C; nc++)
             for (var i = 0; i < small.H; i++)
             {
-                var bigRow = big.Rank == 4 ? (nc * big.H + i + oh) * big.W + ow : 0;
+                var bigRow = (nc * big.H + i + oh) * big.W + ow;
                 var smallRow = (nc * small.H + i) * small.W;
                 if (crop) x.AsSpan(bigRow, small.W).CopyTo(y.AsSpan(smallRow, small.W));
                 else x.AsSpan(smallRow, small.W).CopyTo(y.AsSpan(bigRow, small.W));

@@ -35,7 +35,7 @@ internal static unsafe class Sgemm
         var rows = c.AsSpan(0, m * n);
         if (beta == 0) rows.Clear();
         else if (beta != 1) System.Numerics.Tensors.TensorPrimitives.Multiply(rows, beta, rows);
-        backend.GemmAccumulate(true, m, n, k, alpha, a, 0, rsA, csA, b, 0, rsB, csB, c, 0, n);
+        backend.GemmAccumulate(true, m, n, k, alpha, a, 0, rsA, csA, new StridedSource(b, 0, rsB, csB), c, 0, n);
     }
 
     /// <summary>How many tasks, and whether to cut C into column strips (else row strips).</summary>
@@ -54,9 +54,15 @@ internal static unsafe class Sgemm
         return (Math.Min(total, u0 * align), Math.Min(total, u1 * align));
     }
 
-    /// <summary>C += alpha·A·B for A m×k, B k×n given by strides, C row-major with leading dimension ldc. Single-threaded.</summary>
-    public static void Accumulate(int m, int n, int k, float alpha, float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc)
+    /// <summary>
+    /// C += alpha·A·B for A m×k given by strides, B k×n given by a panel source (whose columns start at
+    /// <paramref name="bColumn0"/>), C row-major with leading dimension ldc. Single-threaded.
+    /// </summary>
+    public static void Accumulate<TB>(int m, int n, int k, float alpha, float* a, int rsA, int csA, TB b, int bColumn0, float* c, int ldc)
+        where TB : struct, IPanelSource
     {
+        // Equal k blocks (e.g. 144 + 144 rather than 256 + 32) keep every kernel call long.
+        var kBlock = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
         var packA = t_packA ??= GC.AllocateUninitializedArray<float>(MC * KC, pinned: true);
         var packB = t_packB ??= GC.AllocateUninitializedArray<float>(KC * (NC + NR), pinned: true);
         var pA = (float*)Unsafe.AsPointer(ref packA[0]);
@@ -66,10 +72,10 @@ internal static unsafe class Sgemm
         for (var jc = 0; jc < n; jc += NC)
         {
             var nc = Math.Min(NC, n - jc);
-            for (var pc = 0; pc < k; pc += KC)
+            for (var pc = 0; pc < k; pc += kBlock)
             {
-                var kc = Math.Min(KC, k - pc);
-                PackB(kc, nc, b + (long)pc * rsB + (long)jc * csB, rsB, csB, pB);
+                var kc = Math.Min(kBlock, k - pc);
+                b.Pack(pc, kc, bColumn0 + jc, nc, pB);
                 for (var ic = 0; ic < m; ic += MC)
                 {
                     var mc = Math.Min(MC, m - ic);
@@ -120,7 +126,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Packs a kc×nc panel of B into micro-panels of NR columns: panel[p·NR + j], zero-padded.</summary>
-    private static void PackB(int kc, int nc, float* b, int rsB, int csB, float* dst)
+    internal static void PackB(int kc, int nc, float* b, int rsB, int csB, float* dst)
     {
         for (var jr = 0; jr < nc; jr += NR)
         {
@@ -204,5 +210,20 @@ internal static unsafe class Sgemm
         Avx.Store(c, Avx.Add(Avx.LoadVector256(c), Avx.Multiply(v0, alpha)));
         Avx.Store(c + 8, Avx.Add(Avx.LoadVector256(c + 8), Avx.Multiply(v1, alpha)));
         Avx.Store(c + 16, Avx.Add(Avx.LoadVector256(c + 16), Avx.Multiply(v2, alpha)));
+    }
+}
+
+/// <summary>Where the B operand of <see cref="Sgemm.Accumulate{TB}"/> comes from: it packs rows pc.., columns jc.. into NR-wide micro-panels.</summary>
+internal interface IPanelSource
+{
+    unsafe void Pack(int pc, int kc, int jc, int nc, float* dst);
+}
+
+/// <summary>B(p, j) = b[offset + p·rsB + j·csB]: a plain (possibly transposed) matrix.</summary>
+internal readonly struct StridedSource(float[] b, long offset, int rsB, int csB) : IPanelSource
+{
+    public unsafe void Pack(int pc, int kc, int jc, int nc, float* dst)
+    {
+        fixed (float* pb = b) Sgemm.PackB(kc, nc, pb + offset + (long)pc * rsB + (long)jc * csB, rsB, csB, dst);
     }
 }

@@ -44,7 +44,12 @@ public static class MghReader
         bool goodRas = BinaryPrimitives.ReadInt16BigEndian(file.AsSpan(28)) == 1;
 
         long voxels = 1;
-        foreach (int d in dims) voxels = checked(voxels * d);
+        foreach (int d in dims)
+        {
+            if (d > Array.MaxLength / voxels)
+                throw new ImageFormatException(path, $"the MGH dimensions [{string.Join(", ", dims)}] claim more voxels than any file can hold here (over 2^31)", "The header is corrupt; export the volume again.");
+            voxels *= d;
+        }
         long bytes = voxels * dataType.BytesPerVoxel();
         if (bytes > file.Length - HeaderSize)
             throw new ImageFormatException(path, $"truncated data: the header claims {bytes} bytes of voxels ([{string.Join(", ", dims)}]) but the file holds {file.Length - HeaderSize} after the header",

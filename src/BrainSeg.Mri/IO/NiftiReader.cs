@@ -17,7 +17,8 @@ public static class NiftiReader
         if (!header.IsPair)
             return Decode(header, headerFile, null, headerPath);
         imagePath ??= FindImageFile(headerPath);
-        // Check the header before loading what may be a large image file.
+        // The header's own fields were checked by Parse; its claims on the data are checked against the
+        // image file in Decode, before any voxel array is allocated.
         return Decode(header, headerFile, FileBytes.Load(imagePath), headerPath, imagePath);
     }
 
@@ -50,10 +51,11 @@ public static class NiftiReader
         long voxels = 1;
         for (int i = 1; i <= header.Rank; i++)
         {
-            voxels *= header.Dim[i];
-            if (voxels > Array.MaxLength)
+            // Compare before multiplying: 64-bit NIfTI-2 dims could overflow the product.
+            if (header.Dim[i] > Array.MaxLength / voxels)
                 throw new ImageFormatException(headerPath, $"the dimensions [{string.Join(", ", header.Dim.Skip(1).Take(header.Rank))}] claim more voxels than any file can hold here (over 2^31)",
                     "The header is corrupt; re-export the image.");
+            voxels *= header.Dim[i];
         }
         long bytes = voxels * header.DataType.BytesPerVoxel();
         if (bytes > Array.MaxLength)

@@ -174,8 +174,8 @@ public sealed class PatchSampler
     private void Cut<T>(T[] source, Volume grid, int imageIndex, int x, int y, int z, int size, Span<T> patch) where T : unmanaged
     {
         var (_, columnAxis, rowAxis) = _axes[imageIndex];
-        int[] centre = [x, y, z];
-        int[] stride = [1, grid.SizeX, grid.SizeX * grid.SizeY];
+        Span<int> centre = [x, y, z];
+        Span<int> stride = [1, grid.SizeX, grid.SizeX * grid.SizeY];
         int half = size / 2;
         int columns = grid.Size(columnAxis), rows = grid.Size(rowAxis);
         int c0 = centre[columnAxis] - half, r0 = centre[rowAxis] - half;

@@ -67,10 +67,10 @@ public sealed class Discriminator : Module, INetwork
     /// </summary>
     public Tensor Forward(Tape tape, Tensor image, Tensor segmentation)
     {
-        var n = image.Shape.Rank == 4 ? image.Shape.N : -1;
-        if (image.Shape != new Shape(n, Options.InputChannels, PatchSize, PatchSize))
+        var n = image.Shape.Rank == 4 ? image.Shape.N : 0;
+        if (image.Shape.Rank != 4 || image.Shape != new Shape(n, Options.InputChannels, PatchSize, PatchSize))
             throw new ArgumentException($"The discriminator needs image patches [N,{Options.InputChannels},{PatchSize},{PatchSize}], got {image.Shape}.");
-        if (segmentation.Shape != new Shape(n, Classes, SegmentationSize, SegmentationSize))
+        if (segmentation.Shape.Rank != 4 || segmentation.Shape != new Shape(n, Classes, SegmentationSize, SegmentationSize))
             throw new ArgumentException($"The discriminator needs segmentations [{n},{Classes},{SegmentationSize},{SegmentationSize}] (the centre of the patch), got {segmentation.Shape}.");
         var features = _image.Forward(tape, image);
         var joint = F.ConcatChannels(tape, features, segmentation);

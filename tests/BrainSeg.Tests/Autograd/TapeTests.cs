@@ -161,4 +161,28 @@ public class TapeTests
         Assert.That(Draw(), Is.EqualTo(first));
         Assert.That(first.Distinct().OrderBy(v => v), Is.EqualTo(new float[] { 0, 2 }));
     }
+
+    [Test]
+    public void BatchNormLayerUsesMomentumPointOneAndEpsOneInTenThousand()
+    {
+        // One channel, values 1..4: batch mean 2.5, biased variance 1.25, unbiased 5/3.
+        var init = new ParameterInit(Cpu, DType.Float64, new RandomStream(1));
+        using var bn = new BatchNorm2d(init, 1);
+        using var x = Tensor.FromHost(Cpu, new double[] { 1, 2, 3, 4 }, 1, 1, 2, 2);
+        using (var tape = Tape.NoGrad(Cpu))
+        {
+            var y = bn.Forward(tape, x).ToHost<double>();
+            Assert.That(y[0], Is.EqualTo((1 - 2.5) / Math.Sqrt(1.25 + 1e-4)).Within(1e-12));
+        }
+        Assert.That(bn.RunningMean.ToHost<double>()[0], Is.EqualTo(0.1 * 2.5).Within(1e-12));
+        Assert.That(bn.RunningVar.ToHost<double>()[0], Is.EqualTo(0.9 * 1 + 0.1 * 5.0 / 3).Within(1e-12));
+        Assert.That(bn.Gamma, Is.Null, "no scale by default");
+        bn.Eval();
+        using (var tape = Tape.NoGrad(Cpu))
+        {
+            var y = bn.Forward(tape, x).ToHost<double>();
+            var (m, v) = (0.25, 0.9 + 0.5 / 3);
+            Assert.That(y[3], Is.EqualTo((4 - m) / Math.Sqrt(v + 1e-4)).Within(1e-12), "inference uses the running statistics");
+        }
+    }
 }

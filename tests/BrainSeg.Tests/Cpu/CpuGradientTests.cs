@@ -21,6 +21,7 @@ public class CpuGradientTests
         new object[] { 1, 3, 37, 35, 6, 3, 3, 16, 16 },
         new object[] { 3, 1, 6, 5, 2, 1, 1, 1, 0 },
         new object[] { 2, 32, 11, 11, 32, 3, 3, 1, 0 },
+        new object[] { 1, 32, 20, 20, 32, 3, 3, 1, 1 }, // one image: the threads split each GEMM instead
     ];
 
     [TestCaseSource(nameof(ConvCases))]
@@ -129,7 +130,7 @@ public class CpuGradientTests
         new object[] { true, true, 13, 29, 37 },
         new object[] { false, false, 70, 150, 300 },
         new object[] { true, true, 1, 1, 1 },
-        new object[] { false, true, 130, 2100, 20 },
+        new object[] { false, true, 130, 2100, 3 }, // more rows and columns than one packed block
     ];
 
     [TestCaseSource(nameof(GemmCases))]

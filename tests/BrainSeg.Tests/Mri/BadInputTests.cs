@@ -75,6 +75,10 @@ public class BadInputTests
         var file = Uncompressed("example_nifti2.nii.gz"); // NIfTI-2: 64-bit dims
         for (int i = 1; i <= 4; i++) BinaryPrimitives.WriteInt64LittleEndian(file.AsSpan(16 + 8 * i), long.MaxValue / 3);
         Rejects(file, "claim more voxels");
+        // A product that wraps around 64 bits (2 x 2^62 x 2^62 ...) must not slip through as a small number.
+        BinaryPrimitives.WriteInt64LittleEndian(file.AsSpan(24), 2);
+        for (int i = 2; i <= 4; i++) BinaryPrimitives.WriteInt64LittleEndian(file.AsSpan(16 + 8 * i), 1L << 62);
+        Rejects(file, "claim more voxels");
 
         var small = Uncompressed("anatomical.nii");
         for (int i = 1; i <= 3; i++) BinaryPrimitives.WriteInt16BigEndian(small.AsSpan(40 + 2 * i), 1000); // 1e9 voxels in a 68 kB file

@@ -25,6 +25,19 @@ public class MghReaderTests
     }
 
     [Test]
+    public void MgzWrittenAsNiftiMatchesNibabelsConversion()
+    {
+        var fromMgz = ImageReader.Read(SharedData.Require("subject-fs1/norm.mgz"));
+        var reference = ImageReader.Read(SharedData.Require("subject-fs1/t1.nii.gz"));
+        using var temp = new TempFolder();
+        NiftiWriter.Write(temp.File("norm.nii.gz"), fromMgz);
+        var converted = ImageReader.Read(temp.File("norm.nii.gz"));
+        Assert.That(converted.Data.AsSpan().SequenceEqual(reference.Data), Is.True);
+        Assert.That(converted.Affine.ApproximatelyEquals(reference.Affine, 1e-4), Is.True);
+        Assert.That((converted.Header.SFormCode, converted.Header.QFormCode), Is.EqualTo((reference.Header.SFormCode, reference.Header.QFormCode)));
+    }
+
+    [Test]
     public void WrongVersionIsNotMgh()
     {
         var bytes = new byte[400];
@@ -41,5 +54,8 @@ public class MghReaderTests
         foreach (int o in new[] { 4, 8, 12, 16 }) bytes[o + 3] = 4; // 4x4x4x4 uchar = 256 bytes
         var e = Assert.Throws<ImageFormatException>(() => MghReader.FromBytes(bytes, "t.mgh"))!;
         Assert.That(e.Message, Does.Contain("truncated data"));
+        foreach (int o in new[] { 4, 8, 12, 16 }) System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(o), int.MaxValue);
+        e = Assert.Throws<ImageFormatException>(() => MghReader.FromBytes(bytes, "t.mgh"))!;
+        Assert.That(e.Message, Does.Contain("claim more voxels"));
     }
 }

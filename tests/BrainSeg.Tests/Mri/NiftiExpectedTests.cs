@@ -98,6 +98,24 @@ public class NiftiExpectedTests
         Assert.That(info.TryGetProperty("scl_slope", out _) && info.TryGetProperty("scl_inter", out _), Is.True);
     }
 
+    [Test]
+    public void VolumesOfFourAndFiveDimensionalImagesCanBeSelected()
+    {
+        var functional = ImageReader.Read(SharedData.Require("nifti/functional.nii")); // 17x21x3x20, scaled
+        Assert.That(functional.VolumeCount, Is.EqualTo(20));
+        var volume = functional.GetVolume(5);
+        Assert.That(volume.Shape, Is.EqualTo(new[] { 17, 21, 3 }));
+        var expected = new double[volume.Count];
+        functional.CopyScaled(5L * volume.Count, expected);
+        Assert.That(volume.Voxels.Select(v => (double)v), Is.EqualTo(expected.Select(v => (double)(float)v)));
+        Assert.That(volume.Affine, Is.EqualTo(functional.Affine));
+        Assert.Throws<ArgumentOutOfRangeException>(() => functional.GetVolume(20));
+
+        var fiveD = ImageReader.Read(SharedData.Require("nifti/5D_small.nii")); // 1x2x3x1x3
+        Assert.That(fiveD.VolumeCount, Is.EqualTo(3));
+        Assert.That(fiveD.GetVolume(2).Voxels[0], Is.EqualTo((float)(fiveD.Data[12] * fiveD.Header.SclSlope + fiveD.Header.SclInter)));
+    }
+
     private static string FormatName(JsonElement expected) => expected.GetProperty("format").GetString() switch
     {
         "Nifti1Image" => nameof(ImageFormat.Nifti1),

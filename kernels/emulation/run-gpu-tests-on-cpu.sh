@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the Gpu test category WITHOUT a GPU: builds fake-cuda.cpp (a CPU stand-in for libcuda, NVRTC, cuBLAS
+# and cuDNN whose kernel launches execute the real kernels/*.cu as host C++) under the real sonames, points
+# BRAINSEG_CUDA_LIBS at it and runs the tests. It proves the backend's plumbing (argument lists, launch
+# shapes, validation, pool, cuBLAS operand order, cuDNN descriptor use) and the kernels' logic; it does not
+# prove NVRTC compilation (see ../nvrtc-check.py) or real cuDNN/cuBLAS numerics (that takes a device run).
+# Usage (repository root): kernels/emulation/run-gpu-tests-on-cpu.sh   Needs clang++ (or g++ ≥ 11) and python3.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d /tmp/brainseg-fake-cuda.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+cxx="${CXX:-$(command -v clang++ || command -v clang++-14 || command -v g++)}"
+
+# The launch registry: every exported kernel, and whether it synchronises (then it runs on real threads).
+python3 - "$root/kernels" > "$work/registry.inc" <<'PY'
+import glob, re, sys
+for path in sorted(glob.glob(sys.argv[1] + "/*.cu")):
+    text = open(path).read()
+    for m in re.finditer(r"EXPORT_FLOAT_KERNELS\((\w+)", text):
+        name = m.group(1)
+        body = text[text.rfind("template", 0, m.start()):m.start()]
+        sync = "true" if "__shared__" in body else "false"  # block reductions synchronise
+        for suffix in ("f32", "f64"):
+            print(f'    {{"{name}_{suffix}", make(&{name}_{suffix}_ns::{name}_{suffix}), {sync}}},')
+PY
+
+"$cxx" -std=c++20 -O2 -fPIC -shared -pthread -I "$root/kernels" -I "$root/kernels/emulation" \
+    -DREGISTRY="\"$work/registry.inc\"" "$root/kernels/emulation/fake-cuda.cpp" -o "$work/libfake.so"
+echo "" > "$work/empty.c"
+"${CC:-$(command -v clang || command -v clang-14 || command -v gcc)}" -shared -fPIC "$work/empty.c" -o "$work/empty.so"
+mkdir -p "$work/libs"
+for soname in libcuda.so.1 libnvrtc.so.12 libcublas.so.12 libcudnn.so.9; do cp "$work/libfake.so" "$work/libs/$soname"; done
+for companion in libnvrtc-builtins.so.12.8 libcublasLt.so.12 libcudnn_graph.so.9 libcudnn_engines_precompiled.so.9 \
+    libcudnn_engines_runtime_compiled.so.9 libcudnn_heuristic.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9 libcudnn_adv.so.9; do
+    cp "$work/empty.so" "$work/libs/$companion"
+done
+
+cd "$root"
+BRAINSEG_CUDA_LIBS="$work/libs" BRAINSEG_KERNEL_CACHE="$work/cache" \
+    dotnet test --project tests/BrainSeg.Tests -- --filter "FullyQualifiedName~BrainSeg.Tests.Gpu" "$@"

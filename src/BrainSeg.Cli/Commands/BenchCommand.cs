@@ -1,0 +1,148 @@
+using System.CommandLine;
+using BrainSeg.Cli.Common;
+using BrainSeg.Cuda;
+using BrainSeg.Engine;
+using BrainSeg.Engine.Cpu;
+using BrainSeg.Seg.Benchmarking;
+
+namespace BrainSeg.Cli.Commands;
+
+/// <summary>
+/// `brainseg bench`: times one step (training step, adversarial iteration, whole-volume inference or one
+/// conv layer) on random data and prints the median; the fields match benchmarks/peers/torch_peer.py.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var device = DeviceOption.Create("auto");
+        var step = new Option<string>("--step")
+        {
+            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), conv (one 32→32 3×3 layer).",
+            DefaultValueFactory = _ => "fcn",
+        };
+        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv");
+        var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
+        var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
+        var reps = new Option<int>("--reps") { Description = "Timed repetitions; the median is reported (segment: max(3, reps/10)).", DefaultValueFactory = _ => 50 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first (segment: 1).", DefaultValueFactory = _ => 10 };
+        var classes = new Option<int>("--classes") { Description = "Output classes.", DefaultValueFactory = _ => 7 };
+        var volume = new Option<int>("--volume") { Description = "Side of the cubic volume for segment.", DefaultValueFactory = _ => 256 };
+        var dilation = new Option<int>("--dilation") { Description = "Dilation of the conv layer (1..16).", DefaultValueFactory = _ => 1 };
+        var timeLimit = new Option<double>("--time-limit") { Description = "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran). 0: no limit." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
+
+        var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference or one conv layer on random data (median of the repetitions; CUDA events on the GPU).");
+        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, timeLimit, json })
+            command.Options.Add(o);
+
+        command.SetAction(parsed =>
+        {
+            var which = Enum.Parse<BenchStep>(parsed.GetValue(step)!, ignoreCase: true);
+            var settings = new BenchSettings
+            {
+                Step = which,
+                Batch = parsed.GetResult(batch) is { Implicit: false } ? parsed.GetValue(batch) : which == BenchStep.Segment ? 16 : 100,
+                Reps = parsed.GetValue(reps),
+                Warmup = parsed.GetValue(warmup),
+                Classes = parsed.GetValue(classes),
+                Volume = parsed.GetValue(volume),
+                Dilation = parsed.GetValue(dilation),
+                TimeLimitSeconds = parsed.GetValue(timeLimit),
+            };
+            settings.Validate();
+            var allowTf32 = parsed.GetValue(tf32);
+            using var backend = Open(parsed.GetValue(device)!, allowTf32);
+            if (allowTf32 && backend is not CudaBackend)
+                throw new ArgumentException("--tf32 applies to CUDA devices only; drop it or use --device cuda.");
+            var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
+            try
+            {
+                var card = Card(backend);
+                var variant = backend.IsGpu ? (allowTf32 ? "tf32/nchw" : "fp32/nchw") : "fp32/nchw";
+                if (!parsed.GetValue(json))
+                    Console.Out.WriteLine($"card: {card}; TF32 {(allowTf32 ? "allowed" : "off")}");
+                var result = BenchRunner.Run(backend, settings, clock, variant);
+                Console.Out.WriteLine(parsed.GetValue(json)
+                    ? BenchRunner.ToJson(result, [("card", card), ("tf32", allowTf32 ? "on" : "off")])
+                    : BenchRunner.Describe(result));
+            }
+            finally
+            {
+                (clock as IDisposable)?.Dispose();
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static IBackend Open(string device, bool allowTf32)
+    {
+        var spec = DeviceSpec.Parse(device);
+        var options = new CudaBackendOptions { AllowTf32 = allowTf32 };
+        switch (spec.Kind)
+        {
+            case DeviceKind.Cpu:
+                return CpuBackend.Instance;
+            case DeviceKind.Cuda:
+                return CudaBackend.Create(spec.Ordinal, options);
+            default:
+                try
+                {
+                    return CudaBackend.Create(0, options);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Console.Error.WriteLine($"brainseg: note: no usable CUDA device ({e.Message.Split('\n')[0].Trim()}); using the CPU.");
+                    return CpuBackend.Instance;
+                }
+        }
+    }
+
+    private static string Card(IBackend backend)
+    {
+        if (backend is not CudaBackend cuda) return $"CPU, {Environment.ProcessorCount} logical cores";
+        var c = cuda.Context;
+        return $"{c.DeviceName} (sm_{c.ComputeCapability.Major}{c.ComputeCapability.Minor}, {c.MultiprocessorCount} SMs, {c.TotalMemoryBytes / 1073741824.0:F1} GiB)";
+    }
+
+    /// <summary>
+    /// CUDA events recorded on the backend's stream (where every op of the step is queued) around each
+    /// repetition; the stop waits for the end event only, so nothing else synchronises inside the step.
+    /// </summary>
+    private sealed class CudaEventClock : IBenchClock, IDisposable
+    {
+        private readonly CudaBackend _backend;
+        private readonly CudaEvent _start, _stop;
+
+        public CudaEventClock(CudaBackend backend)
+        {
+            _backend = backend;
+            backend.Context.MakeCurrent();
+            _start = CudaEvent.Create();
+            _stop = CudaEvent.Create();
+        }
+
+        public void Start()
+        {
+            _backend.Context.MakeCurrent();
+            _start.Record(_backend.Context.Stream);
+        }
+
+        public double StopMs()
+        {
+            _backend.Context.MakeCurrent();
+            _stop.Record(_backend.Context.Stream);
+            return _stop.ElapsedMs(_start);
+        }
+
+        public long PeakBytes() => _backend.Context.Pool.PeakBytesInUse;
+
+        public void Dispose()
+        {
+            _backend.Context.MakeCurrent();
+            _start.Dispose();
+            _stop.Dispose();
+        }
+    }
+}

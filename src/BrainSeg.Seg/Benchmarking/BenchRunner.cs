@@ -1,0 +1,367 @@
+using System.Text;
+using System.Text.Json;
+using BrainSeg.Engine;
+using BrainSeg.Engine.Autograd;
+using BrainSeg.Engine.Optim;
+using BrainSeg.Seg.Networks;
+
+namespace BrainSeg.Seg.Benchmarking;
+
+/// <summary>
+/// The measurements of `brainseg bench`, step for step the same work as benchmarks/peers/torch_peer.py:
+/// random inputs (rotated over <see cref="BenchSettings.InputSets"/> batches), warm-up first, then each
+/// repetition timed on its own and the median reported. No loss is read back inside a timed step (the
+/// peer reads none either), so a GPU step never waits for the host.
+/// </summary>
+public static class BenchRunner
+{
+    /// <summary>Forward FLOPs of one 51×51 FCN patch (C = 7), of one 87×87 dilated patch and of one discriminator pass (the issue's counts).</summary>
+    public const double FcnFlops = 325e6, DilatedFlops = 413e6, DiscriminatorFlops = 26e6;
+
+    /// <summary>Outputs per training patch (21×21): FCN FLOPs per output voxel = <see cref="FcnFlops"/> / 441.</summary>
+    private const int PatchOutputs = 21 * 21;
+
+    /// <summary>Input side of the conv-layer measurement.</summary>
+    public const int ConvInput = 51;
+
+    public static BenchResult Run(IBackend backend, BenchSettings s, IBenchClock clock, string variant)
+    {
+        using var work = Build(backend, s);
+
+        for (var i = 0; i < s.WarmupReps; i++) work.Step(i);
+        backend.Synchronize();
+
+        var times = new List<double>(s.TimedReps);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        for (var r = 0; r < s.TimedReps; r++)
+        {
+            clock.Start();
+            work.Step(s.WarmupReps + r);
+            times.Add(clock.StopMs());
+            if (s.TimeLimitSeconds > 0 && times.Count >= 3 && started.Elapsed.TotalSeconds > s.TimeLimitSeconds) break;
+        }
+        times.Sort();
+        var median = times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
+        double units = s.Step switch
+        {
+            BenchStep.Segment => s.Volume,
+            BenchStep.Adversarial => 3.0 * s.Batch,
+            _ => s.Batch,
+        };
+        return new BenchResult(s, DeviceName(backend), variant, median, times[0], times[^1], times.Count,
+            units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes());
+    }
+
+    /// <summary>FLOPs of one repetition (backward ≈ 2× forward, so a training step is 3× forward).</summary>
+    public static double WorkFlops(BenchSettings s) => s.Step switch
+    {
+        BenchStep.Fcn => 3 * FcnFlops * s.Batch,
+        BenchStep.Dilated => 3 * DilatedFlops * s.Batch,
+        BenchStep.Adversarial => 3.0 * s.Batch * (3 * FcnFlops + 2 * DiscriminatorFlops),
+        BenchStep.Segment => FcnFlops / PatchOutputs * Math.Pow(s.Volume, 3),
+        BenchStep.Conv => 3 * ConvLayerFlops(s.Batch, s.Dilation),
+        _ => throw new ArgumentOutOfRangeException(nameof(s), s.Step, "unknown bench step"),
+    };
+
+    /// <summary>Forward FLOPs of the 32→32 3×3 layer on [N,32,51,51].</summary>
+    public static double ConvLayerFlops(int batch, int dilation)
+    {
+        var side = ConvInput - 2 * dilation;
+        return 2.0 * batch * 32 * 32 * 9 * side * side;
+    }
+
+    public static string DeviceName(IBackend backend) => backend.IsGpu ? backend.Name : $"cpu x{Environment.ProcessorCount}";
+
+    /// <summary>One line of JSON, the peer's fields plus ours (written by hand: no reflection, AOT-safe).</summary>
+    public static string ToJson(BenchResult r, IEnumerable<(string Key, string Value)>? extra = null)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("peer", "brainseg");
+            w.WriteString("step", r.Settings.Step.ToString().ToLowerInvariant());
+            w.WriteNumber("batch", r.Settings.Batch);
+            w.WriteString("device", r.Device);
+            w.WriteString("variant", r.Variant);
+            w.WriteNumber("median_ms", Math.Round(r.MedianMs, 4));
+            w.WriteNumber("min_ms", Math.Round(r.MinMs, 4));
+            w.WriteNumber("max_ms", Math.Round(r.MaxMs, 4));
+            w.WriteNumber("patches_per_s", Math.Round(r.UnitsPerSecond, 2));
+            w.WriteNumber("tflops", Math.Round(r.Tflops, 4));
+            w.WriteNumber("peak_bytes", r.PeakBytes);
+            w.WriteNumber("reps", r.TimedReps);
+            w.WriteNumber("reps_requested", r.Settings.TimedReps);
+            w.WriteNumber("warmup", r.Settings.WarmupReps);
+            if (r.Settings.Step == BenchStep.Segment) w.WriteNumber("volume", r.Settings.Volume);
+            if (r.Settings.Step == BenchStep.Conv) w.WriteNumber("dilation", r.Settings.Dilation);
+            foreach (var (key, value) in extra ?? []) w.WriteString(key, value);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>A human-readable line.</summary>
+    public static string Describe(BenchResult r)
+    {
+        var s = r.Settings;
+        var what = s.Step switch
+        {
+            BenchStep.Segment => $"segment {s.Volume}³ volume, {s.Batch} slices per pass",
+            BenchStep.Conv => $"conv 32→32 3×3 dilation {s.Dilation} fwd+bwd, batch {s.Batch}",
+            BenchStep.Adversarial => $"adversarial Ls+Ld+La, batch {s.Batch} each",
+            _ => $"{s.Step.ToString().ToLowerInvariant()} training step, batch {s.Batch}",
+        };
+        var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
+        return $"{what} on {r.Device} ({r.Variant}): median {r.MedianMs:F3} ms (min {r.MinMs:F3}, max {r.MaxMs:F3}; " +
+               $"{r.TimedReps} reps{(r.TimedReps < s.TimedReps ? $" of {s.TimedReps}, time limit reached," : "")} after {s.WarmupReps} warm-up), {r.UnitsPerSecond:F1} {unit}, {r.Tflops:F3} TFLOP/s, " +
+               $"peak {r.PeakBytes / 1048576.0:F1} MiB";
+    }
+
+    // ---- the workloads ----
+
+    /// <summary>The work of one measurement on its inputs, built once; <see cref="Workload.Step"/> is one repetition.</summary>
+    public static Workload Build(IBackend backend, BenchSettings settings)
+    {
+        settings.Validate();
+        return Build(backend, settings, new Random(12345));
+    }
+
+    /// <summary>A measurement's networks, optimisers and input sets; disposing frees them.</summary>
+    public abstract class Workload : IDisposable
+    {
+        private protected readonly List<IDisposable> Owned = [];
+
+        /// <summary>Repetition <paramref name="i"/> (it selects the input set i mod <see cref="BenchSettings.InputSets"/>).</summary>
+        public abstract void Step(int i);
+        public virtual void Dispose()
+        {
+            for (var i = Owned.Count - 1; i >= 0; i--) Owned[i].Dispose();
+        }
+        private protected T Own<T>(T d) where T : IDisposable
+        {
+            Owned.Add(d);
+            return d;
+        }
+    }
+
+    private static Workload Build(IBackend b, BenchSettings s, Random rng) => s.Step switch
+    {
+        BenchStep.Fcn => new TrainStep(b, s, rng, new FcnNetwork(b, s.Classes)),
+        BenchStep.Dilated => new TrainStep(b, s, rng, new DilatedNetwork(b, s.Classes)),
+        BenchStep.Adversarial => new AdversarialStep(b, s, rng),
+        BenchStep.Segment => new SegmentVolume(b, s, rng),
+        BenchStep.Conv => new ConvLayer(b, s, rng),
+        _ => throw new ArgumentOutOfRangeException(nameof(s), s.Step, "unknown bench step"),
+    };
+
+    private static float[] Normal(Random rng, long count)
+    {
+        var v = new float[count];
+        for (long i = 0; i < count; i += 2)
+        {
+            // Box–Muller: two standard normals from two uniforms.
+            var u1 = 1.0 - rng.NextDouble();
+            var u2 = rng.NextDouble();
+            var radius = Math.Sqrt(-2 * Math.Log(u1));
+            v[i] = (float)(radius * Math.Cos(2 * Math.PI * u2));
+            if (i + 1 < count) v[i + 1] = (float)(radius * Math.Sin(2 * Math.PI * u2));
+        }
+        return v;
+    }
+
+    private static Tensor RandomNormal(IBackend b, Random rng, params int[] shape) =>
+        Tensor.FromHost(b, Normal(rng, shape.Aggregate(1L, (p, d) => p * d)), shape);
+
+    private static Tensor RandomLabels(IBackend b, Random rng, int batch, int classes)
+    {
+        var labels = new int[batch * PatchOutputs];
+        for (var i = 0; i < labels.Length; i++) labels[i] = rng.Next(classes);
+        return Tensor.FromHost(b, labels, batch, 21, 21);
+    }
+
+    /// <summary>Forward + backward + RMSprop of a segmentation network, as the peer's train_step.</summary>
+    private sealed class TrainStep : Workload
+    {
+        private readonly IBackend _b;
+        private readonly int _classes;
+        private readonly SegmentationNetwork _net;
+        private readonly RmsProp _opt;
+        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets], _ys = new Tensor[BenchSettings.InputSets];
+
+        public TrainStep(IBackend b, BenchSettings s, Random rng, SegmentationNetwork net)
+        {
+            (_b, _classes, _net) = (b, s.Classes, Own(net));
+            _opt = Own(new RmsProp([new ParamGroup("net", net.NamedParameters(), learningRate: 1e-3)]));
+            var side = net.TrainingInputSize;
+            for (var i = 0; i < _xs.Length; i++)
+            {
+                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 1, side, side));
+                _ys[i] = Own(RandomLabels(b, rng, s.Batch, s.Classes));
+            }
+        }
+
+        public override void Step(int i)
+        {
+            using var tape = new Tape(_b);
+            var target = F.OneHot(tape, _ys[i % _ys.Length], _classes, DType.Float32);
+            var loss = F.SoftmaxCrossEntropy(tape, _net.Forward(tape, _xs[i % _xs.Length]), target);
+            _opt.ZeroGrad();
+            tape.Backward(loss);
+            _opt.Step();
+        }
+    }
+
+    /// <summary>
+    /// One adversarial iteration with the FCN, as the peer's adversarial_step: Ls (segmentation loss, descent),
+    /// Ld (discriminator on one-hot manual labels), La (discriminator on the softmax output; the segmentation
+    /// parameters' group has gradient scale −1, so they ascend the discriminator's loss).
+    /// </summary>
+    private sealed class AdversarialStep : Workload
+    {
+        private readonly IBackend _b;
+        private readonly int _classes;
+        private readonly FcnNetwork _seg;
+        private readonly Discriminator _disc;
+        private readonly RmsProp _optS, _optD;
+        private readonly Tensor _manual, _generated;
+        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets], _ys = new Tensor[BenchSettings.InputSets];
+
+        public AdversarialStep(IBackend b, BenchSettings s, Random rng)
+        {
+            (_b, _classes) = (b, s.Classes);
+            _seg = Own(new FcnNetwork(b, s.Classes, new NetworkOptions { Seed = 1 }));
+            _disc = Own(new Discriminator(b, s.Classes, new NetworkOptions { Seed = 2 }));
+            _optS = Own(new RmsProp([new ParamGroup("seg", _seg.NamedParameters(), learningRate: 1e-3)]));
+            _optD = Own(new RmsProp([
+                new ParamGroup("disc", _disc.NamedParameters(), learningRate: 1e-5),
+                new ParamGroup("seg", _seg.NamedParameters(), learningRate: 1e-5, gradScale: -1),
+            ]));
+            // The discriminator's classes: 0 = manual, 1 = generated.
+            _manual = Own(Tensor.FromHost(b, OneHotRows(s.Batch, 0), s.Batch, 2));
+            _generated = Own(Tensor.FromHost(b, OneHotRows(s.Batch, 1), s.Batch, 2));
+            for (var i = 0; i < _xs.Length; i++)
+            {
+                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 1, 51, 51));
+                _ys[i] = Own(RandomLabels(b, rng, s.Batch, s.Classes));
+            }
+        }
+
+        private static float[] OneHotRows(int rows, int hot)
+        {
+            var v = new float[rows * 2];
+            for (var r = 0; r < rows; r++) v[r * 2 + hot] = 1;
+            return v;
+        }
+
+        public override void Step(int i)
+        {
+            var (x, y) = (_xs[i % _xs.Length], _ys[i % _ys.Length]);
+            using (var tape = new Tape(_b)) // Ls
+            {
+                var target = F.OneHot(tape, y, _classes, DType.Float32);
+                var loss = F.SoftmaxCrossEntropy(tape, _seg.Forward(tape, x), target);
+                _optS.ZeroGrad();
+                tape.Backward(loss);
+                _optS.Step();
+            }
+            using (var tape = new Tape(_b)) // Ld
+            {
+                var crop = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
+                var manual = F.OneHot(tape, y, _classes, DType.Float32);
+                var loss = F.SoftmaxCrossEntropy(tape, _disc.Forward(tape, crop, manual), _manual);
+                _optD.ZeroGrad();
+                tape.Backward(loss);
+                _optD.Step();
+            }
+            using (var tape = new Tape(_b)) // La
+            {
+                var crop = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
+                var generated = _seg.Probabilities(tape, x);
+                var loss = F.SoftmaxCrossEntropy(tape, _disc.Forward(tape, crop, generated), _generated);
+                _optD.ZeroGrad();
+                tape.Backward(loss);
+                _optD.Step();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whole-volume FCN inference (eval mode, no gradients), as the peer's segment_volume: each batch of axial
+    /// slices is uploaded, zero-padded by the receptive-field radius (15) so the output keeps the slice size,
+    /// run forward, reduced by argmax over classes and the Int32 labels copied back to the host.
+    /// </summary>
+    private sealed class SegmentVolume : Workload
+    {
+        private readonly IBackend _b;
+        private readonly int _side, _slicesPerPass;
+        private readonly FcnNetwork _net;
+        private readonly float[] _volume;
+        private readonly int[] _labels;
+
+        public SegmentVolume(IBackend b, BenchSettings s, Random rng)
+        {
+            (_b, _side, _slicesPerPass) = (b, s.Volume, s.Batch);
+            _net = Own(new FcnNetwork(b, s.Classes));
+            _net.Eval();
+            _volume = Normal(rng, (long)_side * _side * _side);
+            _labels = new int[_volume.Length];
+        }
+
+        public override void Step(int i)
+        {
+            var slice = _side * _side;
+            var padded = _side + _net.ReceptiveField - 1;
+            for (var first = 0; first < _side; first += _slicesPerPass)
+            {
+                var count = Math.Min(_slicesPerPass, _side - first);
+                using var tape = Tape.NoGrad(_b);
+                var x = tape.Own(Tensor.FromHost(_b, _volume.AsSpan(first * slice, count * slice), count, 1, _side, _side));
+                var logits = _net.Forward(tape, F.CenterPad(tape, x, padded, padded));
+                var labels = F.ArgmaxChannels(tape, logits);
+                _b.Download<int>(labels, _labels.AsSpan(first * slice, count * slice));
+            }
+        }
+    }
+
+    /// <summary>One 32→32 3×3 convolution (no bias) on [N,32,51,51]: forward, then backward data and filter.</summary>
+    private sealed class ConvLayer : Workload
+    {
+        private readonly IBackend _b;
+        private readonly Conv2dSpec _spec;
+        private readonly Tensor _w;
+        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets];
+        private readonly Tensor _dy;
+
+        public ConvLayer(IBackend b, BenchSettings s, Random rng)
+        {
+            (_b, _spec) = (b, new Conv2dSpec(s.Dilation, 0));
+            _w = Own(RandomNormal(b, rng, 32, 32, 3, 3));
+            _w.RequiresGrad = true;
+            for (var i = 0; i < _xs.Length; i++)
+            {
+                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 32, ConvInput, ConvInput));
+                _xs[i].RequiresGrad = true;
+            }
+            var side = ConvInput - 2 * s.Dilation;
+            _dy = Own(RandomNormal(b, rng, s.Batch, 32, side, side));
+        }
+
+        public override void Step(int i)
+        {
+            var x = _xs[i % _xs.Length];
+            // A new pass overwrites the leaves' gradients (what an optimiser's ZeroGrad does).
+            x.GradIsFresh = _w.GradIsFresh = false;
+            using var tape = new Tape(_b);
+            var y = F.Conv2d(tape, x, _w, spec: _spec);
+            tape.Backward(y, _dy);
+        }
+
+        public override void Dispose()
+        {
+            foreach (var x in _xs) x.Grad?.Dispose();
+            _w.Grad?.Dispose();
+            base.Dispose();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Text.Json;
+using BrainSeg.Engine.Cpu;
+using BrainSeg.Seg.Benchmarking;
+using NUnit.Framework;
+
+namespace BrainSeg.Tests.Benchmarking;
+
+/// <summary>The bench harness on the CPU at tiny sizes: FLOP counts, the peer's JSON fields, repetition counts.</summary>
+public class BenchRunnerTests
+{
+    [Test]
+    public void WorkFlopsFollowTheIssueCounts()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(BenchRunner.WorkFlops(new BenchSettings { Step = BenchStep.Fcn, Batch = 300 }), Is.EqualTo(3 * 325e6 * 300));
+            Assert.That(BenchRunner.WorkFlops(new BenchSettings { Step = BenchStep.Dilated, Batch = 100 }), Is.EqualTo(3 * 413e6 * 100));
+            Assert.That(BenchRunner.WorkFlops(new BenchSettings { Step = BenchStep.Adversarial, Batch = 100 }), Is.EqualTo(300 * (3 * 325e6 + 2 * 26e6)));
+            Assert.That(BenchRunner.WorkFlops(new BenchSettings { Step = BenchStep.Segment, Volume = 256 }), Is.EqualTo(325e6 / 441 * 256.0 * 256 * 256).Within(1e-6).Percent);
+            // 32→32 3×3 on 51×51 with dilation 2: 47×47 outputs, forward + backward = 3 × 2·N·K·C·9·Ho·Wo.
+            Assert.That(BenchRunner.WorkFlops(new BenchSettings { Step = BenchStep.Conv, Batch = 2, Dilation = 2 }), Is.EqualTo(3 * 2.0 * 2 * 32 * 32 * 9 * 47 * 47));
+        });
+    }
+
+    [Test]
+    public void ConvStepReportsThePeersFields()
+    {
+        var settings = new BenchSettings { Step = BenchStep.Conv, Batch = 1, Dilation = 4, Reps = 3, Warmup = 1 };
+        var result = BenchRunner.Run(CpuBackend.Instance, settings, new StopwatchClock(CpuBackend.Instance), "fp32/nchw");
+        using var json = JsonDocument.Parse(BenchRunner.ToJson(result));
+        var root = json.RootElement;
+        Assert.Multiple(() =>
+        {
+            Assert.That(root.GetProperty("step").GetString(), Is.EqualTo("conv"));
+            Assert.That(root.GetProperty("batch").GetInt32(), Is.EqualTo(1));
+            Assert.That(root.GetProperty("device").GetString(), Does.StartWith("cpu"));
+            Assert.That(root.GetProperty("median_ms").GetDouble(), Is.GreaterThan(0));
+            Assert.That(root.GetProperty("reps").GetInt32(), Is.EqualTo(3));
+            Assert.That(root.GetProperty("peak_bytes").GetInt64(), Is.GreaterThan(0));
+            Assert.That(result.MinMs, Is.LessThanOrEqualTo(result.MedianMs));
+            Assert.That(result.MedianMs, Is.LessThanOrEqualTo(result.MaxMs));
+            Assert.That(root.GetProperty("patches_per_s").GetDouble(), Is.EqualTo(1e3 / result.MedianMs).Within(0.006));
+            Assert.That(root.GetProperty("tflops").GetDouble(), Is.EqualTo(BenchRunner.WorkFlops(settings) / result.MedianMs / 1e9).Within(6e-5));
+        });
+    }
+
+    [Test]
+    public void TimeLimitStopsAfterThreeRepetitions()
+    {
+        var settings = new BenchSettings { Step = BenchStep.Conv, Batch = 1, Dilation = 16, Reps = 1000, Warmup = 0, TimeLimitSeconds = 1e-9 };
+        var result = BenchRunner.Run(CpuBackend.Instance, settings, new StopwatchClock(CpuBackend.Instance), "fp32/nchw");
+        Assert.That(result.TimedReps, Is.EqualTo(3));
+        Assert.That(BenchRunner.Describe(result), Does.Contain("time limit reached"));
+    }
+
+    [Test]
+    public void SegmentCountsSlicesPerSecond()
+    {
+        var settings = new BenchSettings { Step = BenchStep.Segment, Volume = 3, Batch = 2, Reps = 30 };
+        var result = BenchRunner.Run(CpuBackend.Instance, settings, new StopwatchClock(CpuBackend.Instance), "fp32/nchw");
+        Assert.That(result.TimedReps, Is.EqualTo(3), "segment times max(3, reps/10) passes over the volume");
+        Assert.That(result.UnitsPerSecond, Is.EqualTo(3 * 1e3 / result.MedianMs).Within(0.006));
+    }
+
+    [Test]
+    public void BadSettingsNameTheOption()
+    {
+        Assert.That(() => new BenchSettings { Batch = 0 }.Validate(), Throws.ArgumentException.With.Message.Contains("--batch"));
+        Assert.That(() => new BenchSettings { Dilation = 17 }.Validate(), Throws.ArgumentException.With.Message.Contains("--dilation"));
+    }
+}
