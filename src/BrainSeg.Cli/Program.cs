@@ -20,6 +20,7 @@ public static class Program
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
             Commands.BenchCommand.Create(),
+            Commands.TrainCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
