@@ -10,14 +10,7 @@ public sealed unsafe partial class CudaBackend
     public void Gemm(bool transposeA, bool transposeB, double alpha, Tensor a, Tensor b, double beta, Tensor c)
     {
         Enter();
-        var dt = FloatType("Gemm", a, b, c);
-        ExpectRank("Gemm", a, "a", 2);
-        ExpectRank("Gemm", b, "b", 2);
-        ExpectRank("Gemm", c, "c", 2);
-        int m = transposeA ? a.Shape[1] : a.Shape[0], k = transposeA ? a.Shape[0] : a.Shape[1];
-        int kb = transposeB ? b.Shape[1] : b.Shape[0], n = transposeB ? b.Shape[0] : b.Shape[1];
-        if (k != kb || c.Shape[0] != m || c.Shape[1] != n)
-            throw new ArgumentException($"Gemm: op(a) is [{m}, {k}] and op(b) is [{kb}, {n}], which do not multiply into c {c.Shape}.");
+        var (dt, m, n, k) = OpChecks.Gemm(this, transposeA, transposeB, a, b, c);
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
@@ -49,7 +42,7 @@ public sealed unsafe partial class CudaBackend
     public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
         Enter();
-        var dt = FloatType("Conv2dForward", x, w, y);
+        var dt = OpChecks.Conv2dForward(this, x, w, y, spec);
         var plan = Plan("Conv2dForward", dt, x, w, y, spec);
         if (y.Numel == 0) return;
         if (x.Numel == 0 || w.Numel == 0) { Fill(y, 0); return; } // an empty sum
@@ -66,7 +59,7 @@ public sealed unsafe partial class CudaBackend
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
     {
         Enter();
-        var dt = FloatType("Conv2dBackwardData", dy, w, dx);
+        var dt = OpChecks.Conv2dBackwardData(this, dy, w, dx, spec);
         var plan = Plan("Conv2dBackwardData", dt, dx, w, dy, spec);
         if (dx.Numel == 0) return;
         if (dy.Numel == 0 || w.Numel == 0) { Fill(dx, 0); return; }
@@ -83,7 +76,7 @@ public sealed unsafe partial class CudaBackend
     public void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec)
     {
         Enter();
-        var dt = FloatType("Conv2dBackwardFilter", x, dy, dw);
+        var dt = OpChecks.Conv2dBackwardFilter(this, x, dy, dw, spec);
         var plan = Plan("Conv2dBackwardFilter", dt, x, dw, dy, spec);
         if (dw.Numel == 0) return;
         if (x.Numel == 0 || dy.Numel == 0) { Fill(dw, 0); return; }
@@ -140,21 +133,9 @@ public sealed unsafe partial class CudaBackend
         _convPlans.Clear();
     }
 
-    /// <summary>Validates the geometry (as the CPU reference) and returns the cached plan for it.</summary>
+    /// <summary>The cached plan for input x, filter w and output y (already validated by OpChecks).</summary>
     private ConvPlan Plan(string op, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
-        ExpectRank(op, x, "input", 4);
-        ExpectRank(op, w, "filter", 4);
-        ExpectRank(op, y, "output", 4);
-        if (spec.Dilation < 1 || spec.Padding < 0)
-            throw new ArgumentException($"{op}: dilation must be ≥ 1 and padding ≥ 0, got {spec}.");
-        if (w.Shape.C != x.Shape.C)
-            throw new ArgumentException($"{op}: input {x.Shape} has {x.Shape.C} channels but filter {w.Shape} expects {w.Shape.C}.");
-        int ho = spec.OutputSize(x.Shape.H, w.Shape.H), wo = spec.OutputSize(x.Shape.W, w.Shape.W);
-        if (ho <= 0 || wo <= 0)
-            throw new ArgumentException($"{op}: input {x.Shape} is smaller than the dilated filter {w.Shape} ({spec}).");
-        ExpectShape(op, y, new Shape(x.Shape.N, w.Shape.N, ho, wo), "output");
-
         var key = new ConvKey(dt, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
         if (_convPlans.TryGetValue(key, out var plan)) return plan;
         if (x.Numel == 0 || w.Numel == 0 || y.Numel == 0) return new ConvPlan(); // nothing to run: callers return early

@@ -8,21 +8,10 @@ public sealed unsafe partial class CudaBackend
 {
     // ---- bias ----
 
-    private static (int Channels, long Plane) ChannelLayout(string op, Tensor t, Tensor perChannel, string role)
-    {
-        ExpectRank(op, t, "data", 2, 4);
-        ExpectRank(op, perChannel, role, 1);
-        var channels = t.Shape[1];
-        if (perChannel.Shape[0] != channels)
-            throw new ArgumentException($"{op}: {role} {perChannel.Shape} does not match the {channels} channels of {t.Shape}.");
-        return (channels, t.Shape.Rank == 4 ? (long)t.Shape.H * t.Shape.W : 1);
-    }
-
     public void AddChannelBias(Tensor y, Tensor bias)
     {
         Enter();
-        var dt = FloatType("AddChannelBias", y, bias);
-        var (channels, inner) = ChannelLayout("AddChannelBias", y, bias, "bias");
+        var (dt, channels, inner) = OpChecks.AddChannelBias(this, y, bias);
         ulong py = Ptr(y), pb = Ptr(bias);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &n };
@@ -32,8 +21,7 @@ public sealed unsafe partial class CudaBackend
     public void ChannelSum(Tensor dy, Tensor db)
     {
         Enter();
-        var dt = FloatType("ChannelSum", dy, db);
-        var (channels, inner) = ChannelLayout("ChannelSum", dy, db, "db");
+        var (dt, channels, inner) = OpChecks.ChannelSum(this, dy, db);
         int batch = dy.Shape[0];
         ulong pdy = Ptr(dy), pdb = Ptr(db);
         void** args = stackalloc void*[] { &pdy, &pdb, &batch, &channels, &inner };
@@ -42,26 +30,12 @@ public sealed unsafe partial class CudaBackend
 
     // ---- batch normalisation (own kernels: statistics in double, deterministic, any eps, γ optional) ----
 
-    private static void CheckPerChannel(string op, Tensor x, params (Tensor? T, string Role)[] perChannel)
-    {
-        var shape = new Shape(x.Shape.C);
-        foreach (var (t, role) in perChannel)
-            if (t is not null) ExpectShape(op, t, shape, role);
-    }
-
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
     {
         Enter();
-        const string op = "BatchNormForwardTraining";
-        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, y);
-        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
-            (saveMean, "saveMean"), (saveInvStd, "saveInvStd"));
+        var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         var s = x.Shape;
-        if ((long)s.N * s.H * s.W < 2)
-            throw new ArgumentException($"{op}: {x.Describe()} has one value per channel; training-mode batch norm needs at least two (use a larger batch or inference mode).");
         int batch = s.N, channels = s.C;
         long inner = (long)s.H * s.W, n = x.Numel;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
@@ -76,11 +50,7 @@ public sealed unsafe partial class CudaBackend
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps)
     {
         Enter();
-        const string op = "BatchNormForwardInference";
-        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, y);
-        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"));
+        var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
         int channels = x.Shape.C;
         long inner = (long)x.Shape.H * x.Shape.W, n = x.Numel, c = channels;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar);
@@ -94,11 +64,7 @@ public sealed unsafe partial class CudaBackend
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta)
     {
         Enter();
-        const string op = "BatchNormBackward";
-        var dt = FloatType(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, dy, dx);
-        CheckPerChannel(op, x, (gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"), (dbeta, "dbeta"));
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         int batch = x.Shape.N, channels = x.Shape.C;
         long inner = (long)x.Shape.H * x.Shape.W, n = x.Numel;
         ulong px = Ptr(x), pdy = Ptr(dy), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd), pdx = Ptr(dx),
@@ -115,8 +81,7 @@ public sealed unsafe partial class CudaBackend
     public void ReluForward(Tensor x, Tensor y)
     {
         Enter();
-        var dt = FloatType("ReluForward", x, y);
-        SameShape("ReluForward", x, y);
+        var dt = OpChecks.Elementwise(this, "ReluForward", x, y);
         ulong px = Ptr(x), py = Ptr(y);
         long n = x.Numel;
         void** args = stackalloc void*[] { &px, &py, &n };
@@ -126,8 +91,7 @@ public sealed unsafe partial class CudaBackend
     public void ReluBackward(Tensor y, Tensor dy, Tensor dx)
     {
         Enter();
-        var dt = FloatType("ReluBackward", y, dy, dx);
-        SameShape("ReluBackward", y, dy, dx);
+        var dt = OpChecks.Elementwise(this, "ReluBackward", y, dy, dx);
         ulong py = Ptr(y), pdy = Ptr(dy), pdx = Ptr(dx);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &pdy, &pdx, &n };
@@ -139,7 +103,7 @@ public sealed unsafe partial class CudaBackend
     public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset)
     {
         Enter();
-        var dt = FloatType("DropoutMask", mask);
+        var dt = OpChecks.FloatType(this, "DropoutMask", mask);
         // Decided and scaled on the host exactly as the CPU backend does, so the masks are bit-identical.
         uint threshold = Philox.DropThreshold(p);
         double keep = 1 / (1 - p);
@@ -154,16 +118,8 @@ public sealed unsafe partial class CudaBackend
     public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride)
     {
         Enter();
-        const string op = "MaxPoolForward";
-        var dt = FloatType(op, x, y);
-        RequireInt32(op, argmax);
-        ExpectRank(op, x, "x", 4);
-        if (window < 1 || stride < 1) throw new ArgumentException($"{op}: window ({window}) and stride ({stride}) must be positive.");
+        var (dt, ys) = OpChecks.MaxPoolForward(this, x, y, argmax, window, stride);
         var s = x.Shape;
-        if (s.H < window || s.W < window) throw new ArgumentException($"{op}: input {s} is smaller than the {window}×{window} window.");
-        var ys = new Shape(s.N, s.C, (s.H - window) / stride + 1, (s.W - window) / stride + 1);
-        ExpectShape(op, y, ys, "y");
-        ExpectShape(op, argmax, ys, "argmax");
         _poolGeometry.AddOrUpdate(argmax, new PoolGeometry(window, stride));
         int h = s.H, w = s.W, ho = ys.H, wo = ys.W;
         ulong px = Ptr(x), py = Ptr(y), pa = Ptr(argmax);
@@ -181,14 +137,7 @@ public sealed unsafe partial class CudaBackend
     public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx)
     {
         Enter();
-        const string op = "MaxPoolBackward";
-        var dt = FloatType(op, dy, dx);
-        RequireInt32(op, argmax);
-        ExpectRank(op, dy, "dy", 4);
-        ExpectRank(op, dx, "dx", 4);
-        SameShape(op, dy, argmax);
-        if (dx.Shape.N != dy.Shape.N || dx.Shape.C != dy.Shape.C)
-            throw new ArgumentException($"{op}: dx {dx.Shape} and dy {dy.Shape} differ in batch or channels.");
+        var dt = OpChecks.MaxPoolBackward(this, dy, argmax, dx);
         int h = dx.Shape.H, w = dx.Shape.W, ho = dy.Shape.H, wo = dy.Shape.W;
         ulong pdy = Ptr(dy), pa = Ptr(argmax), pdx = Ptr(dx);
         if (_poolGeometry.TryGetValue(argmax, out var g) && h >= g.Window && w >= g.Window
@@ -214,13 +163,7 @@ public sealed unsafe partial class CudaBackend
     public void ConcatChannels(Tensor a, Tensor b, Tensor y)
     {
         Enter();
-        const string op = "ConcatChannels";
-        var dt = FloatType(op, a, b, y);
-        ExpectRank(op, a, "a", 4);
-        ExpectRank(op, b, "b", 4);
-        if (a.Shape.N != b.Shape.N || a.Shape.H != b.Shape.H || a.Shape.W != b.Shape.W)
-            throw new ArgumentException($"{op}: a {a.Shape} and b {b.Shape} differ in batch or spatial size.");
-        ExpectShape(op, y, new Shape(a.Shape.N, a.Shape.C + b.Shape.C, a.Shape.H, a.Shape.W), "y");
+        var dt = OpChecks.ConcatChannels(this, a, b, y);
         int ca = a.Shape.C, cb = b.Shape.C;
         long inner = (long)a.Shape.H * a.Shape.W, n = y.Numel;
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
@@ -231,14 +174,7 @@ public sealed unsafe partial class CudaBackend
     public void SplitChannels(Tensor dy, Tensor? da, Tensor? db)
     {
         Enter();
-        const string op = "SplitChannels";
-        var dt = FloatType(op, dy, da, db);
-        ExpectRank(op, dy, "dy", 4);
-        var s = dy.Shape;
-        if (da is null && db is null) return;
-        var ca = da?.Shape.Rank == 4 ? da.Shape.C : s.C - (db?.Shape.Rank == 4 ? db.Shape.C : 0);
-        if (da is not null) ExpectShape(op, da, new Shape(s.N, ca, s.H, s.W), "da");
-        if (db is not null) ExpectShape(op, db, new Shape(s.N, s.C - ca, s.H, s.W), "db");
+        var (dt, ca) = OpChecks.SplitChannels(this, dy, da, db);
         if (da is not null) SliceChannels(dt, dy, da, 0);
         if (db is not null) SliceChannels(dt, dy, db, ca);
     }
@@ -261,12 +197,7 @@ public sealed unsafe partial class CudaBackend
     private void CropOrPad(string op, Tensor x, Tensor y, bool crop)
     {
         Enter();
-        var dt = FloatType(op, x, y);
-        ExpectRank(op, x, "x", 4);
-        ExpectRank(op, y, "y", 4);
-        var (big, small) = crop ? (x.Shape, y.Shape) : (y.Shape, x.Shape);
-        if (big.N != small.N || big.C != small.C || small.H > big.H || small.W > big.W)
-            throw new ArgumentException($"{op}: {small} must match {big} in batch and channels and be no larger spatially (x {x.Shape}, y {y.Shape}).");
+        var (dt, big, small) = OpChecks.CropOrPad(this, op, x, y, crop);
         // y[i, j] = x[i + oh, j + ow]: a positive offset crops, a negative one pads with zeros.
         int oh = (big.H - small.H) / 2, ow = (big.W - small.W) / 2;
         if (!crop) { oh = -oh; ow = -ow; }
@@ -279,18 +210,10 @@ public sealed unsafe partial class CudaBackend
 
     // ---- softmax and cross-entropy over channels ----
 
-    private static (int Batch, int Channels, long Plane) ClassLayout(string op, Tensor t)
-    {
-        ExpectRank(op, t, "logits", 2, 4);
-        return (t.Shape[0], t.Shape[1], t.Shape.Rank == 4 ? (long)t.Shape.H * t.Shape.W : 1);
-    }
-
     public void SoftmaxForward(Tensor logits, Tensor probs)
     {
         Enter();
-        var dt = FloatType("SoftmaxForward", logits, probs);
-        SameShape("SoftmaxForward", logits, probs);
-        var (batch, channels, inner) = ClassLayout("SoftmaxForward", logits);
+        var (dt, (batch, channels, inner)) = OpChecks.SoftmaxForward(this, logits, probs);
         if (channels == 0) return;
         ulong pl = Ptr(logits), pp = Ptr(probs);
         long voxels = batch * inner;
@@ -302,10 +225,7 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         const string op = "SoftmaxCrossEntropyForward";
-        var dt = FloatType(op, logits, target, probs, loss);
-        SameShape(op, logits, target, probs);
-        ExpectShape(op, loss, new Shape(1), "loss");
-        var (batch, channels, inner) = ClassLayout(op, logits);
+        var (dt, (batch, channels, inner)) = OpChecks.SoftmaxCrossEntropyForward(this, logits, target, probs, loss);
         long voxels = batch * inner;
         if (voxels == 0 || channels == 0)
             throw new ArgumentException($"{op}: {logits.Describe()} has no voxels or no classes; the mean loss is undefined.");
@@ -321,11 +241,7 @@ public sealed unsafe partial class CudaBackend
     public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)
     {
         Enter();
-        const string op = "SoftmaxCrossEntropyBackward";
-        var dt = FloatType(op, probs, target, dloss, dlogits);
-        SameShape(op, probs, target, dlogits);
-        ExpectShape(op, dloss, new Shape(1), "dloss");
-        var (batch, channels, inner) = ClassLayout(op, probs);
+        var (dt, (batch, channels, inner)) = OpChecks.SoftmaxCrossEntropyBackward(this, probs, target, dloss, dlogits);
         ulong pp = Ptr(probs), pt = Ptr(target), pd = Ptr(dloss), pg = Ptr(dlogits);
         long voxels = batch * inner;
         void** args = stackalloc void*[] { &pp, &pt, &pd, &pg, &channels, &inner, &voxels };
@@ -337,12 +253,8 @@ public sealed unsafe partial class CudaBackend
     public void ArgmaxChannels(Tensor x, Tensor labels)
     {
         Enter();
-        const string op = "ArgmaxChannels";
-        var dt = FloatType(op, x);
-        RequireInt32(op, labels);
-        ExpectRank(op, x, "x", 4);
-        ExpectShape(op, labels, new Shape(x.Shape.N, x.Shape.H, x.Shape.W), "labels");
-        if (x.Shape.C == 0) throw new ArgumentException($"{op}: {x.Describe()} has no channels to choose from.");
+        var dt = OpChecks.ArgmaxChannels(this, x, labels);
+        if (x.Shape.C == 0) throw new ArgumentException($"ArgmaxChannels: {x.Describe()} has no channels to choose from.");
         int channels = x.Shape.C;
         long inner = (long)x.Shape.H * x.Shape.W, voxels = labels.Numel;
         ulong px = Ptr(x), pl = Ptr(labels);
@@ -357,12 +269,8 @@ public sealed unsafe partial class CudaBackend
     public void OneHot(Tensor labels, Tensor y)
     {
         Enter();
-        const string op = "OneHot";
-        var dt = FloatType(op, y);
-        RequireInt32(op, labels);
-        ExpectRank(op, y, "y", 4);
+        var dt = OpChecks.OneHot(this, labels, y);
         var s = y.Shape;
-        ExpectShape(op, labels, new Shape(s.N, s.H, s.W), "labels");
         int channels = s.C;
         long inner = (long)s.H * s.W, n = y.Numel;
         ulong pl = Ptr(labels), py = Ptr(y);
@@ -375,9 +283,7 @@ public sealed unsafe partial class CudaBackend
     public void RmsPropStep(Tensor param, Tensor grad, Tensor meanSquare, double lr, double rho, double eps, double gradScale)
     {
         Enter();
-        const string op = "RmsPropStep";
-        var dt = FloatType(op, param, grad, meanSquare);
-        SameShape(op, param, grad, meanSquare);
+        var dt = OpChecks.Elementwise(this, "RmsPropStep", param, grad, meanSquare);
         ulong pp = Ptr(param), pg = Ptr(grad), pm = Ptr(meanSquare);
         long n = param.Numel;
         void** args = stackalloc void*[] { &pp, &pg, &pm, &lr, &rho, &eps, &gradScale, &n };

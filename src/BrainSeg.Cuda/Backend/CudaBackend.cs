@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -94,10 +94,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
     {
         Enter();
-        RequireDevice("Upload", dst);
-        dst.CheckElementType<T>();
-        if (src.Length != dst.Numel)
-            throw new ArgumentException($"Upload: {src.Length} values do not fill {dst.Describe()} ({dst.Numel} elements).");
+        OpChecks.Upload<T>(this, src.Length, dst);
         if (dst.Numel == 0) return;
         // The copy is queued on the stream; from pageable memory the driver stages the source before the
         // call returns, so the span may be reused at once.
@@ -107,10 +104,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
     {
         Enter();
-        RequireDevice("Download", src);
-        src.CheckElementType<T>();
-        if (dst.Length != src.Numel)
-            throw new ArgumentException($"Download: {src.Describe()} has {src.Numel} elements but the destination holds {dst.Length}.");
+        OpChecks.Download<T>(this, src, dst.Length);
         if (src.Numel == 0) { _ctx.Synchronize(); return; }
         fixed (T* p = dst) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
     }
@@ -118,9 +112,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Copy(Tensor src, Tensor dst)
     {
         Enter();
-        RequireDevice("Copy", src, dst);
-        if (src.DType != dst.DType) throw new ArgumentException($"Copy: dtypes differ ({src.Describe()} → {dst.Describe()}).");
-        SameShape("Copy", src, dst);
+        OpChecks.Copy(this, src, dst);
         if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
         _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
     }
@@ -166,8 +158,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     private void Binary(string op, string kernel, Tensor a, Tensor b, Tensor y)
     {
         Enter();
-        var dt = FloatType(op, a, b, y);
-        SameShape(op, a, b, y);
+        var dt = OpChecks.Elementwise(this, op, a, b, y);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &pa, &pb, &py, &n };
@@ -177,8 +168,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void AddScaled(Tensor y, Tensor x, double alpha)
     {
         Enter();
-        var dt = FloatType("AddScaled", y, x);
-        SameShape("AddScaled", y, x);
+        var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
         ulong py = Ptr(y), px = Ptr(x);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &px, &alpha, &n };
@@ -188,7 +178,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Scale(Tensor y, double alpha)
     {
         Enter();
-        var dt = FloatType("Scale", y);
+        var dt = OpChecks.FloatType(this, "Scale", y);
         ulong py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &alpha, &n };
@@ -227,7 +217,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         Kernel(module, name, dtype).Launch((uint)blocks, 1, 1, ReduceThreads, 1, 1, 0, _ctx.Stream, args);
     }
 
-    // ---- validation (the same rules and messages as the CPU reference) ----
+    // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----
 
     /// <summary>The device address of a tensor of this backend (0 for null).</summary>
     private static ulong Ptr(Tensor? t) => t is null ? 0 : ((CudaStorage)t.Storage).Pointer;
@@ -239,47 +229,7 @@ public sealed unsafe partial class CudaBackend : IBackend
                 throw new ArgumentException($"{op}: {t.Describe()} does not live on {Name}; copy it with tensor.To(backend) first.");
     }
 
-    /// <summary>Checks that every given tensor is on this device with one floating-point dtype and returns it.</summary>
-    private DType FloatType(string op, params Tensor?[] tensors)
-    {
-        RequireDevice(op, tensors);
-        DType? dt = null;
-        foreach (var t in tensors)
-        {
-            if (t is null) continue;
-            if (!t.DType.IsFloatingPoint())
-                throw new ArgumentException($"{op}: {t.Describe()} must be Float32 or Float64.");
-            dt ??= t.DType;
-            if (t.DType != dt)
-                throw new ArgumentException($"{op}: mixed dtypes ({string.Join(", ", tensors.Where(x => x is not null).Select(x => x!.Describe()))}); convert them to one dtype.");
-        }
-        return dt ?? throw new ArgumentException($"{op}: no tensor given.");
-    }
-
-    private void RequireInt32(string op, Tensor t)
-    {
-        RequireDevice(op, t);
-        if (t.DType != DType.Int32) throw new ArgumentException($"{op}: {t.Describe()} must be Int32.");
-    }
-
-    private static void SameShape(string op, params Tensor[] tensors)
-    {
-        foreach (var t in tensors)
-            if (t.Shape != tensors[0].Shape)
-                throw new ArgumentException($"{op}: shapes differ: {string.Join(", ", tensors.Select(x => x.Describe()))}.");
-    }
-
-    private static void ExpectShape(string op, Tensor t, Shape expected, string role)
-    {
-        if (t.Shape != expected)
-            throw new ArgumentException($"{op}: {role} {t.Describe()} should have shape {expected}.");
-    }
-
-    private static void ExpectRank(string op, Tensor t, string role, params int[] ranks)
-    {
-        if (!ranks.Contains(t.Shape.Rank))
-            throw new ArgumentException($"{op}: {role} {t.Describe()} should have rank {string.Join(" or ", ranks)}.");
-    }
+    void ITensorOwner.RequireResident(string op, params Tensor?[] tensors) => RequireDevice(op, tensors);
 
     /// <summary>Window and stride of the max pooling that wrote an argmax tensor, for the gather backward.</summary>
     private sealed record PoolGeometry(int Window, int Stride);

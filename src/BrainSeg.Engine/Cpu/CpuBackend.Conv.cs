@@ -11,14 +11,7 @@ public sealed partial class CpuBackend
 
     public void Gemm(bool transposeA, bool transposeB, double alpha, Tensor a, Tensor b, double beta, Tensor c)
     {
-        var dt = FloatType("Gemm", a, b, c);
-        ExpectRank("Gemm", a, "a", 2);
-        ExpectRank("Gemm", b, "b", 2);
-        ExpectRank("Gemm", c, "c", 2);
-        int m = transposeA ? a.Shape[1] : a.Shape[0], k = transposeA ? a.Shape[0] : a.Shape[1];
-        int kb = transposeB ? b.Shape[1] : b.Shape[0], n = transposeB ? b.Shape[0] : b.Shape[1];
-        if (k != kb || c.Shape[0] != m || c.Shape[1] != n)
-            throw new ArgumentException($"Gemm: op(a) is [{m}, {k}] and op(b) is [{kb}, {n}], which do not multiply into c {c.Shape}.");
+        var (dt, m, n, k) = OpChecks.Gemm(this, transposeA, transposeB, a, b, c);
         if (dt == DType.Float32)
             Sgemm.Multiply(this, transposeA, transposeB, m, n, k, (float)alpha, a.HostArray<float>(), b.HostArray<float>(), (float)beta, c.HostArray<float>());
         else
@@ -71,42 +64,30 @@ public sealed partial class CpuBackend
         public long Flops => 2L * N * K * C * R * S * Ho * Wo;
     }
 
-    private static ConvGeometry Geometry(string op, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
-    {
-        ExpectRank(op, x, "input", 4);
-        ExpectRank(op, w, "filter", 4);
-        ExpectRank(op, y, "output", 4);
-        if (spec.Dilation < 1 || spec.Padding < 0)
-            throw new ArgumentException($"{op}: dilation must be ≥ 1 and padding ≥ 0, got {spec}.");
-        if (w.Shape.C != x.Shape.C)
-            throw new ArgumentException($"{op}: input {x.Shape} has {x.Shape.C} channels but filter {w.Shape} expects {w.Shape.C}.");
-        int ho = spec.OutputSize(x.Shape.H, w.Shape.H), wo = spec.OutputSize(x.Shape.W, w.Shape.W);
-        if (ho <= 0 || wo <= 0)
-            throw new ArgumentException($"{op}: input {x.Shape} is smaller than the dilated filter {w.Shape} ({spec}).");
-        ExpectShape(op, y, new Shape(x.Shape.N, w.Shape.N, ho, wo), "output");
-        return new ConvGeometry(x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, ho, wo, spec.Dilation, spec.Padding);
-    }
+    /// <summary>The geometry of input x, filter w and output y, once OpChecks has validated them.</summary>
+    private static ConvGeometry Geometry(Tensor x, Tensor w, Tensor y, Conv2dSpec spec) =>
+        new(x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, y.Shape.H, y.Shape.W, spec.Dilation, spec.Padding);
 
     public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
-        var dt = FloatType("Conv2dForward", x, w, y);
-        var g = Geometry("Conv2dForward", x, w, y, spec);
+        var dt = OpChecks.Conv2dForward(this, x, w, y, spec);
+        var g = Geometry(x, w, y, spec);
         if (dt == DType.Float32) ConvForwardFast(g, x.HostArray<float>(), w.HostArray<float>(), y.HostArray<float>());
         else ConvForwardDirect(g, x.HostArray<double>(), w.HostArray<double>(), y.HostArray<double>());
     }
 
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
     {
-        var dt = FloatType("Conv2dBackwardData", dy, w, dx);
-        var g = Geometry("Conv2dBackwardData", dx, w, dy, spec);
+        var dt = OpChecks.Conv2dBackwardData(this, dy, w, dx, spec);
+        var g = Geometry(dx, w, dy, spec);
         if (dt == DType.Float32) ConvBackwardDataFast(g, dy.HostArray<float>(), w.HostArray<float>(), dx.HostArray<float>());
         else ConvBackwardDataDirect(g, dy.HostArray<double>(), w.HostArray<double>(), dx.HostArray<double>());
     }
 
     public void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec)
     {
-        var dt = FloatType("Conv2dBackwardFilter", x, dy, dw);
-        var g = Geometry("Conv2dBackwardFilter", x, dw, dy, spec);
+        var dt = OpChecks.Conv2dBackwardFilter(this, x, dy, dw, spec);
+        var g = Geometry(x, dw, dy, spec);
         if (dt == DType.Float32) ConvBackwardFilterFast(g, x.HostArray<float>(), dy.HostArray<float>(), dw.HostArray<float>());
         else ConvBackwardFilterDirect(g, x.HostArray<double>(), dy.HostArray<double>(), dw.HostArray<double>());
     }
@@ -195,22 +176,11 @@ public sealed partial class CpuBackend
 
     // ---- bias ----
 
-    private static (int Channels, int Plane) ChannelLayout(string op, Tensor t, Tensor perChannel, string role)
-    {
-        ExpectRank(op, t, "data", 2, 4);
-        ExpectRank(op, perChannel, role, 1);
-        var channels = t.Shape[1];
-        if (perChannel.Shape[0] != channels)
-            throw new ArgumentException($"{op}: {role} {perChannel.Shape} does not match the {channels} channels of {t.Shape}.");
-        return (channels, t.Shape.Rank == 4 ? t.Shape.H * t.Shape.W : 1);
-    }
-
     public void AddChannelBias(Tensor y, Tensor bias)
     {
-        var dt = FloatType("AddChannelBias", y, bias);
-        var (channels, plane) = ChannelLayout("AddChannelBias", y, bias, "bias");
-        if (dt == DType.Float32) AddChannelBias(y.HostArray<float>(), bias.HostArray<float>(), y.Shape[0], channels, plane);
-        else AddChannelBias(y.HostArray<double>(), bias.HostArray<double>(), y.Shape[0], channels, plane);
+        var (dt, channels, plane) = OpChecks.AddChannelBias(this, y, bias);
+        if (dt == DType.Float32) AddChannelBias(y.HostArray<float>(), bias.HostArray<float>(), y.Shape[0], channels, (int)plane);
+        else AddChannelBias(y.HostArray<double>(), bias.HostArray<double>(), y.Shape[0], channels, (int)plane);
     }
 
     private void AddChannelBias<T>(T[] y, T[] bias, int batch, int channels, int plane) where T : unmanaged, IFloatingPointIeee754<T>
@@ -230,9 +200,8 @@ public sealed partial class CpuBackend
 
     public void ChannelSum(Tensor dy, Tensor db)
     {
-        var dt = FloatType("ChannelSum", dy, db);
-        var (channels, plane) = ChannelLayout("ChannelSum", dy, db, "db");
-        int batch = dy.Shape[0];
+        var (dt, channels, inner) = OpChecks.ChannelSum(this, dy, db);
+        int batch = dy.Shape[0], plane = (int)inner;
         if (dt == DType.Float32)
         {
             float[] src = dy.HostArray<float>(), dst = db.HostArray<float>();

@@ -8,25 +8,11 @@ public sealed partial class CpuBackend
 {
     // ---- batch normalisation: statistics accumulated in double, two passes ----
 
-    private static void CheckPerChannel(string op, Tensor x, params (Tensor? T, string Role)[] perChannel)
-    {
-        var shape = new Shape(x.Shape.C);
-        foreach (var (t, role) in perChannel)
-            if (t is not null) ExpectShape(op, t, shape, role);
-    }
-
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
     {
-        const string op = "BatchNormForwardTraining";
-        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, y);
-        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
-            (saveMean, "saveMean"), (saveInvStd, "saveInvStd"));
+        var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         var s = x.Shape;
-        if ((long)s.N * s.H * s.W < 2)
-            throw new ArgumentException($"{op}: {x.Describe()} has one value per channel; training-mode batch norm needs at least two (use a larger batch or inference mode).");
         if (dt == DType.Float32)
             BatchNormTraining(s, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
                 runningMean.HostArray<float>(), runningVar.HostArray<float>(), saveMean.HostArray<float>(), saveInvStd.HostArray<float>(), momentum, eps);
@@ -78,11 +64,7 @@ public sealed partial class CpuBackend
 
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps)
     {
-        const string op = "BatchNormForwardInference";
-        var dt = FloatType(op, x, gamma, beta, y, runningMean, runningVar);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, y);
-        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"));
+        var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
         if (dt == DType.Float32)
             BatchNormInference(x.Shape, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
                 runningMean.HostArray<float>(), runningVar.HostArray<float>(), eps);
@@ -104,11 +86,7 @@ public sealed partial class CpuBackend
 
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta)
     {
-        const string op = "BatchNormBackward";
-        var dt = FloatType(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        ExpectRank(op, x, "x", 4);
-        SameShape(op, x, dy, dx);
-        CheckPerChannel(op, x, (gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"), (dbeta, "dbeta"));
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         if (dt == DType.Float32)
             BatchNormBackward(x.Shape, x.HostArray<float>(), dy.HostArray<float>(), gamma?.HostArray<float>(), saveMean.HostArray<float>(),
                 saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(), dbeta.HostArray<float>());
@@ -158,16 +136,14 @@ public sealed partial class CpuBackend
 
     public void ReluForward(Tensor x, Tensor y)
     {
-        var dt = FloatType("ReluForward", x, y);
-        SameShape("ReluForward", x, y);
+        var dt = OpChecks.Elementwise(this, "ReluForward", x, y);
         if (dt == DType.Float32) TensorPrimitives.Max(Span<float>(x), 0f, Span<float>(y));
         else TensorPrimitives.Max(Span<double>(x), 0d, Span<double>(y));
     }
 
     public void ReluBackward(Tensor y, Tensor dy, Tensor dx)
     {
-        var dt = FloatType("ReluBackward", y, dy, dx);
-        SameShape("ReluBackward", y, dy, dx);
+        var dt = OpChecks.Elementwise(this, "ReluBackward", y, dy, dx);
         if (dt == DType.Float32) ReluBackward(y.HostArray<float>(), dy.HostArray<float>(), dx.HostArray<float>(), (int)y.Numel);
         else ReluBackward(y.HostArray<double>(), dy.HostArray<double>(), dx.HostArray<double>(), (int)y.Numel);
     }
@@ -182,7 +158,7 @@ public sealed partial class CpuBackend
 
     public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset)
     {
-        var dt = FloatType("DropoutMask", mask);
+        var dt = OpChecks.FloatType(this, "DropoutMask", mask);
         var threshold = Philox.DropThreshold(p);
         if (dt == DType.Float32) DropoutMask(mask.HostArray<float>(), (int)mask.Numel, (float)(1 / (1 - p)), threshold, seed, offset);
         else DropoutMask(mask.HostArray<double>(), (int)mask.Numel, 1 / (1 - p), threshold, seed, offset);
@@ -208,16 +184,8 @@ public sealed partial class CpuBackend
 
     public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride)
     {
-        const string op = "MaxPoolForward";
-        var dt = FloatType(op, x, y);
-        RequireInt32(op, argmax);
-        ExpectRank(op, x, "x", 4);
-        if (window < 1 || stride < 1) throw new ArgumentException($"{op}: window ({window}) and stride ({stride}) must be positive.");
+        var (dt, ys) = OpChecks.MaxPoolForward(this, x, y, argmax, window, stride);
         var s = x.Shape;
-        if (s.H < window || s.W < window) throw new ArgumentException($"{op}: input {s} is smaller than the {window}×{window} window.");
-        var ys = new Shape(s.N, s.C, (s.H - window) / stride + 1, (s.W - window) / stride + 1);
-        ExpectShape(op, y, ys, "y");
-        ExpectShape(op, argmax, ys, "argmax");
         if (dt == DType.Float32) MaxPoolForward(s, ys, x.HostArray<float>(), y.HostArray<float>(), argmax.HostArray<int>(), window, stride);
         else MaxPoolForward(s, ys, x.HostArray<double>(), y.HostArray<double>(), argmax.HostArray<int>(), window, stride);
     }
@@ -247,18 +215,11 @@ public sealed partial class CpuBackend
 
     public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx)
     {
-        const string op = "MaxPoolBackward";
-        var dt = FloatType(op, dy, dx);
-        RequireInt32(op, argmax);
-        ExpectRank(op, dy, "dy", 4);
-        ExpectRank(op, dx, "dx", 4);
-        SameShape(op, dy, argmax);
-        if (dx.Shape.N != dy.Shape.N || dx.Shape.C != dy.Shape.C)
-            throw new ArgumentException($"{op}: dx {dx.Shape} and dy {dy.Shape} differ in batch or channels.");
+        var dt = OpChecks.MaxPoolBackward(this, dy, argmax, dx);
         var inPlane = dx.Shape.H * dx.Shape.W;
         foreach (var at in Span<int>(argmax))
             if ((uint)at >= (uint)inPlane)
-                throw new ArgumentException($"{op}: argmax {at} lies outside the {dx.Shape.H}×{dx.Shape.W} input plane of dx {dx.Shape}.");
+                throw new ArgumentException($"MaxPoolBackward: argmax {at} lies outside the {dx.Shape.H}×{dx.Shape.W} input plane of dx {dx.Shape}.");
         if (dt == DType.Float32) MaxPoolBackward(dy.Shape, dx.Shape, dy.HostArray<float>(), argmax.HostArray<int>(), dx.HostArray<float>());
         else MaxPoolBackward(dy.Shape, dx.Shape, dy.HostArray<double>(), argmax.HostArray<int>(), dx.HostArray<double>());
     }

@@ -9,27 +9,16 @@ public sealed partial class CpuBackend
 
     public void ConcatChannels(Tensor a, Tensor b, Tensor y)
     {
-        const string op = "ConcatChannels";
-        var dt = FloatType(op, a, b, y);
-        ExpectRank(op, a, "a", 4);
-        ExpectRank(op, b, "b", 4);
-        if (a.Shape.N != b.Shape.N || a.Shape.H != b.Shape.H || a.Shape.W != b.Shape.W)
-            throw new ArgumentException($"{op}: a {a.Shape} and b {b.Shape} differ in batch or spatial size.");
-        ExpectShape(op, y, new Shape(a.Shape.N, a.Shape.C + b.Shape.C, a.Shape.H, a.Shape.W), "y");
+        var dt = OpChecks.ConcatChannels(this, a, b, y);
         if (dt == DType.Float32) MoveChannels(y.Shape, a.HostArray<float>(), b.HostArray<float>(), y.HostArray<float>(), a.Shape.C, split: false);
         else MoveChannels(y.Shape, a.HostArray<double>(), b.HostArray<double>(), y.HostArray<double>(), a.Shape.C, split: false);
     }
 
     public void SplitChannels(Tensor dy, Tensor? da, Tensor? db)
     {
-        const string op = "SplitChannels";
-        var dt = FloatType(op, dy, da, db);
-        ExpectRank(op, dy, "dy", 4);
-        var s = dy.Shape;
+        var (dt, ca) = OpChecks.SplitChannels(this, dy, da, db);
         if (da is null && db is null) return;
-        var ca = da?.Shape.Rank == 4 ? da.Shape.C : s.C - (db?.Shape.Rank == 4 ? db.Shape.C : 0);
-        if (da is not null) ExpectShape(op, da, new Shape(s.N, ca, s.H, s.W), "da");
-        if (db is not null) ExpectShape(op, db, new Shape(s.N, s.C - ca, s.H, s.W), "db");
+        var s = dy.Shape;
         if (dt == DType.Float32) MoveChannels(s, da?.HostArray<float>(), db?.HostArray<float>(), dy.HostArray<float>(), ca, split: true);
         else MoveChannels(s, da?.HostArray<double>(), db?.HostArray<double>(), dy.HostArray<double>(), ca, split: true);
     }
@@ -61,12 +50,7 @@ public sealed partial class CpuBackend
 
     private void CropOrPad(string op, Tensor x, Tensor y, bool crop)
     {
-        var dt = FloatType(op, x, y);
-        ExpectRank(op, x, "x", 4);
-        ExpectRank(op, y, "y", 4);
-        var (big, small) = crop ? (x.Shape, y.Shape) : (y.Shape, x.Shape);
-        if (big.N != small.N || big.C != small.C || small.H > big.H || small.W > big.W)
-            throw new ArgumentException($"{op}: {small} must match {big} in batch and channels and be no larger spatially (x {x.Shape}, y {y.Shape}).");
+        var (dt, big, small) = OpChecks.CropOrPad(this, op, x, y, crop);
         if (dt == DType.Float32) CropOrPad(big, small, x.HostArray<float>(), y.HostArray<float>(), crop);
         else CropOrPad(big, small, x.HostArray<double>(), y.HostArray<double>(), crop);
     }
@@ -87,40 +71,28 @@ public sealed partial class CpuBackend
 
     // ---- softmax and cross-entropy over channels (per voxel, in double, stable) ----
 
-    private static (int Batch, int Channels, int Plane) ClassLayout(string op, Tensor t)
-    {
-        ExpectRank(op, t, "logits", 2, 4);
-        return (t.Shape[0], t.Shape[1], t.Shape.Rank == 4 ? t.Shape.H * t.Shape.W : 1);
-    }
-
     /// <summary>Voxels per block of the softmax loops: fixed, so the loss sums in the same order on any thread count.</summary>
     private const int VoxelBlock = 2048;
 
     public void SoftmaxForward(Tensor logits, Tensor probs)
     {
-        var dt = FloatType("SoftmaxForward", logits, probs);
-        SameShape("SoftmaxForward", logits, probs);
-        var layout = ClassLayout("SoftmaxForward", logits);
+        var (dt, layout) = OpChecks.SoftmaxForward(this, logits, probs);
         if (dt == DType.Float32) Softmax(layout, logits.HostArray<float>(), null, probs.HostArray<float>());
         else Softmax(layout, logits.HostArray<double>(), null, probs.HostArray<double>());
     }
 
     public void SoftmaxCrossEntropyForward(Tensor logits, Tensor target, Tensor probs, Tensor loss)
     {
-        const string op = "SoftmaxCrossEntropyForward";
-        var dt = FloatType(op, logits, target, probs, loss);
-        SameShape(op, logits, target, probs);
-        ExpectShape(op, loss, new Shape(1), "loss");
-        var layout = ClassLayout(op, logits);
+        var (dt, layout) = OpChecks.SoftmaxCrossEntropyForward(this, logits, target, probs, loss);
         if (dt == DType.Float32) loss.HostArray<float>()[0] = (float)Softmax(layout, logits.HostArray<float>(), target.HostArray<float>(), probs.HostArray<float>());
         else loss.HostArray<double>()[0] = Softmax(layout, logits.HostArray<double>(), target.HostArray<double>(), probs.HostArray<double>());
     }
 
     /// <summary>Writes probs and returns the mean cross-entropy against target (0 when target is null).</summary>
-    private double Softmax<T>((int Batch, int Channels, int Plane) layout, T[] logits, T[]? target, T[] probs)
+    private double Softmax<T>(OpChecks.ClassLayout layout, T[] logits, T[]? target, T[] probs)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (batch, channels, plane) = layout;
+        var (batch, channels, plane) = (layout.Batch, layout.Channels, (int)layout.Plane);
         var voxels = batch * plane;
         var blocks = (voxels + VoxelBlock - 1) / VoxelBlock;
         var partial = new double[blocks];
@@ -156,21 +128,17 @@ public sealed partial class CpuBackend
 
     public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)
     {
-        const string op = "SoftmaxCrossEntropyBackward";
-        var dt = FloatType(op, probs, target, dloss, dlogits);
-        SameShape(op, probs, target, dlogits);
-        ExpectShape(op, dloss, new Shape(1), "dloss");
-        var layout = ClassLayout(op, probs);
+        var (dt, layout) = OpChecks.SoftmaxCrossEntropyBackward(this, probs, target, dloss, dlogits);
         if (dt == DType.Float32)
             CrossEntropyBackward(layout, probs.HostArray<float>(), target.HostArray<float>(), dloss.HostArray<float>()[0], dlogits.HostArray<float>());
         else
             CrossEntropyBackward(layout, probs.HostArray<double>(), target.HostArray<double>(), dloss.HostArray<double>()[0], dlogits.HostArray<double>());
     }
 
-    private void CrossEntropyBackward<T>((int Batch, int Channels, int Plane) layout, T[] probs, T[] target, T dloss, T[] dlogits)
+    private void CrossEntropyBackward<T>(OpChecks.ClassLayout layout, T[] probs, T[] target, T dloss, T[] dlogits)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (batch, channels, plane) = layout;
+        var (batch, channels, plane) = (layout.Batch, layout.Channels, (int)layout.Plane);
         var voxels = batch * plane;
         var scale = double.CreateTruncating(dloss) / voxels;
         ForChunks(voxels, VoxelBlock, (start, length) =>
@@ -193,11 +161,7 @@ public sealed partial class CpuBackend
 
     public void ArgmaxChannels(Tensor x, Tensor labels)
     {
-        const string op = "ArgmaxChannels";
-        var dt = FloatType(op, x);
-        RequireInt32(op, labels);
-        ExpectRank(op, x, "x", 4);
-        ExpectShape(op, labels, new Shape(x.Shape.N, x.Shape.H, x.Shape.W), "labels");
+        var dt = OpChecks.ArgmaxChannels(this, x, labels);
         if (dt == DType.Float32) Argmax(x.Shape, x.HostArray<float>(), labels.HostArray<int>());
         else Argmax(x.Shape, x.HostArray<double>(), labels.HostArray<int>());
     }
@@ -220,15 +184,11 @@ public sealed partial class CpuBackend
 
     public void OneHot(Tensor labels, Tensor y)
     {
-        const string op = "OneHot";
-        var dt = FloatType(op, y);
-        RequireInt32(op, labels);
-        ExpectRank(op, y, "y", 4);
+        var dt = OpChecks.OneHot(this, labels, y);
         var s = y.Shape;
-        ExpectShape(op, labels, new Shape(s.N, s.H, s.W), "labels");
         foreach (var label in Span<int>(labels))
             if ((uint)label >= (uint)s.C)
-                throw new ArgumentException($"{op}: label {label} is outside [0, {s.C}) for y {s}; remap the label map to class indices first.");
+                throw new ArgumentException($"OneHot: label {label} is outside [0, {s.C}) for y {s}; remap the label map to class indices first.");
         if (dt == DType.Float32) OneHot(s, labels.HostArray<int>(), y.HostArray<float>());
         else OneHot(s, labels.HostArray<int>(), y.HostArray<double>());
     }
@@ -245,9 +205,7 @@ public sealed partial class CpuBackend
 
     public void RmsPropStep(Tensor param, Tensor grad, Tensor meanSquare, double lr, double rho, double eps, double gradScale)
     {
-        const string op = "RmsPropStep";
-        var dt = FloatType(op, param, grad, meanSquare);
-        SameShape(op, param, grad, meanSquare);
+        var dt = OpChecks.Elementwise(this, "RmsPropStep", param, grad, meanSquare);
         if (dt == DType.Float32)
             RmsProp(param.HostArray<float>(), grad.HostArray<float>(), meanSquare.HostArray<float>(), (int)param.Numel, (float)lr, (float)rho, (float)eps, (float)gradScale);
         else

@@ -8,7 +8,7 @@ namespace BrainSeg.Engine.Cpu;
 /// Results are deterministic (bit-identical run to run for a given thread count and for any thread
 /// count where the work split does not change the summation order, which holds for every op here).
 /// </summary>
-public sealed partial class CpuBackend : IBackend
+public sealed partial class CpuBackend : IBackend, ITensorOwner
 {
     /// <summary>The shared instance, using every core.</summary>
     public static CpuBackend Instance { get; } = new();
@@ -36,27 +36,19 @@ public sealed partial class CpuBackend : IBackend
 
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
     {
-        RequireHost("Upload", dst);
-        dst.CheckElementType<T>();
-        if (src.Length != dst.Numel)
-            throw new ArgumentException($"Upload: {src.Length} values do not fill {dst.Describe()} ({dst.Numel} elements).");
+        OpChecks.Upload<T>(this, src.Length, dst);
         src.CopyTo(dst.HostSpan<T>());
     }
 
     public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
     {
-        RequireHost("Download", src);
-        src.CheckElementType<T>();
-        if (dst.Length != src.Numel)
-            throw new ArgumentException($"Download: {src.Describe()} has {src.Numel} elements but the destination holds {dst.Length}.");
+        OpChecks.Download<T>(this, src, dst.Length);
         src.HostSpan<T>().CopyTo(dst);
     }
 
     public void Copy(Tensor src, Tensor dst)
     {
-        RequireHost("Copy", src, dst);
-        if (src.DType != dst.DType) throw new ArgumentException($"Copy: dtypes differ ({src.Describe()} → {dst.Describe()}).");
-        SameShape("Copy", src, dst);
+        OpChecks.Copy(this, src, dst);
         switch (src.DType)
         {
             case DType.Float32: Span<float>(src).CopyTo(Span<float>(dst)); break;
@@ -86,36 +78,33 @@ public sealed partial class CpuBackend : IBackend
 
     public void Add(Tensor a, Tensor b, Tensor y)
     {
-        var dt = FloatType("Add", a, b, y);
-        SameShape("Add", a, b, y);
+        var dt = OpChecks.Elementwise(this, "Add", a, b, y);
         if (dt == DType.Float32) TensorPrimitives.Add(Span<float>(a), Span<float>(b), Span<float>(y));
         else TensorPrimitives.Add(Span<double>(a), Span<double>(b), Span<double>(y));
     }
 
     public void Multiply(Tensor a, Tensor b, Tensor y)
     {
-        var dt = FloatType("Multiply", a, b, y);
-        SameShape("Multiply", a, b, y);
+        var dt = OpChecks.Elementwise(this, "Multiply", a, b, y);
         if (dt == DType.Float32) TensorPrimitives.Multiply(Span<float>(a), Span<float>(b), Span<float>(y));
         else TensorPrimitives.Multiply(Span<double>(a), Span<double>(b), Span<double>(y));
     }
 
     public void AddScaled(Tensor y, Tensor x, double alpha)
     {
-        var dt = FloatType("AddScaled", y, x);
-        SameShape("AddScaled", y, x);
+        var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
         if (dt == DType.Float32) TensorPrimitives.MultiplyAdd(Span<float>(x), (float)alpha, Span<float>(y), Span<float>(y));
         else TensorPrimitives.MultiplyAdd(Span<double>(x), alpha, Span<double>(y), Span<double>(y));
     }
 
     public void Scale(Tensor y, double alpha)
     {
-        var dt = FloatType("Scale", y);
+        var dt = OpChecks.FloatType(this, "Scale", y);
         if (dt == DType.Float32) TensorPrimitives.Multiply(Span<float>(y), (float)alpha, Span<float>(y));
         else TensorPrimitives.Multiply(Span<double>(y), alpha, Span<double>(y));
     }
 
-    // ---- helpers: validation, spans, parallel loops ----
+    // ---- helpers: residency, spans, parallel loops (the contract's checks are in OpChecks) ----
 
     private static Span<T> Span<T>(Tensor t) where T : unmanaged => t.HostArray<T>().AsSpan(0, (int)t.Numel);
 
@@ -126,47 +115,7 @@ public sealed partial class CpuBackend : IBackend
                 throw new ArgumentException($"{op}: {t.Describe()} is not a CPU tensor; copy it with tensor.To(CpuBackend.Instance) first.");
     }
 
-    /// <summary>Checks that every given tensor is a host tensor of one floating-point dtype and returns it.</summary>
-    private static DType FloatType(string op, params Tensor?[] tensors)
-    {
-        RequireHost(op, tensors);
-        DType? dt = null;
-        foreach (var t in tensors)
-        {
-            if (t is null) continue;
-            if (!t.DType.IsFloatingPoint())
-                throw new ArgumentException($"{op}: {t.Describe()} must be Float32 or Float64.");
-            dt ??= t.DType;
-            if (t.DType != dt)
-                throw new ArgumentException($"{op}: mixed dtypes ({string.Join(", ", tensors.Where(x => x is not null).Select(x => x!.Describe()))}); convert them to one dtype.");
-        }
-        return dt ?? throw new ArgumentException($"{op}: no tensor given.");
-    }
-
-    private static void RequireInt32(string op, Tensor t)
-    {
-        RequireHost(op, t);
-        if (t.DType != DType.Int32) throw new ArgumentException($"{op}: {t.Describe()} must be Int32.");
-    }
-
-    private static void SameShape(string op, params Tensor[] tensors)
-    {
-        foreach (var t in tensors)
-            if (t.Shape != tensors[0].Shape)
-                throw new ArgumentException($"{op}: shapes differ: {string.Join(", ", tensors.Select(x => x.Describe()))}.");
-    }
-
-    private static void ExpectShape(string op, Tensor t, Shape expected, string role)
-    {
-        if (t.Shape != expected)
-            throw new ArgumentException($"{op}: {role} {t.Describe()} should have shape {expected}.");
-    }
-
-    private static void ExpectRank(string op, Tensor t, string role, params int[] ranks)
-    {
-        if (!ranks.Contains(t.Shape.Rank))
-            throw new ArgumentException($"{op}: {role} {t.Describe()} should have rank {string.Join(" or ", ranks)}.");
-    }
+    void ITensorOwner.RequireResident(string op, params Tensor?[] tensors) => RequireHost(op, tensors);
 
     /// <summary>Runs body(i) for i in [0, count), on up to <see cref="Threads"/> threads.</summary>
     private void For(int count, Action<int> body)
