@@ -155,6 +155,10 @@ step gpu-tests 240 "$tests" --filter "TestCategory=Gpu" --results-directory "$lo
     --report-trx --report-trx-filename "$(basename "$trx_file")" --no-ansi --progress off --output Detailed
 verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 [[ -n "$driver" ]] || verb_step step gradcheck-cpu 120 gradcheck --device cpu
+# Training end to end on the GPU: the adversarial scheme on the phantom, a quick run (the losses are in its log).
+detail_train_cuda() { grep -E "patches/s|final|model" "$1" | tail -n 1 | cut -c1-100; }
+verb_step gpu_step train-cuda 90 train --data phantom --net fcn --adversarial --quick --epochs 1 --device cuda --out /tmp/brainseg-train-cuda
+if [[ "${BRAINSEG_DEVICE_BENCH:-1}" != 0 ]]; then
 # ---- bench: ours (brainseg bench), then the PyTorch peer, then one table; the whole part within $bench_budget s ----
 # Ours runs with TF32 allowed (the peer reports its best of fp32/TF32 and NCHW/NHWC), plus FCN 300 in fp32.
 # Each of our runs stops timing after --time-limit seconds (at least 3 reps; its JSON says how many ran).
@@ -205,6 +209,7 @@ detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
 if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then
     step bench-table 10 python3 "$table_script" $(ls "$logs"/*-bench-*.log "$logs"/*-torch-*.log 2>/dev/null)
 fi
+else rows+=("bench|SKIP|0|BRAINSEG_DEVICE_BENCH=0: no timing in this run"); fi
 # ==== end of STEPS ====
 
 # ---- report: failing logs' tails, then the table LAST ----

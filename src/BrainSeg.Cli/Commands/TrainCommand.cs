@@ -20,8 +20,12 @@ namespace BrainSeg.Cli.Commands;
 /// </summary>
 internal static class TrainCommand
 {
-    /// <summary>Patches per class per image of a --quick smoke run.</summary>
+    /// <summary>Patches per class per image of a --quick smoke run (raised so that an epoch holds 3 iterations).</summary>
     public const int QuickPatchesPerClass = 20;
+
+    /// <summary>N for a --quick run: 20, or enough for three minibatches of --batch from the data at hand.</summary>
+    internal static int QuickPatches(int batch, int classes, int images) =>
+        Math.Max(QuickPatchesPerClass, (3 * batch + classes * images - 1) / (classes * images));
 
     public static Command Create()
     {
@@ -48,7 +52,7 @@ internal static class TrainCommand
         plane.AcceptOnlyFromAmong("axial", "coronal", "sagittal");
         var threads = new Option<int>("--threads") { Description = "CPU worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (its options win)." };
-        var quick = new Option<bool>("--quick") { Description = $"Smoke run: N = {QuickPatchesPerClass} unless --patches-per-class is given." };
+        var quick = new Option<bool>("--quick") { Description = $"Smoke run: N = {QuickPatchesPerClass} (or enough for three minibatches) unless --patches-per-class is given." };
         var logEvery = new Option<int>("--log-every") { Description = "A log.csv row every K iterations.", DefaultValueFactory = _ => d.LogEvery };
         var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint this often (and at each epoch's end).", DefaultValueFactory = _ => d.CheckpointEvery.TotalMinutes };
 
@@ -90,7 +94,7 @@ internal static class TrainCommand
                 Network = parsed.GetValue(net) == "fcn" ? NetworkKind.Fcn : NetworkKind.Dilated,
                 Adversarial = parsed.GetValue(adversarial),
                 Epochs = parsed.GetValue(epochs),
-                PatchesPerClass = parsed.GetValue(perClass) ?? (parsed.GetValue(quick) ? QuickPatchesPerClass : d.PatchesPerClass),
+                PatchesPerClass = parsed.GetValue(perClass) ?? d.PatchesPerClass,
                 Batch = parsed.GetValue(batch),
                 LearningRateSegmentation = parsed.GetValue(lrSeg),
                 LearningRateDiscriminator = parsed.GetValue(lrDisc),
@@ -103,13 +107,14 @@ internal static class TrainCommand
                 CheckpointEvery = TimeSpan.FromMinutes(parsed.GetValue(checkpointMinutes)),
             };
             return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
-                parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output);
+                parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output,
+                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null);
         });
         return command;
     }
 
     internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
-        string device, int threads, bool resume, TextWriter stdout)
+        string device, int threads, bool resume, TextWriter stdout, bool quick = false)
     {
         options.Validate();
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
@@ -121,6 +126,7 @@ internal static class TrainCommand
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
         var (source, description) = LoadData(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
+        if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
         using var backend = OpenBackend(device, threads);
         using var trainer = resume

@@ -262,6 +262,10 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public TrainingOutcome Run(string runDirectory, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
+        // Checked before anything is written, so a run that cannot start leaves no folder or log behind.
+        var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
+        if (perEpoch == 0)
+            throw new ArgumentException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
         Directory.CreateDirectory(runDirectory);
         var checkpointPath = Path.Combine(runDirectory, CheckpointFile);
         using var log = new TrainingLog(Path.Combine(runDirectory, LogFile), GlobalIteration);
@@ -282,9 +286,6 @@ public sealed class Trainer : IDisposable
 
         while (Epoch < Options.Epochs)
         {
-            var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
-            if (perEpoch == 0)
-                throw new ArgumentException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
             var total = perEpoch * Options.Epochs;
             // Batches already trained (before a resume) are drawn again and skipped, so the sampler's stream stays aligned.
             using var batches = EpochBatches(Epoch).Skip((int)Iteration).GetEnumerator();

@@ -71,4 +71,25 @@ public class TrainCommandTests
         Assert.That(code, Is.EqualTo(ExitCodes.UsageError), error);
         Assert.That(error, Does.Contain("none.nii.gz"));
     }
+
+    [Test]
+    public void ARunTooSmallForOneMinibatchExits2AndWritesNothing()
+    {
+        using var run = new RunFolder();
+        var output = run.File("out");
+        var (code, error) = Run("--data", "phantom", "--out", output, "--patches-per-class", "2", "--batch", "300", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(ExitCodes.UsageError), error);
+        Assert.That(error, Does.Contain("fewer than one iteration"));
+        Assert.That(Directory.Exists(output), Is.False, "a run that cannot start must leave no folder behind");
+    }
+
+    [TestCase(300, 7, 1, 129)]  // the paper's batch on one phantom image: three minibatches need 129 per class
+    [TestCase(30, 7, 1, 20)]    // small batches keep the smoke run's 20
+    [TestCase(300, 7, 5, 26)]
+    public void QuickRunsHoldThreeMinibatches(int batch, int classes, int images, int expected)
+    {
+        var n = BrainSeg.Cli.Commands.TrainCommand.QuickPatches(batch, classes, images);
+        Assert.That(n, Is.EqualTo(expected));
+        Assert.That(n * classes * images, Is.GreaterThanOrEqualTo(3 * batch));
+    }
 }
