@@ -48,4 +48,27 @@ public sealed class Volume
         SizeX == other.SizeX && SizeY == other.SizeY && SizeZ == other.SizeZ && Affine.ApproximatelyEquals(other.Affine, tolerance);
 
     public Volume WithVoxels(float[] voxels) => new(voxels, SizeX, SizeY, SizeZ, Affine, SourceHeader);
+
+    /// <summary>Number of slices in <paramref name="plane"/>.</summary>
+    public int SliceCount(Plane plane) => Size(Orientation.SliceAxis(Affine, plane));
+
+    /// <summary>
+    /// Copies slice <paramref name="index"/> of <paramref name="plane"/> into <paramref name="destination"/>
+    /// (row-major: rows along the slower in-plane array axis, columns along the faster) and returns its size.
+    /// </summary>
+    public (int Rows, int Columns) CopySlice(Plane plane, int index, Span<float> destination)
+    {
+        var (slice, column, row) = Orientation.PlaneAxes(Affine, plane);
+        if ((uint)index >= (uint)Size(slice))
+            throw new ArgumentOutOfRangeException(nameof(index), $"Slice {index} is outside the {Size(slice)} {plane.ToString().ToLowerInvariant()} slices.");
+        int rows = Size(row), columns = Size(column);
+        if (destination.Length < rows * columns)
+            throw new ArgumentException($"A {plane} slice needs {rows * columns} values.", nameof(destination));
+        int[] stride = [1, SizeX, SizeX * SizeY];
+        int start = index * stride[slice];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                destination[r * columns + c] = Voxels[start + r * stride[row] + c * stride[column]];
+        return (rows, columns);
+    }
 }
