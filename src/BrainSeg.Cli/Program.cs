@@ -19,6 +19,7 @@ public static class Program
             Commands.GradcheckCommand.Create(),
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
+            Commands.EvaluateCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
