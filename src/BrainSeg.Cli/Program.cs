@@ -20,6 +20,7 @@ public static class Program
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
             Commands.EvaluateCommand.Create(),
+            Commands.CompareCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
