@@ -19,6 +19,7 @@ public static class Program
             Commands.GradcheckCommand.Create(),
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
+            Commands.TrainCommand.Create(),
             Commands.EvaluateCommand.Create(),
             Commands.CompareCommand.Create(),
         ];

@@ -17,15 +17,18 @@ internal static class NiftiInfoCommand
         command.SetAction(parseResult =>
         {
             string file = parseResult.GetValue(path)!;
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
             try
             {
                 var info = ImageInfo.Read(file);
-                Console.Out.WriteLine(parseResult.GetValue(json) ? info.ToJson() : info.ToText());
+                output.WriteLine(parseResult.GetValue(json) ? info.ToJson() : info.ToText());
                 return 0;
             }
             catch (ImageFormatException e)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                // The same one-line form as every other verb's user errors.
+                error.WriteLine($"brainseg: error: {e.Message}");
                 return 2;
             }
         });

@@ -57,10 +57,24 @@ public sealed class RmsProp : IDisposable
         foreach (var s in _slots) s.Param.GradIsFresh = false;
     }
 
-    public void Step()
+    public void Step() => StepSlots(null);
+
+    /// <summary>
+    /// Updates only the parameters of <paramref name="groups"/>; the other groups' parameters and state are
+    /// untouched (the discriminator's Ld step leaves the segmenter's group of the same optimiser alone).
+    /// </summary>
+    public void Step(params ParamGroup[] groups)
+    {
+        foreach (var g in groups)
+            if (!Groups.Contains(g)) throw new ArgumentException($"Group '{g.Name}' does not belong to this optimiser.", nameof(groups));
+        StepSlots(groups);
+    }
+
+    private void StepSlots(ParamGroup[]? only)
     {
         foreach (var (_, p, r, g) in _slots)
         {
+            if (only is not null && Array.IndexOf(only, g) < 0) continue;
             var b = p.Backend;
             if (!p.GradIsFresh)
             {

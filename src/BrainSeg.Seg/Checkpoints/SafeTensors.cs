@@ -1,0 +1,212 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using BrainSeg.Engine;
+
+namespace BrainSeg.Seg.Checkpoints;
+
+/// <summary>One named array of a safetensors file, held on the host as little-endian bytes.</summary>
+public sealed record SafeTensor(string Name, DType DType, int[] Shape, byte[] Data)
+{
+    public long Numel => Shape.Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>The values as <typeparamref name="T"/> (the dtype must match).</summary>
+    public T[] Values<T>() where T : unmanaged
+    {
+        if (DTypeExtensions.Of<T>() != DType)
+            throw new InvalidOperationException($"Tensor '{Name}' holds {DType}, not {typeof(T).Name}.");
+        var values = new T[Numel];
+        Data.AsSpan().CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors data is little-endian; this host is not.");
+        return values;
+    }
+
+    /// <summary>Copies a live tensor (from any backend) to the host.</summary>
+    public static SafeTensor From(string name, Tensor t)
+    {
+        byte[] data = t.DType switch
+        {
+            DType.Float32 => MemoryMarshal.AsBytes(t.ToHost<float>().AsSpan()).ToArray(),
+            DType.Float64 => MemoryMarshal.AsBytes(t.ToHost<double>().AsSpan()).ToArray(),
+            DType.Int32 => MemoryMarshal.AsBytes(t.ToHost<int>().AsSpan()).ToArray(),
+            _ => throw new NotSupportedException($"No safetensors dtype for {t.DType}."),
+        };
+        return new SafeTensor(name, t.DType, t.Shape.ToArray(), data);
+    }
+
+    /// <summary>Overwrites a live tensor with these values; shape and dtype must match exactly.</summary>
+    public void CopyTo(Tensor t, string file)
+    {
+        if (t.DType != DType || !t.Shape.ToArray().SequenceEqual(Shape))
+            throw new InvalidDataException($"{file}: tensor '{Name}' is {DType} [{string.Join(",", Shape)}] but the network expects {t.DType} {t.Shape}; the checkpoint belongs to another network or class count.");
+        switch (DType)
+        {
+            case DType.Float32: t.Backend.Upload<float>(Values<float>(), t); break;
+            case DType.Float64: t.Backend.Upload<double>(Values<double>(), t); break;
+            case DType.Int32: t.Backend.Upload<int>(Values<int>(), t); break;
+        }
+    }
+}
+
+/// <summary>
+/// The safetensors format (as read by PyTorch's and Hugging Face's loaders):
+/// <code>
+///   u64 little-endian N | N bytes of UTF-8 JSON header | data
+///   header = { "__metadata__": { string: string, … },
+///              name: { "dtype": "F32", "shape": [d0, …], "data_offsets": [begin, end] }, … }
+/// </code>
+/// Offsets are relative to the start of the data and cover it without gaps, in file order. The header
+/// is padded with spaces to a multiple of 8 bytes so the data is aligned. JSON is written with
+/// <see cref="Utf8JsonWriter"/> and read with <see cref="JsonDocument"/>: no reflection (NativeAOT-safe).
+/// </summary>
+public static class SafeTensors
+{
+    /// <summary>Refuses headers larger than this (a corrupt length field would otherwise allocate gigabytes).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    public static string DTypeName(DType dtype) => dtype switch
+    {
+        DType.Float32 => "F32",
+        DType.Float64 => "F64",
+        DType.Int32 => "I32",
+        _ => throw new NotSupportedException($"No safetensors dtype for {dtype}."),
+    };
+
+    private static DType ParseDType(string name, string file, string tensor) => name switch
+    {
+        "F32" => DType.Float32,
+        "F64" => DType.Float64,
+        "I32" => DType.Int32,
+        _ => throw new InvalidDataException($"{file}: tensor '{tensor}' has dtype '{name}'; brainseg reads F32, F64 and I32."),
+    };
+
+    /// <summary>The header bytes (JSON, space-padded to a multiple of 8) for these tensors and metadata.</summary>
+    public static byte[] Header(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("__metadata__");
+            foreach (var (key, value) in metadata) w.WriteString(key, value);
+            w.WriteEndObject();
+            long offset = 0;
+            foreach (var t in tensors)
+            {
+                if (t.Name == "__metadata__" || !names.Add(t.Name))
+                    throw new ArgumentException($"Tensor name '{t.Name}' is reserved or used twice.");
+                if (t.Data.LongLength != t.Numel * t.DType.SizeInBytes())
+                    throw new ArgumentException($"Tensor '{t.Name}' has {t.Data.LongLength} bytes for shape [{string.Join(",", t.Shape)}] of {t.DType}.");
+                w.WriteStartObject(t.Name);
+                w.WriteString("dtype", DTypeName(t.DType));
+                w.WriteStartArray("shape");
+                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                w.WriteNumberValue(offset += t.Data.LongLength);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        var json = buffer.ToArray();
+        var padded = (json.Length + 7) / 8 * 8;
+        var header = new byte[padded];
+        json.CopyTo(header, 0);
+        header.AsSpan(json.Length).Fill((byte)' ');
+        return header;
+    }
+
+    /// <summary>Writes the file atomically: a temporary file beside it, flushed to disk, then renamed over <paramref name="path"/>.</summary>
+    public static void Write(string path, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        var header = Header(tensors, metadata);
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var temp = full + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            foreach (var t in tensors) stream.Write(t.Data);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, full, overwrite: true);
+    }
+
+    /// <summary>Reads every tensor and the metadata; a truncated or malformed file is an <see cref="InvalidDataException"/> naming the problem.</summary>
+    public static (List<SafeTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"No checkpoint at {path}.", path);
+        var bytes = File.ReadAllBytes(path);
+        string Bad(string what) => $"{path} is not a valid safetensors file: {what}. Delete it and resume from an earlier checkpoint, or start the run again.";
+
+        if (bytes.Length < 8) throw new InvalidDataException(Bad($"{bytes.Length} bytes is shorter than the 8-byte header length"));
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (headerLength > MaxHeaderBytes || (long)headerLength > bytes.Length - 8)
+            throw new InvalidDataException(Bad($"the header length {headerLength} runs past the end of the {bytes.Length}-byte file (truncated?)"));
+        var dataStart = 8 + (long)headerLength;
+        var dataLength = bytes.Length - dataStart;
+
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength)); }
+        catch (JsonException e) { throw new InvalidDataException(Bad($"the header is not JSON ({e.Message})"), e); }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad("the header is not a JSON object"));
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var entries = new List<(string Name, DType DType, int[] Shape, long Begin, long End)>();
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                if (property.Name == "__metadata__")
+                {
+                    if (property.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad("__metadata__ is not an object"));
+                    foreach (var m in property.Value.EnumerateObject())
+                    {
+                        if (m.Value.ValueKind != JsonValueKind.String) throw new InvalidDataException(Bad($"metadata '{m.Name}' is not a string"));
+                        metadata[m.Name] = m.Value.GetString()!;
+                    }
+                    continue;
+                }
+                try
+                {
+                    var v = property.Value;
+                    var dtype = ParseDType(v.GetProperty("dtype").GetString() ?? "", path, property.Name);
+                    var shape = v.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
+                    var offsets = v.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
+                    if (offsets.Length != 2) throw new InvalidDataException(Bad($"tensor '{property.Name}' needs two data_offsets"));
+                    if (shape.Any(d => d < 0)) throw new InvalidDataException(Bad($"tensor '{property.Name}' has a negative dimension"));
+                    entries.Add((property.Name, dtype, shape, offsets[0], offsets[1]));
+                }
+                catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+                {
+                    throw new InvalidDataException(Bad($"tensor '{property.Name}' lacks a valid dtype, shape or data_offsets ({e.Message})"), e);
+                }
+            }
+
+            // The data must be covered exactly: no gaps, no overlaps, nothing past the end.
+            long expected = 0;
+            var tensors = new List<SafeTensor>(entries.Count);
+            foreach (var (name, dtype, shape, begin, end) in entries.OrderBy(e => e.Begin))
+            {
+                var size = shape.Aggregate(1L, (a, b) => a * b) * dtype.SizeInBytes();
+                if (begin != expected || end - begin != size)
+                    throw new InvalidDataException(Bad($"tensor '{name}' spans bytes [{begin}, {end}) but {size} bytes from {expected} were expected"));
+                if (end > dataLength)
+                    throw new InvalidDataException(Bad($"tensor '{name}' ends at byte {end} of the data but the file holds {dataLength} (truncated?)"));
+                tensors.Add(new SafeTensor(name, dtype, shape, bytes.AsSpan((int)(dataStart + begin), (int)size).ToArray()));
+                expected = end;
+            }
+            if (expected != dataLength)
+                throw new InvalidDataException(Bad($"{dataLength - expected} bytes after the last tensor"));
+            // Hand them back in the header's order.
+            var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+            return (entries.Select(e => byName[e.Name]).ToList(), metadata);
+        }
+    }
+}
