@@ -20,6 +20,7 @@ public static class Program
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
             Commands.TrainCommand.Create(),
+            Commands.SegmentCommand.Create(),
             Commands.EvaluateCommand.Create(),
             Commands.CompareCommand.Create(),
         ];
