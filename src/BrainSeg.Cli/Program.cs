@@ -23,6 +23,8 @@ public static class Program
             Commands.SegmentCommand.Create(),
             Commands.EvaluateCommand.Create(),
             Commands.CompareCommand.Create(),
+            Commands.ExperimentCommand.Create(),
+            Commands.DemoCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
