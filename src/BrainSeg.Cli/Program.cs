@@ -19,8 +19,13 @@ public static class Program
             Commands.GradcheckCommand.Create(),
             Commands.InfoCommand.Create(),
             Commands.NiftiInfoCommand.Create(),
-            Commands.BenchCommand.Create(),
             Commands.TrainCommand.Create(),
+            Commands.SegmentCommand.Create(),
+            Commands.EvaluateCommand.Create(),
+            Commands.CompareCommand.Create(),
+            Commands.ExperimentCommand.Create(),
+            Commands.DemoCommand.Create(),
+            Commands.BenchCommand.Create(),
         ];
         foreach (var verb in verbs)
             root.Subcommands.Add(verb);
