@@ -31,7 +31,7 @@ internal static class DemoCommand
             string? subject = parsed.GetValue(data);
             if (subject is null)
             {
-                var settings = options.Read(parsed, defaultEpochs: 1, defaultPatches: 30);
+                var settings = options.Read(parsed, defaultEpochs: 1, defaultPatches: 45);
                 var train = new[] { 1UL, 2UL }.Select(Phantom).ToList();
                 var test = new[] { 3UL, 4UL, 5UL }.Select(Phantom).ToList();
                 stdout.WriteLine($"Demo on synthetic phantoms ({PhantomSize}³ voxels of 1 mm): training on seeds 1-2, testing on seeds 3-5.");

@@ -74,7 +74,7 @@ internal sealed class SharedOptions
     public Option<bool> Quick { get; } = new("--quick") { Description = "Smoke-test settings: 1 epoch, 60 patches per class" };
     public Option<int?> Epochs { get; } = new("--epochs") { Description = "Epochs per run (default 2; 1 with --quick)" };
     public Option<int?> PatchesPerClass { get; } = new("--patches-per-class") { Description = "Patches per class per training image in an epoch (default 300; 60 with --quick)" };
-    public Option<int> Batch { get; } = new("--batch") { Description = "Patches per iteration (a multiple of 3)", DefaultValueFactory = _ => 60 };
+    public Option<int> Batch { get; } = new("--batch") { Description = "Patches per iteration (a multiple of 3)", DefaultValueFactory = _ => 30 };
     public Option<string> Plane { get; } = new("--plane") { Description = "Plane of training and segmentation", DefaultValueFactory = _ => "axial" };
     public Option<int> Connectivity { get; } = new("--connectivity") { Description = "Connectivity of the 3-D components: 6, 18 or 26", DefaultValueFactory = _ => 6 };
     public Option<string?> Exclude { get; } = new("--exclude-slices") { Description = "a:b — hold out slices a..b (inclusive, in --plane) of the single training image; they are never sampled and form the test set" };

@@ -199,7 +199,7 @@ public static class SegmentationEvaluation
             if (!(v >= 0 && v < classCount && v == MathF.Floor(v)))
                 throw new InvalidDataException(
                     $"{source}: voxel {i} holds {v}, not a class number 0..{classCount - 1}. " +
-                    "Give a segmentation written by brainseg, or pass --label-map to map raw labels to classes.");
+                    "Give a segmentation of class numbers (as brainseg segment writes); --label-map maps the reference's raw labels only.");
             classes[i] = (byte)v;
         }
         return classes;

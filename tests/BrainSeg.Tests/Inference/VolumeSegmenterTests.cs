@@ -78,3 +78,26 @@ public class VolumeSegmenterTests
         Assert.That(one.Classes.Distinct().Count(), Is.GreaterThan(1), "a random network still separates some voxels");
     }
 }
+
+public class ClassNamesMetadataTests
+{
+    [Test]
+    public void ClassNamesSurviveAWrittenAndReadLabelMap()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"brainseg-labels-{Guid.NewGuid():N}.nii.gz");
+        try
+        {
+            var header = new BrainSeg.Mri.IO.NiftiHeader { Dim = [3, 2, 2, 2, 1, 1, 1, 1] };
+            var tagged = ClassNamesMetadata.Attach(header, ["background", "WM", "cGM"]);
+            BrainSeg.Mri.IO.NiftiWriter.WriteLabelMap<byte>(path, tagged, new byte[] { 0, 1, 2, 1, 0, 0, 2, 2 });
+            var read = BrainSeg.Mri.IO.ImageReader.Read(path);
+            Assert.That(ClassNamesMetadata.Read(read.Header), Is.EqualTo(new[] { "background", "WM", "cGM" }));
+            Assert.That(read.Header.Description, Does.Contain("1=WM"));
+            Assert.That(ClassNamesMetadata.Read(header), Is.Null);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
