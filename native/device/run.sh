@@ -158,6 +158,9 @@ verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 # Training end to end on the GPU: the adversarial scheme on the phantom, a quick run (the losses are in its log).
 detail_train_cuda() { grep -E "patches/s|final|model" "$1" | tail -n 1 | cut -c1-100; }
 verb_step gpu_step train-cuda 90 train --data phantom --net fcn --adversarial --quick --epochs 1 --device cuda --out /tmp/brainseg-train-cuda
+# The README's main job on the GPU (issue: under a minute with a GPU): train, segment, evaluate, compare, report.
+detail_demo_cuda() { grep -E "^Report|mean Dice" "$1" | tr -s ' ' | head -n 3 | paste -sd';' | cut -c1-100; }
+verb_step gpu_step demo-cuda 150 demo --device cuda --out /tmp/brainseg-demo-cuda
 if [[ "${BRAINSEG_DEVICE_BENCH:-1}" != 0 ]]; then
 # ---- bench: ours (brainseg bench), then the PyTorch peer, then one table; the whole part within $bench_budget s ----
 # Ours runs with TF32 allowed (the peer reports its best of fp32/TF32 and NCHW/NHWC), plus FCN 300 in fp32.
