@@ -38,6 +38,7 @@ public class ExperimentTests
             string report = File.ReadAllText(result.ReportPath);
             Assert.That(report, Does.Contain("| Dice WM |"));
             Assert.That(report, Does.Contain("overlay-fcn.png"));
+            Assert.That(report, Does.Contain("**Smoke scale.**"), "a run shorter than the paper's says its comparison is no evidence");
             var (_, without, with, comparison) = result.Networks.Single();
             Assert.That(without, Has.Count.EqualTo(2));
             Assert.That(with, Has.Count.EqualTo(2));
