@@ -30,8 +30,6 @@ public sealed record ExperimentOptions
     public int BatchSlices { get; init; } = 8;
     public double LearningRateSegmentation { get; init; } = 1e-3;
     public double LearningRateDiscriminator { get; init; } = 1e-5;
-    /// <summary>Forward-only training minibatches that re-estimate the batch-norm statistics after training (0: keep the running averages).</summary>
-    public int BatchNormCalibrationPasses { get; init; } = 30;
     /// <summary>Builds the segmenter instead of the paper's networks (tiny networks in tests).</summary>
     public Func<IBackend, int, NetworkOptions, SegmentationNetwork>? NetworkFactory { get; init; }
 }
@@ -114,9 +112,6 @@ public static class ExperimentRunner
 
                 string modelFile = Path.Combine(runDirectory, Trainer.ModelFile);
                 using var model = SegmentationModel.Load(backend, modelFile, options.NetworkFactory);
-                if (options.BatchNormCalibrationPasses > 0)
-                    BatchNormCalibration.Recalibrate(model, source, new PatchRequest(options.Plane, model.Network.TrainingInputSize, model.Network.TrainingOutputSize,
-                        options.PatchesPerClass, options.Batch, options.Seed ^ 0xB17), options.BatchNormCalibrationPasses, modelFile);
                 evaluations[scheme] = [];
                 segmentations[scheme] = [];
                 watch.Restart();
@@ -265,7 +260,7 @@ public static class ExperimentRunner
             : $"Test: one held-out slab, evaluated in {units.Count} contiguous parts ({string.Join(", ", units.Select(u => u.Id))}); the parts are not independent subjects, so read the p-values as descriptive.");
         md.AppendLine($"Classes: {string.Join(", ", classNames.Select((n, i) => $"{i} {n}"))}.");
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Settings: {o.Epochs} epoch(s), {o.PatchesPerClass} patches per class per image, batch {o.Batch}, RMSprop lr {o.LearningRateSegmentation} (segmenter) / {o.LearningRateDiscriminator} (discriminator), {o.Plane.ToString().ToLowerInvariant()} plane, seed {o.Seed}, device {device}. Components use {o.Connectivity}-connectivity. Batch-norm statistics re-estimated after training over {o.BatchNormCalibrationPasses} forward-only training minibatches (written back into each model.safetensors)."));
+            $"Settings: {o.Epochs} epoch(s), {o.PatchesPerClass} patches per class per image, batch {o.Batch}, RMSprop lr {o.LearningRateSegmentation} (segmenter) / {o.LearningRateDiscriminator} (discriminator), {o.Plane.ToString().ToLowerInvariant()} plane, seed {o.Seed}, device {device}. Components use {o.Connectivity}-connectivity. Batch-norm statistics re-estimated by the trainer after training over {BatchNormCalibration.DefaultPasses} forward-only training minibatches (in each model.safetensors)."));
         var paper = new TrainingOptions();
         if (o.Epochs < paper.Epochs || o.PatchesPerClass < paper.PatchesPerClass)
         {

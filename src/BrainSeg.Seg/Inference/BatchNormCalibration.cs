@@ -1,6 +1,6 @@
-using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine;
-using BrainSeg.Seg.Checkpoints;
+using BrainSeg.Engine.Autograd;
+using BrainSeg.Seg.Networks;
 using BrainSeg.Seg.Training;
 
 namespace BrainSeg.Seg.Inference;
@@ -9,15 +9,18 @@ namespace BrainSeg.Seg.Inference;
 /// Re-estimates the batch-norm running statistics of a trained segmenter with its final weights: forward
 /// passes (no gradients, no weight change) over training minibatches in training mode. After a short run the
 /// running averages still mix in statistics of early weights, and inference mode then shifts every layer;
-/// this is the usual "precise batch norm" remedy. The updated statistics are written back to the model file,
-/// so 'brainseg segment' with it gives the same result.
+/// this is the usual "precise batch norm" remedy. The trainer applies it before writing model.safetensors,
+/// so 'brainseg segment' sees the statistics of the weights it runs.
 /// </summary>
 public static class BatchNormCalibration
 {
-    public static void Recalibrate(SegmentationModel model, IPatchSource data, PatchRequest request, int passes, string modelFile)
+    /// <summary>Minibatches the trainer runs; with momentum 0.1 the old averages keep under 5% weight.</summary>
+    public const int DefaultPasses = 30;
+
+    public static void Recalibrate(SegmentationNetwork network, IPatchSource data, PatchRequest request, int passes)
     {
-        var network = model.Network;
         var backend = network.Parameters().First().Backend;
+        var wasTraining = network.IsTraining;
         network.Train();
         try
         {
@@ -39,12 +42,7 @@ public static class BatchNormCalibration
         }
         finally
         {
-            network.Eval();
+            network.Train(wasTraining);
         }
-        var (tensors, meta) = SafeTensors.Read(modelFile);
-        var buffers = network.NamedBuffers().ToDictionary(b => $"segmenter.{b.Name}", b => b.Tensor);
-        var updated = tensors.Select(t => buffers.TryGetValue(t.Name, out var live) ? SafeTensor.From(t.Name, live) : t).ToList();
-        meta["batchnorm_recalibrated"] = $"{passes} minibatches of {request.BatchSize}";
-        SafeTensors.Write(modelFile, updated, meta);
     }
 }

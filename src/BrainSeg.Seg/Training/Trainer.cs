@@ -322,8 +322,10 @@ public sealed class Trainer : IDisposable
             Iteration = 0;
             Save();
         }
-        File.Copy(checkpointPath, Path.Combine(runDirectory, ModelFile) + ".tmp", overwrite: true);
-        File.Move(Path.Combine(runDirectory, ModelFile) + ".tmp", Path.Combine(runDirectory, ModelFile), overwrite: true);
+        // The model file carries batch-norm statistics re-estimated with the final weights (the checkpoint keeps
+        // the running averages, so a resumed run continues exactly).
+        Inference.BatchNormCalibration.Recalibrate(Segmenter, _data, Request with { Seed = Request.Seed ^ 0xB17 }, Inference.BatchNormCalibration.DefaultPasses);
+        SaveCheckpoint(Path.Combine(runDirectory, ModelFile));
         return TrainingOutcome.Completed;
     }
 

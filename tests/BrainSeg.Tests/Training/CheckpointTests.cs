@@ -144,4 +144,24 @@ public class CheckpointTests
             Throws.TypeOf<TrainingDivergedException>().With.Message.Contains("Ls").And.Message.Contains("iteration"));
         Assert.That(File.Exists(folder.File(Trainer.ModelFile)), Is.False);
     }
+
+    [Test]
+    public void TheModelFileCarriesBatchNormStatisticsOfTheFinalWeights()
+    {
+        using var run = new RunFolder();
+        using (var trainer = Tiny(new TrainingOptions { Batch = 6, PatchesPerClass = 4, Epochs = 1 }))
+            Assert.That(trainer.Run(run.Path), Is.EqualTo(TrainingOutcome.Completed));
+        var (checkpoint, _) = SafeTensors.Read(Path.Combine(run.Path, Trainer.CheckpointFile));
+        var (model, _) = SafeTensors.Read(Path.Combine(run.Path, Trainer.ModelFile));
+        var saved = model.ToDictionary(t => t.Name);
+        Assert.That(checkpoint.Count(t => t.Name.Contains("running_")), Is.GreaterThan(0), "the test network must have batch norm");
+        foreach (var t in checkpoint)
+        {
+            var same = t.Data.AsSpan().SequenceEqual(saved[t.Name].Data);
+            if (t.Name.Contains("running_"))
+                Assert.That(same, Is.False, $"{t.Name}: the model file should hold re-estimated statistics, not the running averages");
+            else
+                Assert.That(same, Is.True, $"{t.Name}: re-estimating batch-norm statistics must not touch {t.Name}");
+        }
+    }
 }
