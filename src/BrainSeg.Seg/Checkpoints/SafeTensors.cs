@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using BrainSeg.Engine;
 
+using BrainSeg.Seg.Reports;
+
 namespace BrainSeg.Seg.Checkpoints;
 
 /// <summary>One named array of a safetensors file, held on the host as little-endian bytes.</summary>
@@ -119,23 +121,18 @@ public static class SafeTensors
         return header;
     }
 
-    /// <summary>Writes the file atomically: a temporary file beside it, flushed to disk, then renamed over <paramref name="path"/>.</summary>
+    /// <summary>Writes the file atomically (<see cref="AtomicFile"/>): a temporary file beside it, flushed to disk, then renamed over <paramref name="path"/>.</summary>
     public static void Write(string path, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         var header = Header(tensors, metadata);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        AtomicFile.Write(path, stream =>
         {
             Span<byte> length = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
             stream.Write(length);
             stream.Write(header);
             foreach (var t in tensors) stream.Write(t.Data);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, full, overwrite: true);
+        });
     }
 
     /// <summary>Reads every tensor and the metadata; a truncated or malformed file is an <see cref="InvalidDataException"/> naming the problem.</summary>

@@ -5,7 +5,7 @@ public static class AtomicFile
 {
     public static void WriteAllText(string path, string text) => Write(path, stream =>
     {
-        using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false));
+        using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), leaveOpen: true);
         writer.Write(text);
     });
 
@@ -24,7 +24,10 @@ public static class AtomicFile
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+            {
                 write(stream);
+                stream.Flush(flushToDisk: true); // the rename must not publish data still in the page cache
+            }
             File.Move(temporary, full, overwrite: true);
         }
         catch

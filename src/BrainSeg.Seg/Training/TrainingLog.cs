@@ -1,4 +1,5 @@
 using System.Globalization;
+using BrainSeg.Seg.Reports;
 
 namespace BrainSeg.Seg.Training;
 
@@ -22,9 +23,7 @@ public sealed class TrainingLog : IDisposable
                 if (fields.Length >= 2 && long.TryParse(fields[1], CultureInfo.InvariantCulture, out var it) && it <= keepThroughIteration)
                     kept.Add(line);
             }
-        var temp = path + ".tmp";
-        File.WriteAllLines(temp, [Header, .. kept]);
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, string.Concat(kept.Prepend(Header).Select(line => line + Environment.NewLine)));
         _writer = new StreamWriter(path, append: true);
     }
 
