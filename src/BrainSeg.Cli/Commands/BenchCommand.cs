@@ -31,9 +31,10 @@ internal static class BenchCommand
         var dilation = new Option<int>("--dilation") { Description = "Dilation of the conv layer (1..16).", DefaultValueFactory = _ => 1 };
         var timeLimit = new Option<double>("--time-limit") { Description = "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran). 0: no limit." };
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
+        var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference or one conv layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, timeLimit, json })
+        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
             command.Options.Add(o);
 
         command.SetAction(parsed =>
@@ -66,6 +67,9 @@ internal static class BenchCommand
                 Console.Out.WriteLine(parsed.GetValue(json)
                     ? BenchRunner.ToJson(result, [("card", card), ("tf32", allowTf32 ? "on" : "off")])
                     : BenchRunner.Describe(result));
+                if (parsed.GetValue(profile))
+                    foreach (var line in Profile(backend, settings, clock, Math.Min(result.TimedReps, 10)).Lines())
+                        Console.Out.WriteLine(line);
             }
             finally
             {
@@ -74,6 +78,13 @@ internal static class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    private static BenchProfile Profile(IBackend backend, BenchSettings settings, IBenchClock clock, int reps)
+    {
+        if (backend is not CudaBackend cuda) return BenchRunner.Profile(backend, settings, clock, new StopwatchOpClock(), reps);
+        using var events = new CudaOpClock(cuda.Context);
+        return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
     private static IBackend Open(string device, bool allowTf32)

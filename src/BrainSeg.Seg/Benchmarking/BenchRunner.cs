@@ -52,6 +52,32 @@ public static class BenchRunner
             units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes());
     }
 
+    /// <summary>
+    /// The step's time split by op: the workload is built on a <see cref="ProfilingBackend"/> over
+    /// <paramref name="backend"/>, warmed up, then <paramref name="reps"/> repetitions are timed as a whole
+    /// (<paramref name="clock"/>) and op by op (<paramref name="opClock"/>). Per-op timing adds its own cost
+    /// (an event pair or two clock reads per op), so the plain <see cref="Run"/> gives the step's time.
+    /// </summary>
+    public static BenchProfile Profile(IBackend backend, BenchSettings s, IBenchClock clock, IOpClock opClock, int reps)
+    {
+        s.Validate();
+        var profiler = new ProfilingBackend(backend, opClock);
+        using var work = Build(profiler, s, new Random(12345));
+        for (var i = 0; i < Math.Max(1, s.WarmupReps); i++) work.Step(i);
+        backend.Synchronize();
+        profiler.Reset();
+        double total = 0;
+        for (var r = 0; r < reps; r++)
+        {
+            clock.Start();
+            work.Step(s.WarmupReps + r);
+            total += clock.StopMs();
+            profiler.Collect();
+        }
+        var ops = profiler.Totals().Select(t => new BenchProfile.Row(t.Op, (double)t.Calls / reps, t.Ms / reps)).ToList();
+        return new BenchProfile(total / reps, ops);
+    }
+
     /// <summary>FLOPs of one repetition (backward ≈ 2× forward, so a training step is 3× forward).</summary>
     public static double WorkFlops(BenchSettings s) => s.Step switch
     {

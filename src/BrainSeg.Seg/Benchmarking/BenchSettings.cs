@@ -73,3 +73,23 @@ public sealed record BenchResult(
     double UnitsPerSecond,
     double Tflops,
     long PeakBytes);
+
+/// <summary>A step's mean time per repetition split by op (see <see cref="BenchRunner.Profile"/>).</summary>
+public sealed record BenchProfile(double StepMs, IReadOnlyList<BenchProfile.Row> Ops)
+{
+    /// <summary>One op (convolutions: one row per geometry): calls and milliseconds per repetition.</summary>
+    public sealed record Row(string Op, double Calls, double Ms);
+
+    /// <summary>Time of the step that no profiled op accounts for: host work between ops, and ops called around the profiler (the optimiser).</summary>
+    public double RemainderMs => StepMs - Ops.Sum(o => o.Ms);
+
+    /// <summary>A table, largest first, with the share of the step.</summary>
+    public IEnumerable<string> Lines()
+    {
+        yield return $"profile: {StepMs:F3} ms per step with per-op timing on";
+        yield return $"  {"op",-44} {"calls",7} {"ms",10} {"share",7}";
+        foreach (var o in Ops)
+            yield return $"  {o.Op,-44} {o.Calls,7:0.#} {o.Ms,10:F3} {o.Ms / StepMs,7:P1}";
+        yield return $"  {"(outside the profiled ops)",-44} {"",7} {RemainderMs,10:F3} {RemainderMs / StepMs,7:P1}";
+    }
+}

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
 using BrainSeg.Seg.Benchmarking;
 using NUnit.Framework;
@@ -41,6 +42,26 @@ public class BenchRunnerTests
             Assert.That(result.MedianMs, Is.LessThanOrEqualTo(result.MaxMs));
             Assert.That(root.GetProperty("patches_per_s").GetDouble(), Is.EqualTo(1e3 / result.MedianMs).Within(0.006));
             Assert.That(root.GetProperty("tflops").GetDouble(), Is.EqualTo(BenchRunner.WorkFlops(settings) / result.MedianMs / 1e9).Within(6e-5));
+        });
+    }
+
+    [Test]
+    public void ProfileSplitsTheStepByOp()
+    {
+        var settings = new BenchSettings { Step = BenchStep.Fcn, Batch = 2, Warmup = 1 };
+        var profile = BenchRunner.Profile(CpuBackend.Instance, settings, new StopwatchClock(CpuBackend.Instance), new StopwatchOpClock(), reps: 2);
+        var rows = profile.Ops.ToDictionary(o => o.Op);
+        Assert.Multiple(() =>
+        {
+            // The FCN: fourteen 32→32 3×3 layers after the first, each once forward and once backward per step.
+            Assert.That(rows["Conv2dForward 32→32 3×3"].Calls, Is.EqualTo(14));
+            Assert.That(rows["Conv2dBackwardFilter 32→32 3×3"].Calls, Is.EqualTo(14));
+            Assert.That(rows["Conv2dForward 1→32 3×3"].Calls, Is.EqualTo(1));
+            Assert.That(rows.Keys, Has.Some.StartsWith("BatchNorm"));
+            Assert.That(profile.Ops, Has.All.Matches<BenchProfile.Row>(o => o.Ms >= 0));
+            // The ops run inside the step: together they cannot take longer than it.
+            Assert.That(profile.Ops.Sum(o => o.Ms), Is.LessThanOrEqualTo(profile.StepMs * 1.0001));
+            Assert.That(profile.Lines().Last(), Does.StartWith("  (outside the profiled ops)"));
         });
     }
 
