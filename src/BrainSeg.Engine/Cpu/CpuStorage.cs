@@ -1,6 +1,6 @@
 namespace BrainSeg.Engine.Cpu;
 
-/// <summary>Host memory of the CPU backend: one managed array of the tensor's element type.</summary>
+/// <summary>Host memory of the CPU backend: one managed array of the tensor's element type, from <see cref="HostArrayPool"/>.</summary>
 public sealed class CpuStorage : Storage
 {
     private Array? _data;
@@ -9,13 +9,7 @@ public sealed class CpuStorage : Storage
     {
         if (numel > Array.MaxLength)
             throw new ArgumentException($"A CPU tensor holds at most {Array.MaxLength} elements; {numel} were asked for. Split the work into smaller tensors.");
-        _data = dtype switch
-        {
-            DType.Float32 => new float[numel],
-            DType.Float64 => new double[numel],
-            DType.Int32 => new int[numel],
-            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
-        };
+        _data = HostArrayPool.Rent(dtype, numel);
         DType = dtype;
         ByteLength = numel * dtype.SizeInBytes();
     }
@@ -29,7 +23,12 @@ public sealed class CpuStorage : Storage
             ? new ObjectDisposedException(nameof(CpuStorage))
             : new InvalidOperationException($"CPU storage holds {DType}, not {typeof(T).Name}."));
 
-    protected override void Free() => _data = null;
+    protected override void Free()
+    {
+        var data = _data;
+        _data = null;
+        if (data is not null) HostArrayPool.Return(DType, data);
+    }
 }
 
 public static class CpuTensorExtensions

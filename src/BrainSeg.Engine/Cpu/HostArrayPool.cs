@@ -1,0 +1,83 @@
+namespace BrainSeg.Engine.Cpu;
+
+/// <summary>
+/// Reuses the CPU backend's tensor arrays by element type and exact length. A training step allocates the
+/// same shapes every time; without reuse each large array is fresh memory, and the page faults and zeroing
+/// of first touch cost more than some ops themselves. Arrays come back when their storage is released;
+/// idle arrays beyond <see cref="MaxIdleBytes"/> are left to the GC.
+/// </summary>
+public static class HostArrayPool
+{
+    /// <summary>Arrays shorter than this are plain allocations: small ones are cheap and would only crowd the pool.</summary>
+    public const int MinPooledLength = 1024;
+
+    private static readonly Dictionary<(DType, long), Stack<Array>> Idle = [];
+    private static readonly Lock Gate = new();
+    private static long _idleBytes;
+
+    /// <summary>Idle bytes kept for reuse; default a quarter of the memory the GC may use.</summary>
+    public static long MaxIdleBytes { get; set; } = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4;
+
+    /// <summary>
+    /// When set, every array handed out is filled with NaN (Int32: int.MinValue) first, so code that reads
+    /// an output it did not write, or counts on fresh arrays being zero, fails loudly. The tests turn it on.
+    /// </summary>
+    public static bool Poison { get; set; }
+
+    /// <summary>Bytes held idle now (for tests and diagnostics).</summary>
+    public static long IdleBytes
+    {
+        get { lock (Gate) return _idleBytes; }
+    }
+
+    public static Array Rent(DType dtype, long length)
+    {
+        Array? array = null;
+        if (length >= MinPooledLength)
+            lock (Gate)
+                if (Idle.TryGetValue((dtype, length), out var stack) && stack.TryPop(out array))
+                    _idleBytes -= length * dtype.SizeInBytes();
+        array ??= dtype switch
+        {
+            DType.Float32 => GC.AllocateUninitializedArray<float>(checked((int)length)),
+            DType.Float64 => GC.AllocateUninitializedArray<double>(checked((int)length)),
+            DType.Int32 => GC.AllocateUninitializedArray<int>(checked((int)length)),
+            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
+        };
+        if (Poison) Fill(array);
+        return array;
+    }
+
+    public static void Return(DType dtype, Array array)
+    {
+        long length = array.Length, bytes = length * dtype.SizeInBytes();
+        if (length < MinPooledLength) return;
+        lock (Gate)
+        {
+            if (_idleBytes + bytes > MaxIdleBytes) return;
+            if (!Idle.TryGetValue((dtype, length), out var stack)) Idle[(dtype, length)] = stack = new Stack<Array>();
+            stack.Push(array);
+            _idleBytes += bytes;
+        }
+    }
+
+    /// <summary>Lets the GC have every idle array (e.g. after training, before a long inference).</summary>
+    public static void Clear()
+    {
+        lock (Gate)
+        {
+            Idle.Clear();
+            _idleBytes = 0;
+        }
+    }
+
+    private static void Fill(Array array)
+    {
+        switch (array)
+        {
+            case float[] f: f.AsSpan().Fill(float.NaN); break;
+            case double[] d: d.AsSpan().Fill(double.NaN); break;
+            case int[] i: i.AsSpan().Fill(int.MinValue); break;
+        }
+    }
+}
