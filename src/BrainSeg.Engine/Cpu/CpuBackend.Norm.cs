@@ -148,10 +148,16 @@ public sealed partial class CpuBackend
         else ReluBackward(y.HostArray<double>(), dy.HostArray<double>(), dx.HostArray<double>(), (int)y.Numel);
     }
 
+    // Branch-free: the sign of y is random, and a mispredicted branch per element costs more than the select.
     private void ReluBackward<T>(T[] y, T[] dy, T[] dx, int count) where T : unmanaged, IFloatingPointIeee754<T> =>
         ForChunks(count, 1 << 16, (start, length) =>
         {
-            for (var i = start; i < start + length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+            Span<T> ys = y.AsSpan(start, length), gs = dy.AsSpan(start, length), xs = dx.AsSpan(start, length);
+            var i = 0;
+            for (; i <= length - Vector<T>.Count; i += Vector<T>.Count)
+                Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(ys[i..]), Vector<T>.Zero), new Vector<T>(gs[i..]), Vector<T>.Zero)
+                    .CopyTo(xs[i..]);
+            for (; i < length; i++) xs[i] = ys[i] > T.Zero ? gs[i] : T.Zero;
         });
 
     // ---- dropout ----
@@ -169,16 +175,18 @@ public sealed partial class CpuBackend
         {
             // One Philox block yields four consecutive words of the stream.
             var q = offset + (ulong)start;
+            Span<uint> words = stackalloc uint[4];
             for (int i = start, end = start + length; i < end;)
             {
-                var (w0, w1, w2, w3) = Philox.Block(seed, q >> 2);
+                (words[0], words[1], words[2], words[3]) = Philox.Block(seed, q >> 2);
                 for (var lane = (int)(q & 3); lane < 4 && i < end; lane++, i++, q++)
-                {
-                    var word = lane switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
-                    mask[i] = (word >> 8) >= threshold ? keep : T.Zero;
-                }
+                    mask[i] = keep * Kept<T>(words[lane], threshold);
             }
         });
+
+    /// <summary>1 when the draw keeps the element, else 0, without a branch (the outcome is a coin flip).</summary>
+    private static T Kept<T>(uint word, uint threshold) where T : unmanaged, IFloatingPointIeee754<T> =>
+        T.CreateTruncating(1 + (int)(((long)(word >> 8) - threshold) >> 63));
 
     // ---- max pooling ----
 
