@@ -11,6 +11,7 @@ step, batch, device, variant, median_ms, patches_per_s, tflops, peak_bytes.
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -189,10 +190,11 @@ def main():
         torch.backends.cudnn.benchmark = True
     variants = [(v.split("/")[0] == "tf32", v.split("/")[1] == "nhwc") for v in args.variants.split(",")] \
         if device.type == "cuda" else [(False, False)]
+    sizes = [int(b) for b in args.batch.split(",")]
     for step in args.steps.split(","):
-        for batch in (int(b) for b in args.batch.split(",")):
-            if step == "adversarial" and batch != 100:
-                continue
+        for batch in sizes:
+            if step == "adversarial" and batch != (100 if 100 in sizes else sizes[0]):
+                continue  # one adversarial size: 100 each on the GPU, the first size asked for otherwise
             if step == "segment":
                 batch = 16
             results = []
@@ -209,7 +211,9 @@ def main():
                     ms, work = adversarial_step(args, device, batch, cl)
                 else:
                     ms, work = segment_volume(args, device, batch, cl)
-                peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+                # CPU: the process's peak resident set so far (run one step per process for a step's own).
+                peak = torch.cuda.max_memory_allocated() if device.type == "cuda" \
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                 results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}",
                                 "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
             best = min(results, key=lambda r: r["median_ms"])
