@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace BrainSeg.Engine.Cpu;
 
@@ -136,17 +138,46 @@ public sealed partial class CpuBackend
                 }
                 return;
             }
-            // B columns are col rows: gather one per micro-panel column, write it down the panel.
+            // B columns are col rows: gather eight at a time and write them down the panel through 8×8
+            // register transposes (element-wise strided stores cost as much as the multiply itself).
+            var stride = kc + 8;
+            var rows = stackalloc float[8 * stride];
             for (var jr = 0; jr < nc; jr += nr)
-            {
-                var panel = dst + jr * kc;
-                for (var j = 0; j < nr; j++)
+                for (var j8 = 0; j8 < nr; j8 += 8)
                 {
-                    if (jr + j < nc) Gather(jc + jr + j, pc, kc, row);
-                    else new Span<float>(row, kc).Clear();
-                    for (var p = 0; p < kc; p++) panel[p * nr + j] = row[p];
+                    for (var r = 0; r < 8; r++)
+                    {
+                        if (jr + j8 + r < nc) Gather(jc + jr + j8 + r, pc, kc, rows + r * stride);
+                        else new Span<float>(rows + r * stride, kc).Clear();
+                    }
+                    var panel = dst + jr * kc + j8;
+                    var p = 0;
+                    for (; p + 8 <= kc; p += 8) Transpose8x8(rows + p, stride, panel + p * nr, nr);
+                    for (; p < kc; p++)
+                        for (var r = 0; r < 8; r++) panel[p * nr + r] = rows[r * stride + p];
                 }
-            }
+        }
+
+        /// <summary>dst[i·dstStride + r] = src[r·srcStride + i] for an 8×8 block.</summary>
+        private static unsafe void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
+        {
+            var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
+            var r2 = Avx.LoadVector256(src + 2 * srcStride); var r3 = Avx.LoadVector256(src + 3 * srcStride);
+            var r4 = Avx.LoadVector256(src + 4 * srcStride); var r5 = Avx.LoadVector256(src + 5 * srcStride);
+            var r6 = Avx.LoadVector256(src + 6 * srcStride); var r7 = Avx.LoadVector256(src + 7 * srcStride);
+            // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped into place.
+            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+            Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+            Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+            Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+            Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+            Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+            Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+            Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+            Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+            Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+            Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+            Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
         }
 
         /// <summary>out[0..length) = col[colRow, start..start+length), copied segment by segment from x.</summary>
