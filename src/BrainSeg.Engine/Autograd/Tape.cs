@@ -57,6 +57,18 @@ public sealed class Tape : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// Frees an intermediate now instead of with the tape, on a <see cref="NoGrad"/> tape only (a recording
+    /// tape keeps what its backward steps read). Inference uses it to hold one activation at a time.
+    /// Tensors the tape does not own are left alone.
+    /// </summary>
+    public void Release(Tensor t)
+    {
+        if (IsRecording || !_ownedSet.Remove(t)) return;
+        _owned.Remove(t);
+        t.Dispose();
+    }
+
     /// <summary>True when an op over these inputs must record a backward step.</summary>
     public bool NeedsGrad(Tensor? a, Tensor? b = null, Tensor? c = null) =>
         IsRecording && (a?.RequiresGrad == true || b?.RequiresGrad == true || c?.RequiresGrad == true);

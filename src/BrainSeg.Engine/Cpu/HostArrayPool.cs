@@ -1,10 +1,14 @@
+using System.Numerics;
+
 namespace BrainSeg.Engine.Cpu;
 
 /// <summary>
-/// Reuses the CPU backend's tensor arrays by element type and exact length. A training step allocates the
+/// Reuses the CPU backend's tensor arrays by element type and size class. A training step allocates the
 /// same shapes every time; without reuse each large array is fresh memory, and the page faults and zeroing
-/// of first touch cost more than some ops themselves. Arrays come back when their storage is released;
-/// idle arrays beyond <see cref="MaxIdleBytes"/> are left to the GC.
+/// of first touch cost more than some ops themselves. Lengths are rounded up to one of eight steps per
+/// power of two (at most 12.5% slack), so the slightly shrinking activations of valid convolutions share
+/// arrays too. Arrays come back when their storage is released; idle arrays beyond <see cref="MaxIdleBytes"/>
+/// are left to the GC.
 /// </summary>
 public static class HostArrayPool
 {
@@ -33,10 +37,16 @@ public static class HostArrayPool
     public static Array Rent(DType dtype, long length)
     {
         Array? array = null;
+        length = Capacity(length);
         if (length >= MinPooledLength)
             lock (Gate)
-                if (Idle.TryGetValue((dtype, length), out var stack) && stack.TryPop(out array))
-                    _idleBytes -= length * dtype.SizeInBytes();
+            {
+                // The own class first, then up to two larger ones: a pass of shrinking activations
+                // then reuses the arrays of its earlier layers instead of keeping one set per size.
+                for (long size = length, tries = 0; tries < 3 && array is null; size = Capacity(size + 1), tries++)
+                    if (Idle.TryGetValue((dtype, size), out var stack) && stack.TryPop(out array))
+                        _idleBytes -= size * dtype.SizeInBytes();
+            }
         array ??= dtype switch
         {
             DType.Float32 => GC.AllocateUninitializedArray<float>(checked((int)length)),
@@ -46,6 +56,15 @@ public static class HostArrayPool
         };
         if (Poison) Fill(array);
         return array;
+    }
+
+    /// <summary>The array length handed out for <paramref name="length"/> elements.</summary>
+    public static long Capacity(long length)
+    {
+        if (length < MinPooledLength) return length;
+        var step = 1L << (60 - BitOperations.LeadingZeroCount((ulong)length));   // 2^(k−3) for 2^k ≤ length < 2^(k+1)
+        var capacity = (length + step - 1) / step * step;
+        return capacity <= Array.MaxLength ? capacity : length;
     }
 
     public static void Return(DType dtype, Array array)

@@ -138,7 +138,14 @@ public class Sequential : Layer
 
     public override Tensor Forward(Tape tape, Tensor x)
     {
-        foreach (var layer in _layers) x = layer.Forward(tape, x);
+        var input = x;
+        foreach (var layer in _layers)
+        {
+            var y = layer.Forward(tape, x);
+            // Without gradients a layer's input is dead once its output exists (the caller owns our input).
+            if (!ReferenceEquals(x, input) && !ReferenceEquals(x, y)) tape.Release(x);
+            x = y;
+        }
         return x;
     }
 

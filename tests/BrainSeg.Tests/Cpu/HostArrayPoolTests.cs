@@ -25,6 +25,21 @@ public class HostArrayPoolTests
     }
 
     [Test]
+    public void Lengths_round_up_to_eight_classes_per_power_of_two()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(HostArrayPool.Capacity(100), Is.EqualTo(100), "small arrays are not pooled");
+            Assert.That(HostArrayPool.Capacity(4096), Is.EqualTo(4096));
+            Assert.That(HostArrayPool.Capacity(4097), Is.EqualTo(4608));
+            Assert.That(HostArrayPool.Capacity(8191), Is.EqualTo(8192));
+            Assert.That(HostArrayPool.Capacity(32 * 48 * 48), Is.EqualTo(HostArrayPool.Capacity(32 * 47 * 47)), "a few rows apart, one class");
+            for (long length = 1024; length < 1 << 22; length = length * 9 / 8 + 1)
+                Assert.That(HostArrayPool.Capacity(length), Is.InRange(length, length * 9 / 8), $"slack for {length}");
+        });
+    }
+
+    [Test]
     public void Views_keep_the_array_until_the_last_owner_is_released()
     {
         var b = CpuBackend.Instance;
