@@ -24,6 +24,55 @@ public class TapeTests
         Assert.That(() => tape.Backward(y, y), Throws.InvalidOperationException);
     }
 
+    /// <summary>A layer that remembers what it was given and returned.</summary>
+    private sealed class Spy : Layer
+    {
+        public readonly List<Tensor> Seen = [];
+        public override string Kind => "spy";
+        public override Shape OutputShape(Shape input) => input;
+        public override Tensor Forward(Tape tape, Tensor x)
+        {
+            Seen.Add(x);
+            var y = F.Relu(tape, x);
+            Seen.Add(y);
+            return y;
+        }
+    }
+
+    [Test]
+    public void InferenceFreesEachActivationOnceTheNextExistsAndTrainingKeepsThem()
+    {
+        foreach (var recording in new[] { false, true })
+        {
+            var (a, b, c) = (new Spy(), new Spy(), new Spy());
+            var net = new Sequential().Add("a", a).Add("b", b).Add("c", c);
+            using var x = Tensor.FromHost(Cpu, new double[] { 1, -2, 3 }, 1, 3);
+            x.RequiresGrad = recording;
+            using var tape = new Tape(Cpu, recording);
+            var y = net.Forward(tape, x);
+            Assert.Multiple(() =>
+            {
+                Assert.That(x.IsDisposed, Is.False, "the caller's input is the caller's");
+                Assert.That(a.Seen[1].IsDisposed, Is.EqualTo(!recording), "a's output, b's input");
+                Assert.That(b.Seen[1].IsDisposed, Is.EqualTo(!recording), "b's output, c's input");
+                Assert.That(y.IsDisposed, Is.False);
+                Assert.That(y.ToHost<double>(), Is.EqualTo(new double[] { 1, 0, 3 }));
+            });
+        }
+    }
+
+    [Test]
+    public void ReleaseOnARecordingTapeOrOfAForeignTensorDoesNothing()
+    {
+        using var foreign = Cpu.Empty(new Shape(2), DType.Float64);
+        using (var noGrad = Tape.NoGrad(Cpu)) noGrad.Release(foreign);
+        Assert.That(foreign.IsDisposed, Is.False);
+        using var tape = new Tape(Cpu);
+        var own = tape.Empty(new Shape(2), DType.Float64);
+        tape.Release(own);
+        Assert.That(own.IsDisposed, Is.False, "backward steps may still read it");
+    }
+
     [Test]
     public void FirstBackwardOverwritesAndLaterOnesAccumulateUntilZeroGrad()
     {
