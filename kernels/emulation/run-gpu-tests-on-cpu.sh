@@ -5,10 +5,16 @@
 # shapes, validation, pool, cuBLAS operand order, cuDNN descriptor use) and the kernels' logic; it does not
 # prove NVRTC compilation (see ../nvrtc-check.py) or real cuDNN/cuBLAS numerics (that takes a device run).
 # Usage (repository root): kernels/emulation/run-gpu-tests-on-cpu.sh   Needs clang++ (or g++ ≥ 11) and python3.
+#        kernels/emulation/run-gpu-tests-on-cpu.sh --libs DIR   only builds the stand-in into DIR/libs, for
+#        running brainseg itself on it (BRAINSEG_CUDA_LIBS=DIR/libs), e.g. to read the device pool's peak.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d /tmp/brainseg-fake-cuda.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+if [[ "${1:-}" == --libs ]]; then
+    work="$(mkdir -p "$2" && cd "$2" && pwd)"
+else
+    work="$(mktemp -d /tmp/brainseg-fake-cuda.XXXXXX)"
+    trap 'rm -rf "$work"' EXIT
+fi
 cxx="${CXX:-$(command -v clang++ || command -v clang++-14 || command -v g++)}"
 
 # The launch registry: every exported kernel, and whether it synchronises (then it runs on real threads).
@@ -35,6 +41,7 @@ for companion in libnvrtc-builtins.so.12.8 libcublasLt.so.12 libcudnn_graph.so.9
     cp "$work/empty.so" "$work/libs/$companion"
 done
 
+if [[ "${1:-}" == --libs ]]; then echo "stand-in built: BRAINSEG_CUDA_LIBS=$work/libs"; exit 0; fi
 cd "$root"
 BRAINSEG_CUDA_LIBS="$work/libs" BRAINSEG_KERNEL_CACHE="$work/cache" \
     dotnet test --project tests/BrainSeg.Tests -- --filter "FullyQualifiedName~BrainSeg.Tests.Gpu" "$@"
