@@ -20,7 +20,7 @@ dotnet publish tests/BrainSeg.Tests/BrainSeg.Tests.csproj -c Release -r linux-x6
 [[ -x "$stage/tests/BrainSeg.Tests" ]] || { echo "bundle.sh: the test runner was not produced" >&2; exit 1; }
 
 ./build.sh publish
-cp artifacts/aot/brainseg artifacts/aot/*.so native/device/trx_summary.py native/device/bench_table.py benchmarks/peers/torch_peer.py "$stage/"
+cp artifacts/aot/brainseg artifacts/aot/*.so native/device/trx_summary.py native/device/bench_table.py native/device/segment_startup.py benchmarks/peers/torch_peer.py "$stage/"
 
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD 2>/dev/null || commit="$commit+changes"

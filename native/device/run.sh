@@ -159,6 +159,10 @@ verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
 detail_train_cuda() { grep -E "patches/s|final|model" "$1" | tail -n 1 | cut -c1-100; }
 verb_step gpu_step train-cuda 90 train --data phantom --net fcn --adversarial --quick --epochs 1 --device cuda --out /tmp/brainseg-train-cuda
 # The README's main job on the GPU (issue: under a minute with a GPU): train, segment, evaluate, compare, report.
+# Startup (issue: performance, target <= 3 s): `brainseg segment` of a 256^3 volume, process start to label map written,
+# after a first run has filled the kernel cache; uses the model the train-cuda step wrote.
+detail_segment_startup() { tail -n 1 "$1"; }
+gpu_step segment-startup 90 python3 "$work/segment_startup.py" "$brainseg" /tmp/brainseg-train-cuda/model.safetensors
 detail_demo_cuda() { grep -E "^Report|mean Dice" "$1" | tr -s ' ' | head -n 3 | paste -sd';' | cut -c1-100; }
 verb_step gpu_step demo-cuda 150 demo --device cuda --out /tmp/brainseg-demo-cuda
 if [[ "${BRAINSEG_DEVICE_BENCH:-1}" != 0 ]]; then
@@ -212,6 +216,12 @@ detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
 if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then
     step bench-table 10 python3 "$table_script" $(ls "$logs"/*-bench-*.log "$logs"/*-torch-*.log 2>/dev/null)
 fi
+# Where the time of a batch-300 step goes: every op timed with device events (the logs keep the whole table).
+detail_profile() { grep -A3 '^profile:' "$1" | sed -n '1p;3,4p' | tr -s ' ' | paste -sd';' | cut -c1-100; }
+detail_profile_fcn_300() { detail_profile "$1"; }
+detail_profile_dilated_300() { detail_profile "$1"; }
+verb_step gpu_step profile-fcn-300 40 bench --device cuda --step fcn --batch 300 --tf32 --reps 10 --warmup 3 --profile
+verb_step gpu_step profile-dilated-300 40 bench --device cuda --step dilated --batch 300 --tf32 --reps 10 --warmup 3 --profile
 else rows+=("bench|SKIP|0|BRAINSEG_DEVICE_BENCH=0: no timing in this run"); fi
 # ==== end of STEPS ====
 
