@@ -52,9 +52,10 @@ public sealed class SampledPatchSource : IPatchSource
 
     public long PatchesPerEpoch(PatchRequest request) => Sampler(request).SamplesPerEpoch;
 
+    /// <summary>Cut ahead on background threads while the network trains on the previous batch; the same batches as the sampler's Epoch.</summary>
     public IEnumerable<PatchBatch> Epoch(PatchRequest request, int epoch)
     {
-        foreach (var b in Sampler(request).Epoch(epoch, request.BatchSize))
+        foreach (var b in Sampler(request).Stream(epoch, request.BatchSize, prefetch: 2))
             yield return new PatchBatch(b.Count, b.Inputs, b.Targets);
     }
 
