@@ -28,6 +28,11 @@ def rows(paths):
                 yield r
 
 
+def tflops(r):
+    # CPU rates are hundredths of a TFLOP/s: keep three decimals there.
+    return "-" if r is None else f"{r['tflops']:.2f}" if r["tflops"] >= 1 else f"{r['tflops']:.3f}"
+
+
 def mib(b):
     return "-" if b is None else f"{b / 1048576:.0f}"
 
@@ -58,8 +63,7 @@ def main(paths):
         oms = f"{o['median_ms']:.2f}" if o else "-"
         tms = f"{t['median_ms']:.2f}" if t else "-"
         ratio = f"{t['median_ms'] / o['median_ms']:.2f}" if o and t else "-"
-        otf = f"{o['tflops']:.2f}" if o else "-"
-        ttf = f"{t['tflops']:.2f}" if t else "-"
+        otf, ttf = tflops(o), tflops(t)
         peak = f"{mib(o.get('peak_bytes')) if o else '-'}/{mib(t.get('peak_bytes')) if t else '-'}"
         var = f"{o['variant'] if o else '-'}/{t['variant'] if t else '-'}"
         reps = f" ({o.get('reps')} reps)" if o else ""
