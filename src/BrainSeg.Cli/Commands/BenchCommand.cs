@@ -24,6 +24,10 @@ internal static class BenchCommand
         step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv");
         var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
         var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
+        var nondeterministic = new Option<bool>("--nondeterministic")
+        {
+            Description = "Let cuDNN use its fastest algorithms even where they are not deterministic (CUDA only; the default prefers deterministic ones, PyTorch's benchmark mode does not).",
+        };
         var reps = new Option<int>("--reps") { Description = "Timed repetitions; the median is reported (segment: max(3, reps/10)).", DefaultValueFactory = _ => 50 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first (segment: 1).", DefaultValueFactory = _ => 10 };
         var classes = new Option<int>("--classes") { Description = "Output classes.", DefaultValueFactory = _ => 7 };
@@ -34,7 +38,7 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference or one conv layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, tf32, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, tf32, nondeterministic, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
             command.Options.Add(o);
 
         command.SetAction(parsed =>
@@ -53,14 +57,15 @@ internal static class BenchCommand
             };
             settings.Validate();
             var allowTf32 = parsed.GetValue(tf32);
-            using var backend = Open(parsed.GetValue(device)!, allowTf32);
-            if (allowTf32 && backend is not CudaBackend)
-                throw new ArgumentException("--tf32 applies to CUDA devices only; drop it or use --device cuda.");
+            var deterministic = !parsed.GetValue(nondeterministic);
+            using var backend = Open(parsed.GetValue(device)!, new CudaBackendOptions { AllowTf32 = allowTf32, DeterministicAlgorithms = deterministic });
+            if ((allowTf32 || !deterministic) && backend is not CudaBackend)
+                throw new ArgumentException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {
                 var card = Card(backend);
-                var variant = backend.IsGpu ? (allowTf32 ? "tf32/nchw" : "fp32/nchw") : "fp32/nchw";
+                var variant = (backend.IsGpu && allowTf32 ? "tf32/nchw" : "fp32/nchw") + (deterministic ? "" : "/nondet");
                 if (!parsed.GetValue(json))
                     Console.Out.WriteLine($"card: {card}; TF32 {(allowTf32 ? "allowed" : "off")}");
                 var result = BenchRunner.Run(backend, settings, clock, variant);
@@ -87,10 +92,9 @@ internal static class BenchCommand
         return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
-    private static IBackend Open(string device, bool allowTf32)
+    private static IBackend Open(string device, CudaBackendOptions options)
     {
         var spec = DeviceSpec.Parse(device);
-        var options = new CudaBackendOptions { AllowTf32 = allowTf32 };
         switch (spec.Kind)
         {
             case DeviceKind.Cpu:
