@@ -85,12 +85,12 @@ API int cuModuleGetFunction(void** f, void*, const char* name) {
     fprintf(stderr, "FAKE: no kernel %s\n", name); return 500; }
 API int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared, void*, void** args, void**) {
     auto* e = (Entry*)f;
-    if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || shared != 0) { fprintf(stderr, "FAKE: bad launch of %s\n", e->name); return 1; }
+    if (gx == 0 || gy == 0 || gy > 65535 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || shared != 0) { fprintf(stderr, "FAKE: bad launch of %s\n", e->name); return 1; }
     if (skipCompute) return 0;
-    if (e->sync) launch(gx, bx, [&] { e->invoke(args); });
+    if (e->sync) launch(gx, gy, bx, [&] { e->invoke(args); });
     else {
-        gridDim = {gx, 1, 1}; blockDim = {bx, 1, 1};
-        for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, 0, 0}; threadIdx = {t, 0, 0}; e->invoke(args); }
+        gridDim = {gx, gy, 1}; blockDim = {bx, 1, 1};
+        for (unsigned y = 0; y < gy; y++) for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, y, 0}; threadIdx = {t, 0, 0}; e->invoke(args); }
     }
     return 0; }
 // ---------------- NVRTC ----------------
