@@ -1,73 +1,146 @@
 // Per-channel kernels over NCHW (or [N,C], inner = 1) tensors: bias, bias gradient, batch norm, and the
-// channel/space shape ops. Reductions run one block per channel with a fixed tree (no float atomics),
-// accumulate in double and are therefore deterministic.
+// channel/space shape ops. Per-channel reductions run in two stages: blocks (channel, part) each reduce a
+// fixed share of the batch into double partials, then one thread per channel adds its partials in order.
+// No float atomics and a fixed order: the same input always gives the same bits.
 #include "common.cuh"
 
-// y[n,c,s] += bias[c], in place; inner = H·W.
+// y[n,c,s] += bias[c], in place; one plane per (n, c).
 template <typename T>
-__device__ void add_channel_bias(T* y, const T* bias, int channels, long long inner, long long n)
+__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes)
 {
-    GRID_STRIDE(i, n) y[i] += bias[(i / inner) % channels];
+    PLANE_STRIDE(plane, planes)
+    {
+        T b = bias[plane % channels];
+        T* row = y + (long long)plane * inner;
+        INNER_STRIDE(s, inner) row[s] += b;
+    }
 }
-EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, long long inner, long long n),
-                     (y, bias, channels, inner, n))
+EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes),
+                     (y, bias, channels, inner, planes))
 
-// Σ over (n, s) of x[n,c,s] for the channel of this block, in double; valid in thread 0.
-template <typename T>
-__device__ double channel_total(const T* x, int c, int channels, int batch, long long inner, double* shared)
+// ---- per-channel reductions, stage 1: one block of REDUCE_THREADS per (channel, part) ----
+// Block b = c·parts + part reduces planes [part·planesPerPart, min(N, (part + 1)·planesPerPart)) of channel c
+// and writes its partials at b; the host picks parts so that the grid fills the device.
+
+struct ChannelPart
 {
-    double sum = 0;
-    long long count = (long long)batch * inner;
+    int c, first, last;
+};
+
+__device__ __forceinline__ ChannelPart block_part(int batch, int planesPerPart, int parts)
+{
+    int c = blockIdx.x / parts, part = blockIdx.x - c * parts;
+    int first = part * planesPerPart, last = first + planesPerPart;
+    return {c, first, last < batch ? last : batch};
+}
+
+// Calls visit(at) for the values of channel c in planes [first, last) that fall to this thread: the t-th,
+// (t + REDUCE_THREADS)-th, … in plane order. (plane, offset) advance by additions, so no value pays for a
+// division, and small planes (inner = 1 for [N,C]) still keep every thread busy.
+template <typename Visit>
+__device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit visit)
+{
+    long long count = (long long)(p.last - p.first) * inner;
+    int stepPlanes = REDUCE_THREADS / inner, stepOffset = REDUCE_THREADS % inner;
+    int b = p.first + (int)threadIdx.x / inner, s = (int)threadIdx.x % inner;
+#pragma unroll 4 // several loads in flight per thread: the reductions are bound by memory latency
     for (long long j = threadIdx.x; j < count; j += REDUCE_THREADS)
     {
-        long long b = j / inner, s = j - b * inner;
-        sum += (double)x[(b * channels + c) * inner + s];
+        visit(((long long)b * channels + p.c) * inner + s);
+        b += stepPlanes;
+        s += stepOffset;
+        if (s >= inner)
+        {
+            s -= inner;
+            b++;
+        }
     }
-    return block_sum(sum, shared);
 }
 
-// db[c] = Σ_{n,s} dy[n,c,s]. Grid: one block of REDUCE_THREADS per channel.
+// partials[b] = Σ dy over the block's share of its channel, in double.
 template <typename T>
-__device__ void channel_sum(const T* dy, T* db, int batch, int channels, long long inner)
+__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
 {
     __shared__ double shared[REDUCE_THREADS];
-    int c = blockIdx.x;
-    double total = channel_total(dy, c, channels, batch, inner, shared);
-    if (threadIdx.x == 0) db[c] = (T)total;
+    double sum = 0;
+    for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
+    sum = block_sum(sum, shared);
+    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
-EXPORT_FLOAT_KERNELS(channel_sum, (const T* dy, T* db, int batch, int channels, long long inner),
-                     (dy, db, batch, channels, inner))
+EXPORT_FLOAT_KERNELS(channel_partial_sums,
+                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
+                     (dy, partials, channels, inner, batch, planesPerPart, parts))
+
+// Stage 2 of channel_sum: db[c] = Σ_part partials[c·parts + part], in order. n = C.
+template <typename T>
+__device__ void channel_sum_totals(const double* partials, T* db, int parts, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        double total = 0;
+        for (int p = 0; p < parts; p++) total += partials[c * parts + p];
+        db[c] = (T)total;
+    }
+}
+EXPORT_FLOAT_KERNELS(channel_sum_totals, (const double* partials, T* db, int parts, long long n), (partials, db, parts, n))
 
 // ---- batch normalisation over (N, H, W) per channel ----
 
-// Batch statistics and running-average update. One block per channel. Two passes (mean, then the
-// squared deviations) in double, as the CPU reference; saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
-// biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Also writes
-// the affine coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
+// The value every block of channel c subtracts before summing: the channel's first value. Shifted sums
+// Σ(x − K), Σ(x − K)² with K a value of the data itself do not cancel when |μ| ≫ σ, so one pass over x gives
+// the variance as accurately as the two-pass reference.
 template <typename T>
-__device__ void batchnorm_statistics(const T* x, const T* gamma, const T* beta, T* runningMean, T* runningVar,
-                                     T* saveMean, T* saveInvStd, T* scaleShift, int batch, int channels,
-                                     long long inner, double momentum, double eps)
+__device__ __forceinline__ double channel_shift(const T* x, long long c, int inner)
+{
+    return (double)x[c * inner];
+}
+
+// Statistics, stage 1: partials[2b], partials[2b + 1] = Σ(x − K), Σ(x − K)² over the block's share, in double.
+template <typename T>
+__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
 {
     __shared__ double shared[REDUCE_THREADS];
-    __shared__ double meanShared;
-    int c = blockIdx.x;
-    long long count = (long long)batch * inner;
-    double total = channel_total(x, c, channels, batch, inner, shared);
-    if (threadIdx.x == 0) meanShared = total / (double)count;
-    __syncthreads();
-    double mean = meanShared;
-    double squares = 0;
-    for (long long j = threadIdx.x; j < count; j += REDUCE_THREADS)
-    {
-        long long b = j / inner, s = j - b * inner;
-        double d = (double)x[(b * channels + c) * inner + s] - mean;
+    ChannelPart p = block_part(batch, planesPerPart, parts);
+    double shift = channel_shift(x, p.c, inner);
+    double sum = 0, squares = 0;
+    for_each_in_part(p, channels, inner, [&](long long at) {
+        double d = (double)x[at] - shift;
+        sum += d;
         squares += d * d;
-    }
+    });
+    sum = block_sum(sum, shared);
     squares = block_sum(squares, shared);
     if (threadIdx.x == 0)
     {
-        double variance = squares / (double)count;
+        partials[2 * blockIdx.x] = sum;
+        partials[2 * blockIdx.x + 1] = squares;
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
+                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
+                     (x, partials, channels, inner, batch, planesPerPart, parts))
+
+// Statistics, stage 2 (one thread per channel, n = C): the batch statistics and running-average update from
+// the partials. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the biased σ²; the running variance takes the
+// unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Also writes the affine coefficients of y = x·scale + shift:
+// scale = γ·invStd, shift = β − μ·scale.
+template <typename T>
+__device__ void batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                     T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner,
+                                     long long count, double momentum, double eps, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        double sum = 0, squares = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            sum += partials[2 * (c * parts + p)];
+            squares += partials[2 * (c * parts + p) + 1];
+        }
+        double offset = sum / (double)count; // μ − K
+        double mean = channel_shift(x, c, inner) + offset;
+        double variance = squares / (double)count - offset * offset;
+        if (variance < 0) variance = 0; // rounding, when every value is equal
         double invStd = 1.0 / sqrt(variance + eps);
         saveMean[c] = (T)mean;
         saveInvStd[c] = (T)invStd;
@@ -79,10 +152,11 @@ __device__ void batchnorm_statistics(const T* x, const T* gamma, const T* beta, 
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_statistics,
-                     (const T* x, const T* gamma, const T* beta, T* runningMean, T* runningVar, T* saveMean,
-                      T* saveInvStd, T* scaleShift, int batch, int channels, long long inner, double momentum, double eps),
-                     (x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, batch, channels, inner,
-                      momentum, eps))
+                     (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
+                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner, long long count,
+                      double momentum, double eps, long long n),
+                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, inner,
+                      count, momentum, eps, n))
 
 // Inference coefficients from the running statistics: scale = γ/√(runningVar + eps), shift = β − runningMean·scale.
 // n = C.
@@ -102,73 +176,108 @@ EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
                       double eps, long long n),
                      (gamma, beta, runningMean, runningVar, scaleShift, eps, n))
 
-// y = x·scale[c] + shift[c] in T (the normalisation of both modes). n = numel(x).
+// y = x·scale[c] + shift[c] in T (the normalisation of both modes); with relu, y = max(that, 0) as
+// relu_forward computes it, so the fused op keeps no un-rectified copy.
 template <typename T>
-__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, long long inner, long long n)
+__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu)
 {
-    GRID_STRIDE(i, n)
+    PLANE_STRIDE(plane, planes)
     {
-        int c = (int)((i / inner) % channels);
-        y[i] = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
+        int c = plane % channels;
+        T scale = scaleShift[2 * c], shift = scaleShift[2 * c + 1];
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner)
+        {
+            T v = x[base + s] * scale + shift;
+            y[base + s] = !relu || v > (T)0 ? v : (T)0;
+        }
     }
 }
-EXPORT_FLOAT_KERNELS(channel_affine, (const T* x, const T* scaleShift, T* y, int channels, long long inner, long long n),
-                     (x, scaleShift, y, channels, inner, n))
+EXPORT_FLOAT_KERNELS(channel_affine, (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu),
+                     (x, scaleShift, y, channels, inner, planes, relu))
 
-// Backward, pass 1 (one block per channel): Σdy and Σdy·x̂ with x̂ = (x − μ)·invStd. Writes dbeta,
-// dgamma (when not null) and both sums into sums[2c], sums[2c+1] for pass 2.
+// dy behind a fused ReLU: only where its output y was positive (relu_backward's rule); all of dy when y is null.
 template <typename T>
-__device__ void batchnorm_backward_sums(const T* x, const T* dy, const T* saveMean, const T* saveInvStd,
-                                        T* dgamma, T* dbeta, double* sums, int batch, int channels, long long inner)
+__device__ __forceinline__ double relu_masked(const T* dy, const T* y, long long i)
+{
+    return !y || y[i] > (T)0 ? (double)dy[i] : 0.0;
+}
+
+// Backward, stage 1: partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share, x̂ = (x − μ)·invStd.
+template <typename T>
+__device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd,
+                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
 {
     __shared__ double shared[REDUCE_THREADS];
-    int c = blockIdx.x;
-    long long count = (long long)batch * inner;
-    double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
+    ChannelPart p = block_part(batch, planesPerPart, parts);
+    double mean = (double)saveMean[p.c], invStd = (double)saveInvStd[p.c];
     double sumDy = 0, sumDyXhat = 0;
-    for (long long j = threadIdx.x; j < count; j += REDUCE_THREADS)
-    {
-        long long b = j / inner, s = j - b * inner;
-        long long at = (b * channels + c) * inner + s;
-        double g = (double)dy[at];
+    for_each_in_part(p, channels, inner, [&](long long at) {
+        double g = relu_masked(dy, y, at);
         sumDy += g;
         sumDyXhat += g * ((double)x[at] - mean) * invStd;
-    }
+    });
     sumDy = block_sum(sumDy, shared);
     sumDyXhat = block_sum(sumDyXhat, shared);
     if (threadIdx.x == 0)
     {
+        partials[2 * blockIdx.x] = sumDy;
+        partials[2 * blockIdx.x + 1] = sumDyXhat;
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
+                     (const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd, double* partials,
+                      int channels, int inner, int batch, int planesPerPart, int parts),
+                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts))
+
+// Backward, stage 2 (one thread per channel, n = C): adds the partials in order into sums[2c], sums[2c + 1]
+// for the data pass, and writes dbeta and dgamma (when not null).
+template <typename T>
+__device__ void batchnorm_backward_totals(const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        double sumDy = 0, sumDyXhat = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            sumDy += partials[2 * (c * parts + p)];
+            sumDyXhat += partials[2 * (c * parts + p) + 1];
+        }
         dbeta[c] = (T)sumDy;
         if (dgamma) dgamma[c] = (T)sumDyXhat;
         sums[2 * c] = sumDy;
         sums[2 * c + 1] = sumDyXhat;
     }
 }
-EXPORT_FLOAT_KERNELS(batchnorm_backward_sums,
-                     (const T* x, const T* dy, const T* saveMean, const T* saveInvStd, T* dgamma, T* dbeta,
-                      double* sums, int batch, int channels, long long inner),
-                     (x, dy, saveMean, saveInvStd, dgamma, dbeta, sums, batch, channels, inner))
+EXPORT_FLOAT_KERNELS(batchnorm_backward_totals, (const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n),
+                     (partials, parts, dgamma, dbeta, sums, n))
 
-// Backward, pass 2 (elementwise): dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W.
+// Backward, stage 3 (elementwise): dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
 template <typename T>
-__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* gamma, const T* saveMean,
-                                        const T* saveInvStd, const double* sums, T* dx, int batch, int channels,
-                                        long long inner, long long n)
+__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
+                                        const T* saveInvStd, const double* sums, T* dx, int channels, int inner, int planes,
+                                        long long count)
 {
-    double m = (double)batch * (double)inner;
-    GRID_STRIDE(i, n)
+    double m = (double)count;
+    PLANE_STRIDE(plane, planes)
     {
-        int c = (int)((i / inner) % channels);
-        double invStd = (double)saveInvStd[c];
-        double g = gamma ? (double)gamma[c] : 1.0;
-        double xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
-        dx[i] = (T)(g * invStd / m * (m * (double)dy[i] - sums[2 * c] - xhat * sums[2 * c + 1]));
+        int c = plane % channels;
+        double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
+        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        double sumDy = sums[2 * c], sumDyXhat = sums[2 * c + 1];
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner)
+        {
+            long long i = base + s;
+            double xhat = ((double)x[i] - mean) * invStd;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+        }
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
-                     (const T* x, const T* dy, const T* gamma, const T* saveMean, const T* saveInvStd,
-                      const double* sums, T* dx, int batch, int channels, long long inner, long long n),
-                     (x, dy, gamma, saveMean, saveInvStd, sums, dx, batch, channels, inner, n))
+                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
+                      const double* sums, T* dx, int channels, int inner, int planes, long long count),
+                     (x, dy, y, gamma, saveMean, saveInvStd, sums, dx, channels, inner, planes, count))
 
 // ---- shape ops ----
 

@@ -6,6 +6,13 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
          i += (long long)blockDim.x * gridDim.x)
 
+// Per-channel elementwise kernels run on a 2-D grid: blockIdx.y walks the N·C planes and blockIdx.x with the
+// threads walks the H·W values of one plane, so the channel costs one 32-bit modulo per plane, not a 64-bit
+// division per element. Counts are int (the host checks they fit); element offsets are 64-bit.
+#define PLANE_STRIDE(plane, planes) for (int plane = blockIdx.y; plane < (planes); plane += gridDim.y)
+#define INNER_STRIDE(s, inner)                                                          \
+    for (int s = blockIdx.x * blockDim.x + threadIdx.x; s < (inner); s += blockDim.x * gridDim.x)
+
 // Block size of the per-channel and whole-tensor reductions; the host launches them with exactly this.
 #define REDUCE_THREADS 256
 

@@ -21,18 +21,23 @@ inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; 
 inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
 using std::exp; using std::log; using std::sqrt;
 
+// A 1-D or 2-D grid (gridY blocks along y) of 1-D blocks.
 template <typename F>
-void launch(unsigned grid, unsigned block, F kernel)
+void launch(unsigned grid, unsigned gridY, unsigned block, F kernel)
 {
-    gridDim = {grid, 1, 1};
+    gridDim = {grid, gridY, 1};
     blockDim = {block, 1, 1};
-    for (unsigned b = 0; b < grid; b++)
-    {
-        std::barrier<> barrier(block);
-        g_barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < block; t++)
-            threads.emplace_back([=] { threadIdx = {t, 0, 0}; blockIdx = {b, 0, 0}; kernel(); });
-        for (auto& th : threads) th.join();
-    }
+    for (unsigned by = 0; by < gridY; by++)
+        for (unsigned b = 0; b < grid; b++)
+        {
+            std::barrier<> barrier(block);
+            g_barrier = &barrier;
+            std::vector<std::thread> threads;
+            for (unsigned t = 0; t < block; t++)
+                threads.emplace_back([=] { threadIdx = {t, 0, 0}; blockIdx = {b, by, 0}; kernel(); });
+            for (auto& th : threads) th.join();
+        }
 }
+
+template <typename F>
+void launch(unsigned grid, unsigned block, F kernel) { launch(grid, 1, block, kernel); }

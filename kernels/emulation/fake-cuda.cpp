@@ -14,6 +14,7 @@
 #include <map>
 #include <utility>
 #include <type_traits>
+#include <chrono>
 
 using Invoker = void (*)(void**);
 template <typename... A, size_t... I>
@@ -29,6 +30,9 @@ static std::vector<Entry>& registry() {
 }
 
 #define API extern "C" __attribute__((visibility("default")))
+// FAKE_CUDA_SKIP_COMPUTE=1: kernels, GEMMs and convolutions are checked but not run, so the memory peak of a
+// full-size step can be measured in seconds (the results are garbage).
+static const bool skipCompute = getenv("FAKE_CUDA_SKIP_COMPUTE") != nullptr;
 // ---------------- driver ----------------
 API int cuInit(unsigned) { return 0; }
 API int cuDriverGetVersion(int* v) { *v = 12080; return 0; }
@@ -74,6 +78,13 @@ API int cuMemcpyDtoHAsync_v2(void* d, uint64_t s, size_t n, void*) { if (!valid(
 API int cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void*) { if (!valid(s, n) || !valid(d, n)) return 1; memmove((void*)d, (void*)s, n); return 0; }
 API int cuMemsetD32Async(uint64_t d, unsigned v, size_t n, void*) { if (!valid(d, n * 4)) { fprintf(stderr, "FAKE: memset out of bounds\n"); return 1; } for (size_t i = 0; i < n; i++) ((unsigned*)d)[i] = v; return 0; }
 API int cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void*) { memset((void*)d, v, n); return 0; }
+// Events read the host clock: launches run synchronously, so host time is device time here.
+using Clock = std::chrono::steady_clock;
+API int cuEventCreate(Clock::time_point** e, unsigned) { *e = new Clock::time_point(Clock::now()); return 0; }
+API int cuEventDestroy_v2(Clock::time_point* e) { delete e; return 0; }
+API int cuEventRecord(Clock::time_point* e, void*) { *e = Clock::now(); return 0; }
+API int cuEventSynchronize(Clock::time_point*) { return 0; }
+API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
 API int cuModuleLoadData(void** m, const void*) { *m = &moduleToken; return 0; }
 API int cuModuleUnload(void*) { return 0; }
@@ -82,11 +93,12 @@ API int cuModuleGetFunction(void** f, void*, const char* name) {
     fprintf(stderr, "FAKE: no kernel %s\n", name); return 500; }
 API int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared, void*, void** args, void**) {
     auto* e = (Entry*)f;
-    if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || shared != 0) { fprintf(stderr, "FAKE: bad launch of %s\n", e->name); return 1; }
-    if (e->sync) launch(gx, bx, [&] { e->invoke(args); });
+    if (gx == 0 || gy == 0 || gy > 65535 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || shared != 0) { fprintf(stderr, "FAKE: bad launch of %s\n", e->name); return 1; }
+    if (skipCompute) return 0;
+    if (e->sync) launch(gx, gy, bx, [&] { e->invoke(args); });
     else {
-        gridDim = {gx, 1, 1}; blockDim = {bx, 1, 1};
-        for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, 0, 0}; threadIdx = {t, 0, 0}; e->invoke(args); }
+        gridDim = {gx, gy, 1}; blockDim = {bx, 1, 1};
+        for (unsigned y = 0; y < gy; y++) for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, y, 0}; threadIdx = {t, 0, 0}; e->invoke(args); }
     }
     return 0; }
 // ---------------- NVRTC ----------------
@@ -117,6 +129,7 @@ API const char* cublasGetStatusString(int) { return "fake cublas status"; }
 template <typename T>
 static int gemm(int ta, int tb, int m, int n, int k, const T* alpha, const T* A, int lda, const T* B, int ldb, const T* beta, T* C, int ldc) {
     if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m) { fprintf(stderr, "FAKE: bad leading dimension\n"); return 7; }
+    if (skipCompute) return 0;
     for (int j = 0; j < n; j++) for (int i = 0; i < m; i++) {
         T s = 0; for (int p = 0; p < k; p++) { T a = ta ? A[p + i * lda] : A[i + p * lda]; T b = tb ? B[j + p * ldb] : B[p + j * ldb]; s += a * b; }
         C[i + j * ldc] = *beta == 0 ? *alpha * s : *alpha * s + *beta * C[i + j * ldc]; }
@@ -170,6 +183,7 @@ static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T*
 static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, Desc* yd, uint64_t y, const void* be, uint64_t ws, size_t wsSize, size_t need) {
     if (wsSize < need || (need && !ws)) { fprintf(stderr, "FAKE: workspace %zu < %zu\n", wsSize, need); return 3; }
     if (cd->mode != 1) { fprintf(stderr, "FAKE: not cross-correlation\n"); return 3; }
+    if (skipCompute) return 0;
     if (xd->type == 0) conv<float>(dir, xd, (float*)x, wd, (float*)w, cd, yd, (float*)y, *(const float*)al, *(const float*)be);
     else conv<double>(dir, xd, (double*)x, wd, (double*)w, cd, yd, (double*)y, *(const double*)al, *(const double*)be);
     return 0; }

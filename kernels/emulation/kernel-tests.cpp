@@ -54,55 +54,72 @@ int main()
         launch(G, B, [&] { maxpool_backward_scatter<double>(dy.data(), am.data(), dx2.data(), pin, pout, planes); });
         check("maxpool bwd scatter (exact)", dx2, rdx, 0);
     }
-    // ---- channel sum, bias ----
+    // ---- channel sum, bias (uneven parts of the batch; inner = 1 walks several planes per step) ----
+    for (long long S : {323LL, 1LL})
     {
-        int N = 3, C = 5; long long S = 323; long long n = N * C * S;
-        auto dy = rnd(n); auto db = nans(C);
-        launch(C, REDUCE_THREADS, [&] { channel_sum<double>(dy.data(), db.data(), N, C, S); });
+        int N = 7, C = 5, inner = (int)S, planes = N * C, ppp = 3, parts = 3; long long n = N * C * S;
+        auto dy = rnd(n); auto db = nans(C); std::vector<double> partials(C * parts, NAN); long long cc = C;
+        launch(C * parts, REDUCE_THREADS, [&] { channel_partial_sums<double>(dy.data(), partials.data(), C, inner, N, ppp, parts); });
+        launch(G, B, [&] { channel_sum_totals<double>(partials.data(), db.data(), parts, cc); });
         std::vector<double> r(C, 0); for (int b = 0; b < N; b++) for (int c = 0; c < C; c++) for (int s = 0; s < S; s++) r[c] += dy[(b*C+c)*S+s];
-        check("channel_sum", db, r);
+        check(S == 1 ? "channel_sum [N,C]" : "channel_sum", db, r);
         auto y = rnd(n); auto bias = rnd(C); auto ry = y;
         for (long long i = 0; i < n; i++) ry[i] += bias[(i / S) % C];
-        launch(G, B, [&] { add_channel_bias<double>(y.data(), bias.data(), C, S, n); });
-        check("add_channel_bias", y, ry);
+        launch(2, G, B, [&] { add_channel_bias<double>(y.data(), bias.data(), C, inner, planes); });
+        check(S == 1 ? "add_channel_bias [N,C]" : "add_channel_bias", y, ry);
     }
-    // ---- batch norm ----
+    // ---- batch norm: the batch in parts of 2 planes (the last one short), fused ReLU on and off ----
+    for (int relu : {0, 1})
     {
-        int N = 4, C = 3; long long S = 195, n = N * C * S, M = N * S;
+        int N = 5, C = 3, inner = 195, planes = N * C, ppp = 2, parts = 3; long long S = inner, n = N * C * S, M = N * S, cc = C;
         auto x = rnd(n, -2, 5); auto gamma = rnd(C, 0.5, 1.5); auto beta = rnd(C);
         auto rm = rnd(C), rv = rnd(C, 0.5, 2); auto rm0 = rm, rv0 = rv;
-        auto sm = nans(C), si = nans(C), ss = nans(2 * C), y = nans(n);
+        auto sm = nans(C), si = nans(C), ss = nans(2 * C), y = nans(n); std::vector<double> partials(2 * C * parts, NAN);
         double mom = 0.1, eps = 1e-5;
-        launch(C, REDUCE_THREADS, [&] { batchnorm_statistics<double>(x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), sm.data(), si.data(), ss.data(), N, C, S, mom, eps); });
-        launch(G, B, [&] { channel_affine<double>(x.data(), ss.data(), y.data(), C, S, n); });
+        launch(C * parts, REDUCE_THREADS, [&] { batchnorm_partial_moments<double>(x.data(), partials.data(), C, inner, N, ppp, parts); });
+        launch(G, B, [&] { batchnorm_statistics<double>(x.data(), partials.data(), parts, gamma.data(), beta.data(), rm.data(), rv.data(), sm.data(), si.data(), ss.data(), inner, M, mom, eps, cc); });
+        launch(2, G, B, [&] { channel_affine<double>(x.data(), ss.data(), y.data(), C, inner, planes, relu); });
         std::vector<double> rmean(C), rinv(C), rvar(C), ry(n), rrm(C), rrv(C);
         for (int c = 0; c < C; c++) {
             double sum = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) sum += x[(b*C+c)*S+s];
             double mean = sum / M, sq = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) { double d = x[(b*C+c)*S+s] - mean; sq += d*d; }
             double var = sq / M; rmean[c] = mean; rinv[c] = 1 / std::sqrt(var + eps);
             rrm[c] = (1 - mom) * rm0[c] + mom * mean; rrv[c] = (1 - mom) * rv0[c] + mom * var * M / (M - 1);
-            for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) ry[(b*C+c)*S+s] = gamma[c] * (x[(b*C+c)*S+s] - mean) * rinv[c] + beta[c]; }
-        check("bn saveMean", sm, rmean); check("bn saveInvStd", si, rinv); check("bn runningMean", rm, rrm); check("bn runningVar", rv, rrv); check("bn y", y, ry);
+            for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) { double v = gamma[c] * (x[(b*C+c)*S+s] - mean) * rinv[c] + beta[c]; ry[(b*C+c)*S+s] = relu && v <= 0 ? 0 : v; } }
+        check("bn saveMean", sm, rmean); check("bn saveInvStd", si, rinv, 1e-10); check("bn runningMean", rm, rrm); check("bn runningVar", rv, rrv, 1e-10);
+        check(relu ? "bn y (fused ReLU)" : "bn y", y, ry);
+        // the same values moved by 1e5 ≫ σ: the variance must not cancel (naive Σx² − (Σx)²/M loses ~7 digits here)
+        auto far = x; for (auto& v : far) v += 1e5;
+        auto smFar = nans(C), siFar = nans(C), rmFar = rm0, rvFar = rv0, ssFar = nans(2 * C);
+        launch(C * parts, REDUCE_THREADS, [&] { batchnorm_partial_moments<double>(far.data(), partials.data(), C, inner, N, ppp, parts); });
+        launch(G, B, [&] { batchnorm_statistics<double>(far.data(), partials.data(), parts, gamma.data(), beta.data(), rmFar.data(), rvFar.data(), smFar.data(), siFar.data(), ssFar.data(), inner, M, mom, eps, cc); });
+        auto rmeanFar = rmean; for (auto& v : rmeanFar) v += 1e5;
+        check("bn saveMean at 1e5", smFar, rmeanFar); check("bn saveInvStd at 1e5", siFar, rinv, 1e-10);
         // inference
-        auto yi = nans(n); auto ss2 = nans(2 * C); long long cc = C;
+        auto yi = nans(n); auto ss2 = nans(2 * C);
         launch(G, B, [&] { batchnorm_inference_coefficients<double>(nullptr, beta.data(), rm.data(), rv.data(), ss2.data(), 1e-3, cc); });
-        launch(G, B, [&] { channel_affine<double>(x.data(), ss2.data(), yi.data(), C, S, n); });
-        std::vector<double> ryi(n); for (long long i = 0; i < n; i++) { int c = (i / S) % C; ryi[i] = (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-3) + beta[c]; }
-        check("bn inference (no gamma)", yi, ryi);
-        // backward
+        launch(2, G, B, [&] { channel_affine<double>(x.data(), ss2.data(), yi.data(), C, inner, planes, relu); });
+        std::vector<double> ryi(n); for (long long i = 0; i < n; i++) { int c = (i / S) % C; double v = (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-3) + beta[c]; ryi[i] = relu && v <= 0 ? 0 : v; }
+        check(relu ? "bn inference (no gamma, fused ReLU)" : "bn inference (no gamma)", yi, ryi);
+        // backward: the fused op masks dy by its output y; unfused, y is not passed (null)
         auto dy = rnd(n); auto dx = nans(n), dg = nans(C), dbeta = nans(C); std::vector<double> sums(2 * C, NAN);
-        launch(C, REDUCE_THREADS, [&] { batchnorm_backward_sums<double>(x.data(), dy.data(), sm.data(), si.data(), dg.data(), dbeta.data(), sums.data(), N, C, S); });
-        launch(G, B, [&] { batchnorm_backward_data<double>(x.data(), dy.data(), gamma.data(), sm.data(), si.data(), sums.data(), dx.data(), N, C, S, n); });
-        // reference by finite differences of the loss L = Σ dy·y(x) w.r.t. x (training mode)
+        const double* mask = relu ? y.data() : nullptr;
+        launch(C * parts, REDUCE_THREADS, [&] { batchnorm_backward_partials<double>(x.data(), dy.data(), mask, sm.data(), si.data(), partials.data(), C, inner, N, ppp, parts); });
+        launch(G, B, [&] { batchnorm_backward_totals<double>(partials.data(), parts, dg.data(), dbeta.data(), sums.data(), cc); });
+        launch(2, G, B, [&] { batchnorm_backward_data<double>(x.data(), dy.data(), mask, gamma.data(), sm.data(), si.data(), sums.data(), dx.data(), C, inner, planes, M); });
+        // reference by finite differences of the loss L = Σ dy·y(x) w.r.t. x (training mode, ReLU included)
         auto forward = [&](const std::vector<double>& xx) { double L = 0; for (int c = 0; c < C; c++) {
             double sum = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) sum += xx[(b*C+c)*S+s];
             double mean = sum / M, sq = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) { double d = xx[(b*C+c)*S+s] - mean; sq += d*d; }
             double inv = 1 / std::sqrt(sq / M + eps);
-            for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) { long long i = (b*C+c)*S+s; L += dy[i] * (gamma[c] * (xx[i] - mean) * inv + beta[c]); } } return L; };
-        std::vector<double> fdx(n); for (long long i = 0; i < n; i += 37) { auto xp = x, xm = x; xp[i] += 1e-5; xm[i] -= 1e-5; fdx[i] = (forward(xp) - forward(xm)) / 2e-5; }
-        std::vector<double> sub, fsub; for (long long i = 0; i < n; i += 37) { sub.push_back(dx[i]); fsub.push_back(fdx[i]); }
-        check("bn backward dx vs finite differences", sub, fsub, 1e-6);
-        std::vector<double> rdb(C, 0), rdg(C, 0); for (long long i = 0; i < n; i++) { int c = (i / S) % C; rdb[c] += dy[i]; rdg[c] += dy[i] * (x[i] - sm[c]) * si[c]; }
+            for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) { long long i = (b*C+c)*S+s; double v = gamma[c] * (xx[i] - mean) * inv + beta[c]; L += dy[i] * (relu && v <= 0 ? 0 : v); } } return L; };
+        std::vector<double> sub, fsub;
+        for (long long i = 0; i < n; i += 37) {
+            if (relu && std::fabs(ry[i]) < 1e-3) continue; // too close to the kink for a difference quotient
+            auto xp = x, xm = x; xp[i] += 1e-5; xm[i] -= 1e-5; sub.push_back(dx[i]); fsub.push_back((forward(xp) - forward(xm)) / 2e-5); }
+        check(relu ? "bn backward dx vs finite differences (fused ReLU)" : "bn backward dx vs finite differences", sub, fsub, 1e-6);
+        std::vector<double> rdb(C, 0), rdg(C, 0);
+        for (long long i = 0; i < n; i++) { int c = (i / S) % C; double g = relu && y[i] <= 0 ? 0 : dy[i]; rdb[c] += g; rdg[c] += g * (x[i] - sm[c]) * si[c]; }
         check("bn dbeta", dbeta, rdb); check("bn dgamma", dg, rdg);
     }
     // ---- concat / slice / crop / pad ----

@@ -11,69 +11,88 @@ public sealed unsafe partial class CudaBackend
     public void AddChannelBias(Tensor y, Tensor bias)
     {
         Enter();
-        var (dt, channels, inner) = OpChecks.AddChannelBias(this, y, bias);
+        var (dt, channels, plane) = OpChecks.AddChannelBias(this, y, bias);
+        var (planes, inner) = Planes("AddChannelBias", y.Shape[0], channels, plane);
         ulong py = Ptr(y), pb = Ptr(bias);
-        long n = y.Numel;
-        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &n };
-        Launch1D("channels", "add_channel_bias", dt, n, args);
+        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &planes };
+        LaunchPlanes("channels", "add_channel_bias", dt, planes, inner, args);
     }
 
     public void ChannelSum(Tensor dy, Tensor db)
     {
         Enter();
-        var (dt, channels, inner) = OpChecks.ChannelSum(this, dy, db);
+        var (dt, channels, plane) = OpChecks.ChannelSum(this, dy, db);
         int batch = dy.Shape[0];
-        ulong pdy = Ptr(dy), pdb = Ptr(db);
-        void** args = stackalloc void*[] { &pdy, &pdb, &batch, &channels, &inner };
-        LaunchBlocks("channels", "channel_sum", dt, channels, args);
+        var (_, inner) = Planes("ChannelSum", batch, channels, plane);
+        var (planesPerPart, parts) = SplitBatch(batch, channels);
+        long c = channels;
+        ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double));
+        void** partial = stackalloc void*[] { &pdy, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
+        LaunchBlocks("channels", "channel_partial_sums", dt, c * parts, partial);
+        void** totals = stackalloc void*[] { &partials, &pdb, &parts, &c };
+        Launch1D("channels", "channel_sum_totals", dt, c, totals);
     }
 
     // ---- batch normalisation (own kernels: statistics in double, deterministic, any eps, γ optional) ----
 
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
-        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false)
     {
         Enter();
         var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         var s = x.Shape;
-        int batch = s.N, channels = s.C;
-        long inner = (long)s.H * s.W, n = x.Numel;
+        int batch = s.N, channels = s.C, fused = relu ? 1 : 0;
+        var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
+        var (planesPerPart, parts) = SplitBatch(batch, channels);
+        long c = channels, count = (long)batch * inner;
+        // Scratch: the statistics' partials (double), then the affine coefficients.
+        long partialBytes = 2 * c * parts * sizeof(double);
+        ulong partials = _scratch.Ensure(partialBytes + 2 * c * dt.SizeInBytes()), scaleShift = partials + (ulong)partialBytes;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
             psm = Ptr(saveMean), psi = Ptr(saveInvStd);
-        ulong scaleShift = _scratch.Ensure(2L * channels * dt.SizeInBytes());
-        void** stats = stackalloc void*[] { &px, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &batch, &channels, &inner, &momentum, &eps };
-        LaunchBlocks("channels", "batchnorm_statistics", dt, channels, stats);
-        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &n };
-        Launch1D("channels", "channel_affine", dt, n, apply);
+        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
+        LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
+        void** stats = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &inner, &count, &momentum, &eps, &c };
+        Launch1D("channels", "batchnorm_statistics", dt, c, stats);
+        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused };
+        LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
     }
 
-    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps)
+    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps,
+        bool relu = false)
     {
         Enter();
         var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
-        int channels = x.Shape.C;
-        long inner = (long)x.Shape.H * x.Shape.W, n = x.Numel, c = channels;
+        int channels = x.Shape.C, fused = relu ? 1 : 0;
+        var (planes, inner) = Planes("BatchNormForwardInference", x.Shape.N, channels, (long)x.Shape.H * x.Shape.W);
+        long c = channels;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar);
         ulong scaleShift = _scratch.Ensure(2L * channels * dt.SizeInBytes());
         void** coefficients = stackalloc void*[] { &pg, &pbeta, &prm, &prv, &scaleShift, &eps, &c };
         Launch1D("channels", "batchnorm_inference_coefficients", dt, c, coefficients);
-        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &n };
-        Launch1D("channels", "channel_affine", dt, n, apply);
+        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused };
+        LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
     }
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
+        Tensor? reluOutput = null)
     {
         Enter();
-        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
         int batch = x.Shape.N, channels = x.Shape.C;
-        long inner = (long)x.Shape.H * x.Shape.W, n = x.Numel;
-        ulong px = Ptr(x), pdy = Ptr(dy), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd), pdx = Ptr(dx),
-            pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
-        ulong sums = _scratch.Ensure(2L * channels * sizeof(double));
-        void** pass1 = stackalloc void*[] { &px, &pdy, &psm, &psi, &pdg, &pdb, &sums, &batch, &channels, &inner };
-        LaunchBlocks("channels", "batchnorm_backward_sums", dt, channels, pass1);
-        void** pass2 = stackalloc void*[] { &px, &pdy, &pg, &psm, &psi, &sums, &pdx, &batch, &channels, &inner, &n };
-        Launch1D("channels", "batchnorm_backward_data", dt, n, pass2);
+        var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
+        var (planesPerPart, parts) = SplitBatch(batch, channels);
+        long c = channels, count = (long)batch * inner;
+        // Scratch: the partials, then the per-channel totals Σdy, Σdy·x̂ for the data pass.
+        ulong partials = _scratch.Ensure(2 * c * (parts + 1) * sizeof(double)), sums = partials + (ulong)(2 * c * parts * sizeof(double));
+        ulong px = Ptr(x), pdy = Ptr(dy), pyr = Ptr(reluOutput), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
+            pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
+        void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
+        LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
+        void** totals = stackalloc void*[] { &partials, &parts, &pdg, &pdb, &sums, &c };
+        Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
+        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &pdx, &channels, &inner, &planes, &count };
+        LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
     }
 
     // ---- ReLU ----

@@ -17,6 +17,12 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
 
+    /// <summary>Reduction blocks that fill one SM (2048 resident threads on Ampere and Hopper); it only sizes the grid.</summary>
+    private const int ReduceBlocksPerSm = 8;
+
+    /// <summary>The largest grid y dimension.</summary>
+    private const int MaxGridY = 65535;
+
     private readonly CudaContext _ctx;
     private readonly Dictionary<string, CudaFunction> _functions = new();
     private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
@@ -209,12 +215,48 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         Kernel(module, name, dtype).Launch1D(elements, _ctx.Stream, args);
     }
 
-    /// <summary>A reduction kernel: one block of <see cref="ReduceThreads"/> threads per item (channel).</summary>
+    /// <summary>A reduction kernel: one block of <see cref="ReduceThreads"/> threads per item (a channel's part of the batch, or the loss).</summary>
     private void LaunchBlocks(string module, string name, DType dtype, long blocks, void** args)
     {
         if (blocks == 0) return;
         if (blocks > int.MaxValue) throw new ArgumentException($"{name}: {blocks} blocks exceed the grid limit.");
         Kernel(module, name, dtype).Launch((uint)blocks, 1, 1, ReduceThreads, 1, 1, 0, _ctx.Stream, args);
+    }
+
+    /// <summary>
+    /// A per-channel elementwise kernel (PLANE_STRIDE and INNER_STRIDE in common.cuh): grid y over the planes, grid x
+    /// and up to 256 threads over one plane's values, the grid capped near Launch1D's few waves.
+    /// </summary>
+    private void LaunchPlanes(string module, string name, DType dtype, int planes, int inner, void** args)
+    {
+        if (planes == 0 || inner == 0) return;
+        uint threads = (uint)Math.Min(256L, (inner + 31L) / 32 * 32);
+        uint gridY = (uint)Math.Min(planes, MaxGridY);
+        long waves = Math.Max(1, _ctx.MultiprocessorCount) * 32L;
+        uint gridX = (uint)Math.Max(1, Math.Min((inner + threads - 1) / threads, (waves + gridY - 1) / gridY));
+        Kernel(module, name, dtype).Launch(gridX, gridY, 1, threads, 1, 1, 0, _ctx.Stream, args);
+    }
+
+    /// <summary>The N·C planes and H·W values per plane of a per-channel op, as the kernels' 32-bit counts.</summary>
+    private static (int Planes, int Inner) Planes(string op, int batch, int channels, long inner)
+    {
+        long planes = (long)batch * channels;
+        if (planes > int.MaxValue || inner > int.MaxValue)
+            throw new ArgumentException($"{op}: {batch}×{channels} planes of {inner} values exceed the kernels' 32-bit counts.");
+        return ((int)planes, (int)inner);
+    }
+
+    /// <summary>
+    /// How a per-channel reduction splits the batch (stage 1 in channels.cu): each channel's N planes go to
+    /// <c>parts</c> blocks of <c>planesPerPart</c> consecutive planes, about one full wave of the device in all.
+    /// </summary>
+    private (int PlanesPerPart, int Parts) SplitBatch(int batch, int channels)
+    {
+        batch = Math.Max(batch, 1);
+        long wave = (long)Math.Max(1, _ctx.MultiprocessorCount) * ReduceBlocksPerSm;
+        int parts = (int)Math.Clamp((wave + channels - 1) / Math.Max(channels, 1), 1, batch);
+        int planesPerPart = (batch + parts - 1) / parts;
+        return (planesPerPart, (batch + planesPerPart - 1) / planesPerPart);
     }
 
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----

@@ -98,21 +98,24 @@ public interface IBackend : IDisposable
     /// saveMean = μ, saveInvStd = 1/√(σ² + eps);
     /// runningMean = (1 − momentum)·runningMean + momentum·μ;
     /// runningVar = (1 − momentum)·runningVar + momentum·σ²·M/(M − 1), M = N·H·W (unbiased, as cuDNN and PyTorch).
+    /// With <paramref name="relu"/> the same pass writes y = max(that, 0), exactly what <see cref="ReluForward"/>
+    /// would make of it, so a BN → ReLU pair keeps one activation instead of two.
     /// x, y: [N,C,H,W]; gamma, beta, runningMean, runningVar, saveMean, saveInvStd: [C].
     /// </summary>
     void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
-        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps);
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false);
 
-    /// <summary>Inference mode: y = γ·(x − runningMean)/√(runningVar + eps) + β.</summary>
+    /// <summary>Inference mode: y = γ·(x − runningMean)/√(runningVar + eps) + β, then max(y, 0) with <paramref name="relu"/>.</summary>
     void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
-        Tensor runningMean, Tensor runningVar, double eps);
+        Tensor runningMean, Tensor runningVar, double eps, bool relu = false);
 
     /// <summary>
     /// Gradients of training-mode batch norm as a function of the whole batch (the batch statistics
-    /// depend on x). dgamma is written only when gamma is given.
+    /// depend on x). dgamma is written only when gamma is given. For the fused ReLU pass its output as
+    /// <paramref name="reluOutput"/>: dy then counts only where reluOutput &gt; 0, as after <see cref="ReluBackward"/>.
     /// </summary>
     void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor? dgamma, Tensor dbeta);
+        Tensor dx, Tensor? dgamma, Tensor dbeta, Tensor? reluOutput = null);
 
     // ---- activations and regularisation ----
 

@@ -154,12 +154,13 @@ internal static class OpChecks
     }
 
     public static DType BatchNormBackward(ITensorOwner owner, Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor? dgamma, Tensor dbeta)
+        Tensor dx, Tensor? dgamma, Tensor dbeta, Tensor? reluOutput)
     {
         const string op = "BatchNormBackward";
-        var dt = FloatType(owner, op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        var dt = FloatType(owner, op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
         ExpectRank(op, x, "x", 4);
         SameShape(op, x, dy, dx);
+        if (reluOutput is not null) SameShape(op, x, reluOutput);
         CheckPerChannel(op, x, (gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"), (dbeta, "dbeta"));
         return dt;
     }

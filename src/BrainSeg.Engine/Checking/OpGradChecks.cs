@@ -8,7 +8,8 @@ public sealed record GradCheckCase(string Name, Func<IBackend, GradCheckResult> 
 /// <summary>
 /// The gradient check of every differentiable op of <see cref="F"/>, in float64 on small random inputs,
 /// full Jacobian, relative tolerance 1e-6. Non-smooth ops are checked away from their kinks: ReLU
-/// inputs keep |x| ≥ 0.1, max-pool inputs are distinct values 0.05 apart, dropout uses a fixed mask.
+/// inputs keep |x| ≥ 0.1, max-pool inputs are distinct values 0.05 apart, dropout uses a fixed mask; the
+/// seeds of the fused batch norm + ReLU leave every output at least 0.01 from 0.
 /// </summary>
 public static class OpGradChecks
 {
@@ -24,6 +25,10 @@ public static class OpGradChecks
         new("batch norm training (scale, shift)", b => BatchNorm(b, 6, training: true, scale: true, [2, 3, 2, 3])),
         new("batch norm training [N,C] (scale, shift)", b => BatchNorm(b, 7, training: true, scale: true, [5, 3])),
         new("batch norm inference (scale, shift)", b => BatchNorm(b, 8, training: false, scale: true, [2, 2, 3, 3])),
+        new("batch norm + ReLU training (shift)", b => BatchNorm(b, 25, training: true, scale: false, [3, 2, 3, 3], relu: true)),
+        new("batch norm + ReLU training (scale, shift)", b => BatchNorm(b, 22, training: true, scale: true, [2, 3, 2, 3], relu: true)),
+        new("batch norm + ReLU training [N,C] (scale, shift)", b => BatchNorm(b, 23, training: true, scale: true, [5, 3], relu: true)),
+        new("batch norm + ReLU inference (scale, shift)", b => BatchNorm(b, 24, training: false, scale: true, [2, 2, 3, 3], relu: true)),
         new("relu (away from 0)", b => Check(b, 9, [[2, 3, 4, 4]], (t, x) => F.Relu(t, x[0]), AwayFromZero)),
         new("dropout p=0.5 (fixed mask)", Dropout),
         new("max pool 3×3 stride 3 (no ties)", b => Check(b, 11, [[2, 2, 6, 6]], (t, x) => F.MaxPool2d(t, x[0], 3, 3), Distinct)),
@@ -69,12 +74,12 @@ public static class OpGradChecks
         return result;
     }
 
-    private static GradCheckResult BatchNorm(IBackend b, ulong seed, bool training, bool scale, int[] xShape)
+    private static GradCheckResult BatchNorm(IBackend b, ulong seed, bool training, bool scale, int[] xShape, bool relu = false)
     {
         var c = xShape[1];
         using var stats = new BatchNormStats(b, c);
         var shapes = scale ? new[] { xShape, [c], [c] } : [xShape, [c]];
-        return Check(b, seed, shapes, (t, x) => F.BatchNorm(t, x[0], scale ? x[1] : null, x[^1], stats.Mean, stats.Var, training, 0.1, 1e-4));
+        return Check(b, seed, shapes, (t, x) => F.BatchNorm(t, x[0], scale ? x[1] : null, x[^1], stats.Mean, stats.Var, training, 0.1, 1e-4, relu));
     }
 
     private sealed class BatchNormStats : IDisposable

@@ -9,20 +9,20 @@ public sealed partial class CpuBackend
     // ---- batch normalisation: statistics accumulated in double, two passes ----
 
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
-        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false)
     {
         var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         var s = x.Shape;
         if (dt == DType.Float32)
             BatchNormTraining(s, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
-                runningMean.HostArray<float>(), runningVar.HostArray<float>(), saveMean.HostArray<float>(), saveInvStd.HostArray<float>(), momentum, eps);
+                runningMean.HostArray<float>(), runningVar.HostArray<float>(), saveMean.HostArray<float>(), saveInvStd.HostArray<float>(), momentum, eps, relu);
         else
             BatchNormTraining(s, x.HostArray<double>(), gamma?.HostArray<double>(), beta.HostArray<double>(), y.HostArray<double>(),
-                runningMean.HostArray<double>(), runningVar.HostArray<double>(), saveMean.HostArray<double>(), saveInvStd.HostArray<double>(), momentum, eps);
+                runningMean.HostArray<double>(), runningVar.HostArray<double>(), saveMean.HostArray<double>(), saveInvStd.HostArray<double>(), momentum, eps, relu);
     }
 
     private void BatchNormTraining<T>(Shape s, T[] x, T[]? gamma, T[] beta, T[] y, T[] runningMean, T[] runningVar,
-        T[] saveMean, T[] saveInvStd, double momentum, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+        T[] saveMean, T[] saveInvStd, double momentum, double eps, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int batch = s.N, channels = s.C, plane = s.H * s.W;
         long count = (long)batch * plane;
@@ -46,59 +46,69 @@ public sealed partial class CpuBackend
             runningMean[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningMean[c]) + momentum * mean);
             runningVar[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningVar[c]) + momentum * variance * count / (count - 1));
             var scale = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd;
-            Normalise(x, y, c, channels, plane, batch, mean, scale, double.CreateTruncating(beta[c]));
+            Normalise(x, y, c, channels, plane, batch, mean, scale, double.CreateTruncating(beta[c]), relu);
         });
     }
 
-    /// <summary>y = (x − mean)·scale + shift over every plane of channel c, in double: x ≫ σ must not cancel in float.</summary>
-    private static void Normalise<T>(T[] x, T[] y, int c, int channels, int plane, int batch, double mean, double scale, double shift)
+    /// <summary>
+    /// y = (x − mean)·scale + shift over every plane of channel c, in double: x ≫ σ must not cancel in float.
+    /// The fused ReLU takes T.Max of the rounded value, as <see cref="ReluForward"/> does, so fused and unfused agree bit for bit.
+    /// </summary>
+    private static void Normalise<T>(T[] x, T[] y, int c, int channels, int plane, int batch, double mean, double scale, double shift, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (var n = 0; n < batch; n++)
         {
             var offset = (n * channels + c) * plane;
             for (var i = offset; i < offset + plane; i++)
-                y[i] = T.CreateTruncating((double.CreateTruncating(x[i]) - mean) * scale + shift);
+            {
+                var v = T.CreateTruncating((double.CreateTruncating(x[i]) - mean) * scale + shift);
+                y[i] = relu ? T.Max(v, T.Zero) : v;
+            }
         }
     }
 
-    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps)
+    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps, bool relu = false)
     {
         var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
         if (dt == DType.Float32)
             BatchNormInference(x.Shape, x.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(), y.HostArray<float>(),
-                runningMean.HostArray<float>(), runningVar.HostArray<float>(), eps);
+                runningMean.HostArray<float>(), runningVar.HostArray<float>(), eps, relu);
         else
             BatchNormInference(x.Shape, x.HostArray<double>(), gamma?.HostArray<double>(), beta.HostArray<double>(), y.HostArray<double>(),
-                runningMean.HostArray<double>(), runningVar.HostArray<double>(), eps);
+                runningMean.HostArray<double>(), runningVar.HostArray<double>(), eps, relu);
     }
 
-    private void BatchNormInference<T>(Shape s, T[] x, T[]? gamma, T[] beta, T[] y, T[] runningMean, T[] runningVar, double eps)
+    private void BatchNormInference<T>(Shape s, T[] x, T[]? gamma, T[] beta, T[] y, T[] runningMean, T[] runningVar, double eps, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         For(s.C, c =>
         {
             var invStd = 1 / Math.Sqrt(double.CreateTruncating(runningVar[c]) + eps);
             var scale = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd;
-            Normalise(x, y, c, s.C, s.H * s.W, s.N, double.CreateTruncating(runningMean[c]), scale, double.CreateTruncating(beta[c]));
+            Normalise(x, y, c, s.C, s.H * s.W, s.N, double.CreateTruncating(runningMean[c]), scale, double.CreateTruncating(beta[c]), relu);
         });
     }
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
+        Tensor? reluOutput = null)
     {
-        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
         if (dt == DType.Float32)
             BatchNormBackward(x.Shape, x.HostArray<float>(), dy.HostArray<float>(), gamma?.HostArray<float>(), saveMean.HostArray<float>(),
-                saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(), dbeta.HostArray<float>());
+                saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(), dbeta.HostArray<float>(),
+                reluOutput?.HostArray<float>());
         else
             BatchNormBackward(x.Shape, x.HostArray<double>(), dy.HostArray<double>(), gamma?.HostArray<double>(), saveMean.HostArray<double>(),
-                saveInvStd.HostArray<double>(), dx.HostArray<double>(), gamma is null ? null : dgamma?.HostArray<double>(), dbeta.HostArray<double>());
+                saveInvStd.HostArray<double>(), dx.HostArray<double>(), gamma is null ? null : dgamma?.HostArray<double>(), dbeta.HostArray<double>(),
+                reluOutput?.HostArray<double>());
     }
 
     /// <summary>
-    /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ).
+    /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ). Behind a fused
+    /// ReLU, dy is first zeroed where its output y is not positive (<see cref="Masked"/>).
     /// </summary>
-    private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta)
+    private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta, T[]? y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int batch = s.N, channels = s.C, plane = s.H * s.W;
@@ -112,7 +122,7 @@ public sealed partial class CpuBackend
                 var offset = (n * channels + c) * plane;
                 for (var i = offset; i < offset + plane; i++)
                 {
-                    var g = double.CreateTruncating(dy[i]);
+                    var g = Masked(dy, y, i);
                     sumDy += g;
                     sumDyXhat += g * (double.CreateTruncating(x[i]) - mean) * invStd;
                 }
@@ -126,11 +136,15 @@ public sealed partial class CpuBackend
                 for (var i = offset; i < offset + plane; i++)
                 {
                     var xhat = (double.CreateTruncating(x[i]) - mean) * invStd;
-                    dx[i] = T.CreateTruncating(k * (count * double.CreateTruncating(dy[i]) - sumDy - xhat * sumDyXhat));
+                    dx[i] = T.CreateTruncating(k * (count * Masked(dy, y, i) - sumDy - xhat * sumDyXhat));
                 }
             }
         });
     }
+
+    /// <summary>dy[i] where the fused ReLU let its input through (y[i] &gt; 0, the rule of <see cref="ReluBackward"/>), all of dy without one.</summary>
+    private static double Masked<T>(T[] dy, T[]? y, int i) where T : unmanaged, IFloatingPointIeee754<T> =>
+        y is null || y[i] > T.Zero ? double.CreateTruncating(dy[i]) : 0;
 
     // ---- ReLU ----
 

@@ -54,7 +54,9 @@ public sealed class Linear : Layer
 /// Batch normalisation per channel over (N,H,W), for [N,C,H,W] or [N,C] inputs. Learnable shift β (zero
 /// initialised); the scale γ is optional and off by default (the paper's networks have none). Running
 /// statistics follow PyTorch's momentum convention: r ← (1 − momentum)·r + momentum·batch statistic.
-/// eps = 1e-4 is Lasagne's default.
+/// eps = 1e-4 is Lasagne's default. With <see cref="FusedRelu"/> the layer is batch norm followed by ReLU in
+/// one op (<see cref="F.BatchNorm"/> with relu): the same result and the same parameter names as a separate
+/// <see cref="Relu"/> after it, one activation tensor fewer.
 /// </summary>
 public sealed class BatchNorm2d : Layer
 {
@@ -76,10 +78,13 @@ public sealed class BatchNorm2d : Layer
     public Tensor RunningMean { get; }
     public Tensor RunningVar { get; }
 
-    public override string Kind => Gamma is null ? "batch norm (shift)" : "batch norm (scale, shift)";
+    /// <summary>Applies ReLU to the output in the same op.</summary>
+    public bool FusedRelu { get; init; }
+
+    public override string Kind => (Gamma is null ? "batch norm (shift)" : "batch norm (scale, shift)") + (FusedRelu ? " + ReLU" : "");
 
     public override Tensor Forward(Tape tape, Tensor x) =>
-        F.BatchNorm(tape, x, Gamma, Beta, RunningMean, RunningVar, IsTraining, Momentum, Eps);
+        F.BatchNorm(tape, x, Gamma, Beta, RunningMean, RunningVar, IsTraining, Momentum, Eps, FusedRelu);
 
     public override Shape OutputShape(Shape input) => input;
 }

@@ -64,19 +64,20 @@ public interface INetwork : IDisposable
 
 internal static class Blocks
 {
-    /// <summary>A hidden layer: convolution without bias → batch norm (shift β, optional scale γ) → ReLU.</summary>
+    /// <summary>
+    /// A hidden layer: convolution without bias → batch norm (shift β, optional scale γ) → ReLU, the ReLU fused
+    /// into the batch norm so that the step keeps two activations per layer, not three.
+    /// </summary>
     public static Sequential ConvBnRelu(ParameterInit init, int inChannels, int outChannels, int kernel, int dilation, bool scale) =>
         new Sequential()
             .Add("conv", new Conv2d(init, inChannels, outChannels, kernel, dilation))
-            .Add("bn", new BatchNorm2d(init, outChannels, scale))
-            .Add("relu", new Relu());
+            .Add("bn", new BatchNorm2d(init, outChannels, scale) { FusedRelu = true });
 
-    /// <summary>A hidden fully connected layer: linear without bias → batch norm → ReLU.</summary>
+    /// <summary>A hidden fully connected layer: linear without bias → batch norm → ReLU (fused as above).</summary>
     public static Sequential LinearBnRelu(ParameterInit init, int inFeatures, int outFeatures, bool scale) =>
         new Sequential()
             .Add("fc", new Linear(init, inFeatures, outFeatures, bias: false))
-            .Add("bn", new BatchNorm2d(init, outFeatures, scale))
-            .Add("relu", new Relu());
+            .Add("bn", new BatchNorm2d(init, outFeatures, scale) { FusedRelu = true });
 
     public static ParameterInit Init(IBackend backend, NetworkOptions o, out RandomStream random)
     {

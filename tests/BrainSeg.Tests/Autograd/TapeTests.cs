@@ -180,6 +180,28 @@ public class TapeTests
     }
 
     [Test]
+    public void BatchNormWithFusedReluIsBatchNormThenReluInOneTapeStep()
+    {
+        var init = new ParameterInit(Cpu, DType.Float64, new RandomStream(3));
+        using var plain = new BatchNorm2d(init, 3, scale: true);
+        using var fused = new BatchNorm2d(init, 3, scale: true) { FusedRelu = true };
+        using var x = OpGradChecks.RandomInputs(Cpu, 4, [[2, 3, 4, 4]])[0];
+        using var tape = new Tape(Cpu);
+        var expected = F.Relu(tape, plain.Forward(tape, x)).ToHost<double>();
+        var steps = tape.Count;
+        var y = fused.Forward(tape, x).ToHost<double>();
+        Assert.Multiple(() =>
+        {
+            Assert.That(steps, Is.EqualTo(2));
+            Assert.That(tape.Count - steps, Is.EqualTo(1), "one backward step, one tensor kept");
+            Assert.That(y, Is.EqualTo(expected));
+            Assert.That(y, Has.Some.EqualTo(0.0));
+            Assert.That(fused.Kind, Is.EqualTo("batch norm (scale, shift) + ReLU"));
+            Assert.That(fused.NamedParameters().Select(p => p.Name), Is.EqualTo(plain.NamedParameters().Select(p => p.Name)));
+        });
+    }
+
+    [Test]
     public void GlorotUniformStaysWithinItsBound()
     {
         var init = new ParameterInit(Cpu, DType.Float64, new RandomStream(9));

@@ -153,7 +153,7 @@ public class CpuGradientTests
     }
 
     [Test]
-    public void BatchNormBackwardMatchesFiniteDifferences([Values] bool withGamma)
+    public void BatchNormBackwardMatchesFiniteDifferences([Values] bool withGamma, [Values] bool relu)
     {
         const double eps = 1e-3, h = 1e-6;
         var shape = new Shape(2, 3, 2, 3);
@@ -172,7 +172,7 @@ public class CpuGradientTests
             using var rv = F64(new double[3], 3);
             using var sm = Backend.Empty(new Shape(3), DType.Float64);
             using var si = Backend.Empty(new Shape(3), DType.Float64);
-            Backend.BatchNormForwardTraining(x, withGamma ? gamma : null, beta, y, rm, rv, sm, si, 0.1, eps);
+            Backend.BatchNormForwardTraining(x, withGamma ? gamma : null, beta, y, rm, rv, sm, si, 0.1, eps, relu);
             return Dot(y.ToHost<double>(), r);
         }
 
@@ -190,8 +190,9 @@ public class CpuGradientTests
             using var dgamma = Backend.Empty(new Shape(3), DType.Float64);
             using var dbeta = Backend.Empty(new Shape(3), DType.Float64);
             Backend.Fill(dgamma, 42);
-            Backend.BatchNormForwardTraining(x, withGamma ? gamma : null, beta, y, rm, rv, sm, si, 0.1, eps);
-            Backend.BatchNormBackward(x, dy, withGamma ? gamma : null, sm, si, dx, dgamma, dbeta);
+            Backend.BatchNormForwardTraining(x, withGamma ? gamma : null, beta, y, rm, rv, sm, si, 0.1, eps, relu);
+            Backend.BatchNormBackward(x, dy, withGamma ? gamma : null, sm, si, dx, dgamma, dbeta, relu ? y : null);
+            if (relu) Assert.That(y.ToHost<double>(), Has.Some.EqualTo(0.0), "the ReLU must cut some outputs for the test to mean anything");
 
             var gv = withGamma ? gammaValues : [1.0, 1, 1];
             var numericDx = FiniteDifference(xs, v => Loss(v, gv, betaValues), h);

@@ -154,37 +154,61 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
 
     // ---- batch normalisation ----
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public void BatchNormTrainingInferenceAndBackward(bool withGamma)
+    // [4,3,15,13] splits the batch into one plane per block; 23 planes into uneven parts; [37,5,1,1] is the [N,C] case.
+    [TestCase(true, false, new[] { 4, 3, 15, 13 })]
+    [TestCase(false, false, new[] { 4, 3, 15, 13 })]
+    [TestCase(true, true, new[] { 4, 3, 15, 13 })]
+    [TestCase(false, true, new[] { 4, 3, 15, 13 })]
+    [TestCase(true, true, new[] { 23, 2, 21, 21 })]
+    [TestCase(false, true, new[] { 37, 5, 1, 1 })]
+    public void BatchNormTrainingInferenceAndBackward(bool withGamma, bool relu, int[] shape)
     {
-        int[] shape = [4, 3, 15, 13];
+        var c = shape[1];
         var x = Random(dt, shape, -2, 5);
-        Twin? gamma = withGamma ? Random(dt, [3], 0.5, 1.5) : null;
-        var beta = Random(dt, 3);
-        Twin runningMean = Random(dt, 3), runningVar = Random(dt, [3], 0.5, 2);
-        Twin y = Output(dt, shape), saveMean = Output(dt, 3), saveInvStd = Output(dt, 3);
-        Cpu.BatchNormForwardTraining(x.C, gamma?.C, beta.C, y.C, runningMean.C, runningVar.C, saveMean.C, saveInvStd.C, 0.1, 1e-5);
-        Gpu.BatchNormForwardTraining(x.G, gamma?.G, beta.G, y.G, runningMean.G, runningVar.G, saveMean.G, saveInvStd.G, 0.1, 1e-5);
+        Twin? gamma = withGamma ? Random(dt, [c], 0.5, 1.5) : null;
+        var beta = Random(dt, c);
+        Twin runningMean = Random(dt, c), runningVar = Random(dt, [c], 0.5, 2);
+        Twin y = Output(dt, shape), saveMean = Output(dt, c), saveInvStd = Output(dt, c);
+        Cpu.BatchNormForwardTraining(x.C, gamma?.C, beta.C, y.C, runningMean.C, runningVar.C, saveMean.C, saveInvStd.C, 0.1, 1e-5, relu);
+        Gpu.BatchNormForwardTraining(x.G, gamma?.G, beta.G, y.G, runningMean.G, runningVar.G, saveMean.G, saveInvStd.G, 0.1, 1e-5, relu);
         AssertClose(y, "BatchNormForwardTraining y");
         AssertClose(saveMean, "saveMean");
         AssertClose(saveInvStd, "saveInvStd");
         AssertClose(runningMean, "runningMean");
         AssertClose(runningVar, "runningVar (unbiased)");
+        if (relu) Assert.That(AsDoubles(y.G), Has.Some.EqualTo(0.0).And.Some.GreaterThan(0.0), "the fused ReLU cuts some outputs, not all");
 
         var inference = Output(dt, shape);
-        Cpu.BatchNormForwardInference(x.C, gamma?.C, beta.C, inference.C, runningMean.C, runningVar.C, 1e-3);
-        Gpu.BatchNormForwardInference(x.G, gamma?.G, beta.G, inference.G, runningMean.G, runningVar.G, 1e-3);
+        Cpu.BatchNormForwardInference(x.C, gamma?.C, beta.C, inference.C, runningMean.C, runningVar.C, 1e-3, relu);
+        Gpu.BatchNormForwardInference(x.G, gamma?.G, beta.G, inference.G, runningMean.G, runningVar.G, 1e-3, relu);
         AssertClose(inference, "BatchNormForwardInference");
 
+        // Both backends mask by the CPU's output: a value rounded to either side of 0 must not decide the comparison.
         var dy = Random(dt, shape);
-        Twin dx = Output(dt, shape), dbeta = Output(dt, 3);
-        Twin? dgamma = withGamma ? Output(dt, 3) : null;
-        Cpu.BatchNormBackward(x.C, dy.C, gamma?.C, saveMean.C, saveInvStd.C, dx.C, dgamma?.C, dbeta.C);
-        Gpu.BatchNormBackward(x.G, dy.G, gamma?.G, saveMean.G, saveInvStd.G, dx.G, dgamma?.G, dbeta.G);
+        Twin dx = Output(dt, shape), dbeta = Output(dt, c);
+        Twin? dgamma = withGamma ? Output(dt, c) : null;
+        var mask = relu ? GpuCopyOf(y.C) : null;
+        Cpu.BatchNormBackward(x.C, dy.C, gamma?.C, saveMean.C, saveInvStd.C, dx.C, dgamma?.C, dbeta.C, relu ? y.C : null);
+        Gpu.BatchNormBackward(x.G, dy.G, gamma?.G, saveMean.G, saveInvStd.G, dx.G, dgamma?.G, dbeta.G, mask);
         AssertClose(dx, "BatchNormBackward dx");
         AssertClose(dbeta, "BatchNormBackward dbeta");
         if (dgamma is not null) AssertClose(dgamma, "BatchNormBackward dgamma");
+    }
+
+    [Test]
+    public void BatchNormStatisticsHoldAtLargeOffsets()
+    {
+        // μ ≈ 1e5 with σ ≈ 2: a variance taken as Σx²/M − μ² would lose about seven digits even in double.
+        int[] shape = [6, 3, 9, 11];
+        var x = Random(dt, shape, 1e5 - 3, 1e5 + 4);
+        var beta = Random(dt, 3);
+        Twin runningMean = Random(dt, 3), runningVar = Random(dt, [3], 0.5, 2);
+        Twin y = Output(dt, shape), saveMean = Output(dt, 3), saveInvStd = Output(dt, 3);
+        Cpu.BatchNormForwardTraining(x.C, null, beta.C, y.C, runningMean.C, runningVar.C, saveMean.C, saveInvStd.C, 0.1, 1e-5);
+        Gpu.BatchNormForwardTraining(x.G, null, beta.G, y.G, runningMean.G, runningVar.G, saveMean.G, saveInvStd.G, 0.1, 1e-5);
+        AssertClose(saveMean, "saveMean");
+        AssertClose(saveInvStd, "saveInvStd");
+        AssertClose(runningVar, "runningVar");
     }
 
     // ---- activations and regularisation ----

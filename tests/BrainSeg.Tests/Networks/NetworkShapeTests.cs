@@ -100,6 +100,17 @@ public class NetworkShapeTests
     }
 
     [Test]
+    public void HiddenLayersFuseTheirReluAndKeepTheirCheckpointNames()
+    {
+        using var fcn = new FcnNetwork(Cpu, 7);
+        using var disc = new Discriminator(Cpu, 7);
+        var names = fcn.NamedParameters().Select(p => p.Name).Concat(fcn.NamedBuffers().Select(p => p.Name)).ToList();
+        Assert.That(names, Is.SupersetOf(new[] { "conv1.conv.weight", "conv1.bn.beta", "conv1.bn.running_mean", "conv1.bn.running_var", "conv16.bn.beta" }));
+        Assert.That(fcn.Summarize().Single(r => r.Name == "conv1").Kind, Is.EqualTo("conv 3×3 → batch norm (shift) + ReLU"));
+        Assert.That(disc.Summarize().Single(r => r.Name == "fc8").Kind, Is.EqualTo("fully connected 256 → batch norm (shift) + ReLU"));
+    }
+
+    [Test]
     public void SameSeedGivesTheSameWeights()
     {
         using var a = new DilatedNetwork(Cpu, 7, new NetworkOptions { Seed = 5 });
