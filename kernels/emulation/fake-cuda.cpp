@@ -1,7 +1,6 @@
 // A CPU stand-in for libcuda, libnvrtc, libcublas and libcudnn: just enough of each API for the CUDA
 // backend's Gpu tests to run without a GPU (see run-gpu-tests-on-cpu.sh). Device memory is host memory; kernels
 // are the real kernels/*.cu compiled as host C++ (emu.h); cuBLAS and cuDNN are naive reference loops.
-#include <chrono>
 #include "emu.h"
 #include "elementwise.cu"
 #include "channels.cu"
@@ -55,13 +54,6 @@ static int streamToken;
 API int cuStreamCreate(void** s, unsigned) { *s = &streamToken; return 0; }
 API int cuStreamDestroy_v2(void*) { return 0; }
 API int cuStreamSynchronize(void*) { return 0; }
-// Events hold the host clock at record time: every launch here has finished when it returns.
-API int cuEventCreate(void** e, unsigned) { *e = new double(0); return 0; }
-API int cuEventRecord(void* e, void*) {
-    *(double*)e = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count(); return 0; }
-API int cuEventSynchronize(void*) { return 0; }
-API int cuEventElapsedTime(float* ms, void* start, void* end) { *ms = (float)(*(double*)end - *(double*)start); return 0; }
-API int cuEventDestroy_v2(void* e) { delete (double*)e; return 0; }
 static std::map<uint64_t, size_t> live;
 static size_t liveBytes;
 API int cuMemAlloc_v2(uint64_t* p, size_t n) {

@@ -128,15 +128,19 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
     // ---- batch normalisation, activations, dropout ----
 
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
-        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps) =>
-        Time(nameof(BatchNormForwardTraining),
-            () => inner.BatchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum, eps));
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false) =>
+        Time(nameof(BatchNormForwardTraining) + (relu ? " + ReLU" : ""),
+            () => inner.BatchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum, eps, relu));
 
-    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps) =>
-        Time(nameof(BatchNormForwardInference), () => inner.BatchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps));
+    public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps,
+        bool relu = false) =>
+        Time(nameof(BatchNormForwardInference) + (relu ? " + ReLU" : ""),
+            () => inner.BatchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, relu));
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta) =>
-        Time(nameof(BatchNormBackward), () => inner.BatchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
+        Tensor? reluOutput = null) =>
+        Time(nameof(BatchNormBackward) + (reluOutput is null ? "" : " + ReLU"),
+            () => inner.BatchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput));
 
     public void ReluForward(Tensor x, Tensor y) => Time(nameof(ReluForward), () => inner.ReluForward(x, y));
     public void ReluBackward(Tensor y, Tensor dy, Tensor dx) => Time(nameof(ReluBackward), () => inner.ReluBackward(y, dy, dx));
