@@ -28,16 +28,23 @@ public sealed partial class CpuBackend
         long count = (long)batch * plane;
         For(channels, c =>
         {
-            double sum = 0;
+            Span<double> block = stackalloc double[NormBlock];
+            double sum = 0, squares = 0;
             for (var n = 0; n < batch; n++)
-                foreach (var v in x.AsSpan((n * channels + c) * plane, plane)) sum += double.CreateTruncating(v);
-            var mean = sum / count;
-            double squares = 0;
-            for (var n = 0; n < batch; n++)
-                foreach (var v in x.AsSpan((n * channels + c) * plane, plane))
+                for (var start = 0; start < plane; start += NormBlock)
                 {
-                    var d = double.CreateTruncating(v) - mean;
-                    squares += d * d;
+                    var v = block[..Math.Min(NormBlock, plane - start)];
+                    TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan((n * channels + c) * plane + start, v.Length), v);
+                    sum += TensorPrimitives.Sum<double>(v);
+                }
+            var mean = sum / count;
+            for (var n = 0; n < batch; n++)
+                for (var start = 0; start < plane; start += NormBlock)
+                {
+                    var v = block[..Math.Min(NormBlock, plane - start)];
+                    TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan((n * channels + c) * plane + start, v.Length), v);
+                    TensorPrimitives.Subtract(v, mean, v);
+                    squares += TensorPrimitives.SumOfSquares<double>(v);
                 }
             var variance = squares / count;
             var invStd = 1 / Math.Sqrt(variance + eps);
@@ -50,22 +57,31 @@ public sealed partial class CpuBackend
         });
     }
 
+    /// <summary>Elements per block of the batch-norm loops: converted to double on the stack, then vectorised.</summary>
+    private const int NormBlock = 256;
+
     /// <summary>
     /// y = (x − mean)·scale + shift over every plane of channel c, in double: x ≫ σ must not cancel in float.
-    /// The fused ReLU takes T.Max of the rounded value, as <see cref="ReluForward"/> does, so fused and unfused agree bit for bit.
+    /// The fused ReLU is the same TensorPrimitives.Max of the rounded value as <see cref="ReluForward"/>, so
+    /// fused and unfused agree bit for bit.
     /// </summary>
     private static void Normalise<T>(T[] x, T[] y, int c, int channels, int plane, int batch, double mean, double scale, double shift, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<double> v = stackalloc double[NormBlock];
         for (var n = 0; n < batch; n++)
-        {
-            var offset = (n * channels + c) * plane;
-            for (var i = offset; i < offset + plane; i++)
+            for (int offset = (n * channels + c) * plane, start = 0; start < plane; start += NormBlock)
             {
-                var v = T.CreateTruncating((double.CreateTruncating(x[i]) - mean) * scale + shift);
-                y[i] = relu ? T.Max(v, T.Zero) : v;
+                var length = Math.Min(NormBlock, plane - start);
+                Span<double> block = v[..length];
+                Span<T> ys = y.AsSpan(offset + start, length);
+                TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan(offset + start, length), block);
+                TensorPrimitives.Subtract(block, mean, block);
+                TensorPrimitives.Multiply(block, scale, block);
+                TensorPrimitives.Add(block, shift, block);
+                TensorPrimitives.ConvertTruncating<double, T>(block, ys);
+                if (relu) TensorPrimitives.Max(ys, T.Zero, ys);
             }
-        }
     }
 
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps, bool relu = false)
@@ -106,7 +122,8 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ). Behind a fused
-    /// ReLU, dy is first zeroed where its output y is not positive (<see cref="Masked"/>).
+    /// ReLU, dy is first zeroed where its output y is not positive (the rule of <see cref="ReluBackward"/>).
+    /// Blocks of <see cref="NormBlock"/> elements are converted to double and handled with vector ops.
     /// </summary>
     private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta, T[]? y)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -116,35 +133,53 @@ public sealed partial class CpuBackend
         For(channels, c =>
         {
             double mean = double.CreateTruncating(saveMean[c]), invStd = double.CreateTruncating(saveInvStd[c]);
+            Span<double> g = stackalloc double[NormBlock], xhat = stackalloc double[NormBlock];
+            Span<T> masked = stackalloc T[NormBlock];
+
             double sumDy = 0, sumDyXhat = 0;
             for (var n = 0; n < batch; n++)
-            {
-                var offset = (n * channels + c) * plane;
-                for (var i = offset; i < offset + plane; i++)
+                for (var start = 0; start < plane; start += NormBlock)
                 {
-                    var g = Masked(dy, y, i);
-                    sumDy += g;
-                    sumDyXhat += g * (double.CreateTruncating(x[i]) - mean) * invStd;
+                    var length = Math.Min(NormBlock, plane - start);
+                    LoadNormBlock(x, dy, y, (n * channels + c) * plane + start, length, mean, invStd, masked, g, xhat);
+                    sumDy += TensorPrimitives.Sum<double>(g[..length]);
+                    sumDyXhat += TensorPrimitives.Dot<double>(g[..length], xhat[..length]);
                 }
-            }
             dbeta[c] = T.CreateTruncating(sumDy);
             if (dgamma is not null) dgamma[c] = T.CreateTruncating(sumDyXhat);
             var k = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd / count;
             for (var n = 0; n < batch; n++)
-            {
-                var offset = (n * channels + c) * plane;
-                for (var i = offset; i < offset + plane; i++)
+                for (var start = 0; start < plane; start += NormBlock)
                 {
-                    var xhat = (double.CreateTruncating(x[i]) - mean) * invStd;
-                    dx[i] = T.CreateTruncating(k * (count * Masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+                    var length = Math.Min(NormBlock, plane - start);
+                    LoadNormBlock(x, dy, y, (n * channels + c) * plane + start, length, mean, invStd, masked, g, xhat);
+                    Span<double> gs = g[..length], xs = xhat[..length];
+                    // k·((M·dy − Σdy) − x̂·Σdy·x̂), each step rounded in double.
+                    TensorPrimitives.Multiply(gs, (double)count, gs);
+                    TensorPrimitives.Subtract(gs, sumDy, gs);
+                    TensorPrimitives.Multiply(xs, sumDyXhat, xs);
+                    TensorPrimitives.Subtract(gs, xs, gs);
+                    TensorPrimitives.Multiply(gs, k, gs);
+                    TensorPrimitives.ConvertTruncating<double, T>(gs, dx.AsSpan((n * channels + c) * plane + start, length));
                 }
-            }
         });
     }
 
-    /// <summary>dy[i] where the fused ReLU let its input through (y[i] &gt; 0, the rule of <see cref="ReluBackward"/>), all of dy without one.</summary>
-    private static double Masked<T>(T[] dy, T[]? y, int i) where T : unmanaged, IFloatingPointIeee754<T> =>
-        y is null || y[i] > T.Zero ? double.CreateTruncating(dy[i]) : 0;
+    /// <summary>Elements [at, at + length) as doubles: g = dy (zeroed where a fused ReLU's y is not positive), x̂ = (x − μ)·invStd.</summary>
+    private static void LoadNormBlock<T>(T[] x, T[] dy, T[]? y, int at, int length, double mean, double invStd,
+        Span<T> masked, Span<double> g, Span<double> xhat) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ReadOnlySpan<T> dys = dy.AsSpan(at, length);
+        if (y is not null)
+        {
+            ReluMask(y.AsSpan(at, length), dys, masked[..length]);
+            dys = masked[..length];
+        }
+        TensorPrimitives.ConvertTruncating<T, double>(dys, g[..length]);
+        TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan(at, length), xhat[..length]);
+        TensorPrimitives.Subtract(xhat[..length], mean, xhat[..length]);
+        TensorPrimitives.Multiply(xhat[..length], invStd, xhat[..length]);
+    }
 
     // ---- ReLU ----
 
@@ -162,17 +197,21 @@ public sealed partial class CpuBackend
         else ReluBackward(y.HostArray<double>(), dy.HostArray<double>(), dx.HostArray<double>(), (int)y.Numel);
     }
 
-    // Branch-free: the sign of y is random, and a mispredicted branch per element costs more than the select.
     private void ReluBackward<T>(T[] y, T[] dy, T[] dx, int count) where T : unmanaged, IFloatingPointIeee754<T> =>
-        ForChunks(count, 1 << 16, (start, length) =>
-        {
-            Span<T> ys = y.AsSpan(start, length), gs = dy.AsSpan(start, length), xs = dx.AsSpan(start, length);
-            var i = 0;
-            for (; i <= length - Vector<T>.Count; i += Vector<T>.Count)
-                Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(ys[i..]), Vector<T>.Zero), new Vector<T>(gs[i..]), Vector<T>.Zero)
-                    .CopyTo(xs[i..]);
-            for (; i < length; i++) xs[i] = ys[i] > T.Zero ? gs[i] : T.Zero;
-        });
+        ForChunks(count, 1 << 16, (start, length) => ReluMask<T>(y.AsSpan(start, length), dy.AsSpan(start, length), dx.AsSpan(start, length)));
+
+    /// <summary>
+    /// dx = dy where y &gt; 0, else 0. Branch-free: the sign of y is random, and a mispredicted branch per
+    /// element costs more than the select.
+    /// </summary>
+    private static void ReluMask<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var i = 0;
+        for (; i <= y.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(y[i..]), Vector<T>.Zero), new Vector<T>(dy[i..]), Vector<T>.Zero)
+                .CopyTo(dx[i..]);
+        for (; i < y.Length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+    }
 
     // ---- dropout ----
 
