@@ -40,6 +40,7 @@ __device__ __forceinline__ ChannelPart block_part(int batch, int planesPerPart, 
 template <typename Visit>
 __device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit visit)
 {
+    if (inner == 0) return; // empty planes (and no division by zero below)
     long long count = (long long)(p.last - p.first) * inner;
     int stepPlanes = REDUCE_THREADS / inner, stepOffset = REDUCE_THREADS % inner;
     int b = p.first + (int)threadIdx.x / inner, s = (int)threadIdx.x % inner;

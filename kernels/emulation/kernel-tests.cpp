@@ -68,6 +68,12 @@ int main()
         launch(2, G, B, [&] { add_channel_bias<double>(y.data(), bias.data(), C, inner, planes); });
         check(S == 1 ? "add_channel_bias [N,C]" : "add_channel_bias", y, ry);
     }
+    {
+        int C = 2, inner = 0, N = 3, parts = 3; std::vector<double> partials(C * parts, NAN); auto db = nans(C); long long cc = C;
+        launch(C * parts, REDUCE_THREADS, [&] { channel_partial_sums<double>(nullptr, partials.data(), C, inner, N, 1, parts); });
+        launch(G, B, [&] { channel_sum_totals<double>(partials.data(), db.data(), parts, cc); });
+        check("channel_sum of empty planes", db, {0, 0}, 0);
+    }
     // ---- batch norm: the batch in parts of 2 planes (the last one short), fused ReLU on and off ----
     for (int relu : {0, 1})
     {
