@@ -21,11 +21,11 @@ fi
 mkdir -p "$out"
 log="$out/runs.jsonl"; : > "$log"
 
-# The measurements: name and the arguments common to both sides.
+# The measurements: step, batch and repetitions, the same for both sides (an adversarial iteration is three steps: half the repetitions).
 runs=()
-for b in $batches; do runs+=("fcn $b" "dilated $b"); done
+for b in $batches; do runs+=("fcn $b $reps" "dilated $b $reps"); done
 first_batch="${batches%% *}"
-runs+=("adversarial $first_batch" "segment 16")
+runs+=("adversarial $first_batch $(( (reps + 1) / 2 ))" "segment 16 $reps")
 
 {
     echo "# $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -33,15 +33,13 @@ runs+=("adversarial $first_batch" "segment 16")
 } | tee "$out/header.txt"
 
 for run in "${runs[@]}"; do
-    read -r step batch <<<"$run"
-    r=$reps; [[ $step == adversarial ]] && r=$(( (reps + 1) / 2 ))
+    read -r step batch r <<<"$run"
     echo "ours  $step batch $batch ..." >&2
     "$brainseg" bench --device cpu --step "$step" --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" --json | tee -a "$log"
 done
 if [[ -n "$torch_python" ]]; then
     for run in "${runs[@]}"; do
-        read -r step batch <<<"$run"
-        r=$reps; [[ $step == adversarial ]] && r=$(( (reps + 1) / 2 ))
+        read -r step batch r <<<"$run"
         echo "torch $step batch $batch ..." >&2
         "$torch_python" "$root/benchmarks/peers/torch_peer.py" --device cpu --threads "$(nproc)" --steps "$step" \
             --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" | tee -a "$log"
