@@ -18,6 +18,24 @@ public sealed partial class CpuBackend
             GemmSimple(transposeA, transposeB, m, n, k, alpha, a.HostArray<double>(), b.HostArray<double>(), beta, c.HostArray<double>());
     }
 
+    /// <summary>c[cOff..] += alpha·A·B with strided operands, cut across threads when <paramref name="parallel"/>.</summary>
+    internal unsafe void GemmAccumulate<TB>(bool parallel, int m, int n, int k, float alpha,
+        float[] a, long aOff, int rsA, int csA, TB b, float[] c, long cOff, int ldc) where TB : struct, IPanelSource
+    {
+        if (m == 0 || n == 0 || k == 0 || alpha == 0) return;
+        var (tasks, byColumns) = parallel ? Sgemm.Split(Threads, m, n, k) : (1, true);
+        For(tasks, t =>
+        {
+            int i0 = 0, i1 = m, j0 = 0, j1 = n;
+            if (byColumns) (j0, j1) = Sgemm.Range(n, Sgemm.NR, tasks, t);
+            else (i0, i1) = Sgemm.Range(m, Sgemm.MR, tasks, t);
+            if (i1 <= i0 || j1 <= j0) return;
+            fixed (float* pa = a, pc = c)
+                Sgemm.Accumulate(i1 - i0, j1 - j0, k, alpha, pa + aOff + (long)i0 * rsA, rsA, csA, b, j0,
+                    pc + cOff + (long)i0 * ldc + j0, ldc);
+        });
+    }
+
     internal void GemmSimpleFloat(bool ta, bool tb, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c) =>
         GemmSimple(ta, tb, m, n, k, alpha, a, b, beta, c);
 

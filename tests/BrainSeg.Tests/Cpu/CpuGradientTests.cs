@@ -21,7 +21,11 @@ public class CpuGradientTests
         new object[] { 1, 3, 37, 35, 6, 3, 3, 16, 16 },
         new object[] { 3, 1, 6, 5, 2, 1, 1, 1, 0 },
         new object[] { 2, 32, 11, 11, 32, 3, 3, 1, 0 },
-        new object[] { 1, 32, 20, 20, 32, 3, 3, 1, 1 }, // one image: the threads split each GEMM instead
+        new object[] { 1, 32, 20, 20, 32, 3, 3, 1, 1 }, // one image: the threads split its tiles instead
+        new object[] { 2, 4, 60, 58, 5, 3, 3, 1, 0 }, // several tiles per output row, tiles running across row ends
+        new object[] { 2, 3, 55, 57, 6, 3, 3, 16, 0 }, // wide dilation: tiles kept inside rows, taps skipped on padding
+        new object[] { 2, 3, 5, 6, 4, 1, 1, 1, 1 }, // padding wider than the filter reaches: backward data by the plain loops
+        new object[] { 1, 40, 6, 7, 7, 1, 1, 1, 0 }, // output channels not a multiple of the register tile
     ];
 
     [TestCaseSource(nameof(ConvCases))]
@@ -104,19 +108,25 @@ public class CpuGradientTests
         Assert.That(Dot(w.ToHost<double>(), dw.ToHost<double>()), Is.EqualTo(lhs).Within(1e-12 * Math.Abs(lhs)));
     }
 
-    [Test]
-    public void Float32ConvolutionIsBitIdenticalRunToRunAndAcrossThreadCounts()
+    [TestCase(5)]
+    [TestCase(1)] // one image: the threads split tiles and filter blocks instead of images
+    public void Float32ConvolutionIsBitIdenticalRunToRunAndAcrossThreadCounts(int images)
     {
-        var spec = new Conv2dSpec(Dilation: 2, Padding: 0);
+        var spec = new Conv2dSpec(Dilation: 2, Padding: 1);
         var results = new List<float[]>();
         foreach (var threads in new[] { 1, 2, 2 })
         {
             var backend = new CpuBackend(threads);
-            using var x = Tensor.FromHost(backend, ToFloat(Random(5 * 8 * 12 * 12, 7)), 5, 8, 12, 12);
-            using var dy = Tensor.FromHost(backend, ToFloat(Random(5 * 6 * 8 * 8, 8)), 5, 6, 8, 8);
-            using var dw = backend.Empty(new Shape(6, 8, 3, 3), DType.Float32);
+            using var x = Tensor.FromHost(backend, ToFloat(Random(images * 8 * 30 * 29, 7)), images, 8, 30, 29);
+            using var w = Tensor.FromHost(backend, ToFloat(Random(6 * 8 * 3 * 3, 9)), 6, 8, 3, 3);
+            using var dy = Tensor.FromHost(backend, ToFloat(Random(images * 6 * 28 * 27, 8)), images, 6, 28, 27);
+            using var y = backend.Empty(dy.Shape, DType.Float32);
+            using var dx = backend.Empty(x.Shape, DType.Float32);
+            using var dw = backend.Empty(w.Shape, DType.Float32);
+            backend.Conv2dForward(x, w, y, spec);
+            backend.Conv2dBackwardData(dy, w, dx, spec);
             backend.Conv2dBackwardFilter(x, dy, dw, spec);
-            results.Add(dw.ToHost<float>());
+            results.Add([.. y.ToHost<float>(), .. dx.ToHost<float>(), .. dw.ToHost<float>()]);
         }
         Assert.That(results[1], Is.EqualTo(results[0]));
         Assert.That(results[2], Is.EqualTo(results[0]));
