@@ -6,7 +6,7 @@ namespace BrainSeg.Engine.Cpu;
 // Batch normalisation, activations, dropout and pooling: forward and backward side by side.
 public sealed partial class CpuBackend
 {
-    // ---- batch normalisation: statistics accumulated in double, two passes ----
+    // ---- batch normalisation: in double (NormPlanes), statistics in two passes ----
 
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false)
@@ -28,24 +28,10 @@ public sealed partial class CpuBackend
         long count = (long)batch * plane;
         For(channels, c =>
         {
-            Span<double> block = stackalloc double[NormBlock];
             double sum = 0, squares = 0;
-            for (var n = 0; n < batch; n++)
-                for (var start = 0; start < plane; start += NormBlock)
-                {
-                    var v = block[..Math.Min(NormBlock, plane - start)];
-                    TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan((n * channels + c) * plane + start, v.Length), v);
-                    sum += TensorPrimitives.Sum<double>(v);
-                }
+            for (var n = 0; n < batch; n++) sum += NormPlanes.Sum<T>(x.AsSpan((n * channels + c) * plane, plane));
             var mean = sum / count;
-            for (var n = 0; n < batch; n++)
-                for (var start = 0; start < plane; start += NormBlock)
-                {
-                    var v = block[..Math.Min(NormBlock, plane - start)];
-                    TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan((n * channels + c) * plane + start, v.Length), v);
-                    TensorPrimitives.Subtract(v, mean, v);
-                    squares += TensorPrimitives.SumOfSquares<double>(v);
-                }
+            for (var n = 0; n < batch; n++) squares += NormPlanes.SquaredDeviations<T>(x.AsSpan((n * channels + c) * plane, plane), mean);
             var variance = squares / count;
             var invStd = 1 / Math.Sqrt(variance + eps);
             saveMean[c] = T.CreateTruncating(mean);
@@ -57,31 +43,20 @@ public sealed partial class CpuBackend
         });
     }
 
-    /// <summary>Elements per block of the batch-norm loops: converted to double on the stack, then vectorised.</summary>
-    private const int NormBlock = 256;
-
     /// <summary>
-    /// y = (x − mean)·scale + shift over every plane of channel c, in double: x ≫ σ must not cancel in float.
-    /// The fused ReLU is the same TensorPrimitives.Max of the rounded value as <see cref="ReluForward"/>, so
-    /// fused and unfused agree bit for bit.
+    /// y = (x − mean)·scale + shift over every plane of channel c. The fused ReLU is the same TensorPrimitives.Max
+    /// of the rounded value as <see cref="ReluForward"/>, so fused and unfused agree bit for bit.
     /// </summary>
     private static void Normalise<T>(T[] x, T[] y, int c, int channels, int plane, int batch, double mean, double scale, double shift, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Span<double> v = stackalloc double[NormBlock];
         for (var n = 0; n < batch; n++)
-            for (int offset = (n * channels + c) * plane, start = 0; start < plane; start += NormBlock)
-            {
-                var length = Math.Min(NormBlock, plane - start);
-                Span<double> block = v[..length];
-                Span<T> ys = y.AsSpan(offset + start, length);
-                TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan(offset + start, length), block);
-                TensorPrimitives.Subtract(block, mean, block);
-                TensorPrimitives.Multiply(block, scale, block);
-                TensorPrimitives.Add(block, shift, block);
-                TensorPrimitives.ConvertTruncating<double, T>(block, ys);
-                if (relu) TensorPrimitives.Max(ys, T.Zero, ys);
-            }
+        {
+            var at = (n * channels + c) * plane;
+            Span<T> ys = y.AsSpan(at, plane);
+            NormPlanes.Normalise<T>(x.AsSpan(at, plane), ys, mean, scale, shift);
+            if (relu) TensorPrimitives.Max(ys, T.Zero, ys);
+        }
     }
 
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps, bool relu = false)
@@ -123,7 +98,6 @@ public sealed partial class CpuBackend
     /// <summary>
     /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ). Behind a fused
     /// ReLU, dy is first zeroed where its output y is not positive (the rule of <see cref="ReluBackward"/>).
-    /// Blocks of <see cref="NormBlock"/> elements are converted to double and handled with vector ops.
     /// </summary>
     private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta, T[]? y)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -133,52 +107,24 @@ public sealed partial class CpuBackend
         For(channels, c =>
         {
             double mean = double.CreateTruncating(saveMean[c]), invStd = double.CreateTruncating(saveInvStd[c]);
-            Span<double> g = stackalloc double[NormBlock], xhat = stackalloc double[NormBlock];
-            Span<T> masked = stackalloc T[NormBlock];
-
             double sumDy = 0, sumDyXhat = 0;
             for (var n = 0; n < batch; n++)
-                for (var start = 0; start < plane; start += NormBlock)
-                {
-                    var length = Math.Min(NormBlock, plane - start);
-                    LoadNormBlock(x, dy, y, (n * channels + c) * plane + start, length, mean, invStd, masked, g, xhat);
-                    sumDy += TensorPrimitives.Sum<double>(g[..length]);
-                    sumDyXhat += TensorPrimitives.Dot<double>(g[..length], xhat[..length]);
-                }
+            {
+                var at = (n * channels + c) * plane;
+                var (g, gx) = NormPlanes.GradientSums<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), y is null ? default : y.AsSpan(at, plane), mean, invStd);
+                sumDy += g;
+                sumDyXhat += gx;
+            }
             dbeta[c] = T.CreateTruncating(sumDy);
             if (dgamma is not null) dgamma[c] = T.CreateTruncating(sumDyXhat);
             var k = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd / count;
             for (var n = 0; n < batch; n++)
-                for (var start = 0; start < plane; start += NormBlock)
-                {
-                    var length = Math.Min(NormBlock, plane - start);
-                    LoadNormBlock(x, dy, y, (n * channels + c) * plane + start, length, mean, invStd, masked, g, xhat);
-                    Span<double> gs = g[..length], xs = xhat[..length];
-                    // k·((M·dy − Σdy) − x̂·Σdy·x̂), each step rounded in double.
-                    TensorPrimitives.Multiply(gs, (double)count, gs);
-                    TensorPrimitives.Subtract(gs, sumDy, gs);
-                    TensorPrimitives.Multiply(xs, sumDyXhat, xs);
-                    TensorPrimitives.Subtract(gs, xs, gs);
-                    TensorPrimitives.Multiply(gs, k, gs);
-                    TensorPrimitives.ConvertTruncating<double, T>(gs, dx.AsSpan((n * channels + c) * plane + start, length));
-                }
+            {
+                var at = (n * channels + c) * plane;
+                NormPlanes.InputGradient<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), y is null ? default : y.AsSpan(at, plane), dx.AsSpan(at, plane),
+                    mean, invStd, count, sumDy, sumDyXhat, k);
+            }
         });
-    }
-
-    /// <summary>Elements [at, at + length) as doubles: g = dy (zeroed where a fused ReLU's y is not positive), x̂ = (x − μ)·invStd.</summary>
-    private static void LoadNormBlock<T>(T[] x, T[] dy, T[]? y, int at, int length, double mean, double invStd,
-        Span<T> masked, Span<double> g, Span<double> xhat) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        ReadOnlySpan<T> dys = dy.AsSpan(at, length);
-        if (y is not null)
-        {
-            ReluMask(y.AsSpan(at, length), dys, masked[..length]);
-            dys = masked[..length];
-        }
-        TensorPrimitives.ConvertTruncating<T, double>(dys, g[..length]);
-        TensorPrimitives.ConvertTruncating<T, double>(x.AsSpan(at, length), xhat[..length]);
-        TensorPrimitives.Subtract(xhat[..length], mean, xhat[..length]);
-        TensorPrimitives.Multiply(xhat[..length], invStd, xhat[..length]);
     }
 
     // ---- ReLU ----

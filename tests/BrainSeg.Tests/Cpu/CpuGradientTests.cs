@@ -296,10 +296,4 @@ public class CpuGradientTests
         }
         return grad;
     }
-
-    private static Tensor Make(double[] values, DType dt, params int[] shape) =>
-        dt == DType.Float32 ? F32(ToFloat(values), shape) : F64(values, shape);
-
-    /// <summary>For float32 inputs the reference must see the same rounded inputs, so compare on the float values.</summary>
-    private static double[] Values(Tensor t) => t.DType == DType.Float32 ? ToDouble(t.ToHost<float>()) : t.ToHost<double>();
 }

@@ -12,6 +12,12 @@ internal static class Reference
     public static Tensor F64(double[] data, params int[] shape) => Tensor.FromHost(Backend, data, shape);
     public static Tensor I32(int[] data, params int[] shape) => Tensor.FromHost(Backend, data, shape);
 
+    public static Tensor Make(double[] values, DType dt, params int[] shape) =>
+        dt == DType.Float32 ? F32(ToFloat(values), shape) : F64(values, shape);
+
+    /// <summary>For float32 inputs the reference must see the same rounded inputs, so compare on the float values.</summary>
+    public static double[] Values(Tensor t) => t.DType == DType.Float32 ? ToDouble(t.ToHost<float>()) : t.ToHost<double>();
+
     public static double[] Random(int count, int seed, double scale = 1)
     {
         var rng = new System.Random(seed);

@@ -1,0 +1,134 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace BrainSeg.Engine.Cpu;
+
+/// <summary>
+/// The per-plane loops of batch normalisation, in double whatever the storage type (x ≫ σ must not cancel in
+/// float). Each loop reads its planes once, widening four elements at a time into a vector of doubles, and the
+/// scalar tails do the same operations in the same order, so an element's result does not depend on where it sits.
+/// </summary>
+internal static class NormPlanes
+{
+    private const int Lanes = 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static double Sum<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<double> a = default, b = default;
+        var i = 0;
+        for (; i + 2 * Lanes <= x.Length; i += 2 * Lanes)
+        {
+            a += Load(x, i);
+            b += Load(x, i + Lanes);
+        }
+        var sum = Vector256.Sum(a + b);
+        for (; i < x.Length; i++) sum += double.CreateTruncating(x[i]);
+        return sum;
+    }
+
+    /// <summary>Σ (x − mean)².</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static double SquaredDeviations<T>(ReadOnlySpan<T> x, double mean) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<double> a = default, b = default, m = Vector256.Create(mean);
+        var i = 0;
+        for (; i + 2 * Lanes <= x.Length; i += 2 * Lanes)
+        {
+            var d0 = Load(x, i) - m;
+            var d1 = Load(x, i + Lanes) - m;
+            a += d0 * d0;
+            b += d1 * d1;
+        }
+        var sum = Vector256.Sum(a + b);
+        for (; i < x.Length; i++)
+        {
+            var d = double.CreateTruncating(x[i]) - mean;
+            sum += d * d;
+        }
+        return sum;
+    }
+
+    /// <summary>y = (x − mean)·scale + shift, rounded once to T.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Normalise<T>(ReadOnlySpan<T> x, Span<T> y, double mean, double scale, double shift) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<double> m = Vector256.Create(mean), k = Vector256.Create(scale), b = Vector256.Create(shift);
+        var i = 0;
+        for (; i + Lanes <= x.Length; i += Lanes) Store(y, i, (Load(x, i) - m) * k + b);
+        for (; i < x.Length; i++) y[i] = T.CreateTruncating((double.CreateTruncating(x[i]) - mean) * scale + shift);
+    }
+
+    /// <summary>
+    /// Σ g and Σ g·x̂ with x̂ = (x − mean)·invStd and g = dy, or behind a fused ReLU (<paramref name="y"/> not empty)
+    /// g = dy where y &gt; 0, else 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static (double SumG, double SumGXhat) GradientSums<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, ReadOnlySpan<T> y, double mean, double invStd)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<double> sumG = default, sumGX = default, m = Vector256.Create(mean), s = Vector256.Create(invStd);
+        var i = 0;
+        for (; i + Lanes <= x.Length; i += Lanes)
+        {
+            var g = Gradient(dy, y, i);
+            sumG += g;
+            sumGX += g * ((Load(x, i) - m) * s);
+        }
+        double totalG = Vector256.Sum(sumG), totalGX = Vector256.Sum(sumGX);
+        for (; i < x.Length; i++)
+        {
+            var g = ScalarGradient(dy, y, i);
+            totalG += g;
+            totalGX += g * ((double.CreateTruncating(x[i]) - mean) * invStd);
+        }
+        return (totalG, totalGX);
+    }
+
+    /// <summary>dx = k·((count·g − Σg) − x̂·Σg·x̂), each step rounded in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void InputGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, ReadOnlySpan<T> y, Span<T> dx,
+        double mean, double invStd, double count, double sumG, double sumGXhat, double k) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<double> m = Vector256.Create(mean), s = Vector256.Create(invStd), n = Vector256.Create(count);
+        Vector256<double> sg = Vector256.Create(sumG), sgx = Vector256.Create(sumGXhat), kv = Vector256.Create(k);
+        var i = 0;
+        for (; i + Lanes <= x.Length; i += Lanes)
+            Store(dx, i, kv * ((n * Gradient(dy, y, i) - sg) - (Load(x, i) - m) * s * sgx));
+        for (; i < x.Length; i++)
+            dx[i] = T.CreateTruncating(k * ((count * ScalarGradient(dy, y, i) - sumG) - (double.CreateTruncating(x[i]) - mean) * invStd * sumGXhat));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<double> Gradient<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, int i) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = Load(dy, i);
+        return y.IsEmpty ? g : Vector256.ConditionalSelect(Vector256.GreaterThan(Load(y, i), Vector256<double>.Zero), g, Vector256<double>.Zero);
+    }
+
+    private static double ScalarGradient<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, int i) where T : unmanaged, IFloatingPointIeee754<T> =>
+        y.IsEmpty || y[i] > T.Zero ? double.CreateTruncating(dy[i]) : 0;
+
+    /// <summary>Elements i..i+3 as doubles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<double> Load<T>(ReadOnlySpan<T> s, int i) where T : unmanaged
+    {
+        ref var first = ref MemoryMarshal.GetReference(s);
+        if (typeof(T) == typeof(float))
+            return Vector256.WidenLower(Vector128.LoadUnsafe(ref Unsafe.As<T, float>(ref first), (nuint)i).ToVector256Unsafe());
+        return Vector256.LoadUnsafe(ref Unsafe.As<T, double>(ref first), (nuint)i);
+    }
+
+    /// <summary>Stores four doubles at i, each rounded to T.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(Span<T> s, int i, Vector256<double> v) where T : unmanaged
+    {
+        ref var first = ref MemoryMarshal.GetReference(s);
+        if (typeof(T) == typeof(float))
+            Vector256.Narrow(v, v).GetLower().StoreUnsafe(ref Unsafe.As<T, float>(ref first), (nuint)i);
+        else
+            v.StoreUnsafe(ref Unsafe.As<T, double>(ref first), (nuint)i);
+    }
+}
