@@ -98,7 +98,8 @@ public sealed partial class CpuBackend
         if (!Sgemm.IsAccelerated) { ConvBackwardFilterDirect(g, x, dy, dw); return; }
         var source = InputPlanes(g);
         var offsets = DirectConv.TilePlan.Offsets(g.R, g.S, g.Dilation, source.RowStride);
-        // dy rows laid out with x's row stride (zeros past Wo), so every tap is one shifted dot product per row pair.
+        // dy rows laid out with x's row stride (zeros past Wo), so every tap is one shifted dot product per row pair;
+        // 32-byte aligned, so that of each block's seven vector loads only the three shifted ones can straddle cache lines.
         var dStride = (g.Ho * source.RowStride + 7) / 8 * 8;
         var dLength = (g.K + DirectConv.MR - 1) / DirectConv.MR * DirectConv.MR * dStride;
         var reach = dStride + offsets.Max();
@@ -108,16 +109,15 @@ public sealed partial class CpuBackend
         ForImages(groups, (group, inner) =>
         {
             partials.AsSpan(group * size, size).Clear();
-            var d = ArrayPool<float>.Shared.Rent(dLength);
+            var (d, dOff) = DirectConv.AlignedScratch(dLength);
             for (var n = group * FilterGroup; n < Math.Min(g.N, (group + 1) * FilterGroup); n++)
             {
-                DirectConv.Embed(dy.AsSpan(n * g.K * g.Ho * g.Wo, g.K * g.Ho * g.Wo), g.K, g.Ho, g.Wo, d, dStride, source.RowStride, 0, 0, dLength);
+                DirectConv.Embed(dy.AsSpan(n * g.K * g.Ho * g.Wo, g.K * g.Ho * g.Wo), g.K, g.Ho, g.Wo, d.AsSpan(dOff), dStride, source.RowStride, 0, 0, dLength);
                 var (src, offset, rented) = source.Prepare(x, n, g.N, reach);
                 Split(inner, blocks, (b0, b1) =>
-                    DirectConv.FilterAccumulate(d, dStride, dStride, src, offset, source.PlaneStride, g.K, g.C, offsets, partials, (long)group * size, b0, b1));
+                    DirectConv.FilterAccumulate(d, dOff, dStride, dStride, src, offset, source.PlaneStride, g.K, g.C, offsets, partials, (long)group * size, b0, b1));
                 if (rented is not null) ArrayPool<float>.Shared.Return(rented);
             }
-            ArrayPool<float>.Shared.Return(d);
         });
         // Reduce the partials in group order: the same sum on any thread count.
         ForChunks(size, 4096, (start, length) =>

@@ -149,14 +149,26 @@ internal static unsafe class DirectConv
 
     // ---- filter gradient ----
 
+    [ThreadStatic] private static float[]? t_aligned;
+
+    /// <summary>
+    /// This thread's scratch of at least <paramref name="length"/> floats from a 32-byte boundary on (aligned vector
+    /// loads never straddle cache lines); pinned, so the offset holds, and valid until the thread's next call.
+    /// </summary>
+    public static (float[] Array, int Offset) AlignedScratch(int length)
+    {
+        if (t_aligned is null || t_aligned.Length < length + 8) t_aligned = GC.AllocateUninitializedArray<float>(length + 8, pinned: true);
+        fixed (float* p = t_aligned) return (t_aligned, (int)((32 - ((nint)p & 31)) & 31) / sizeof(float));
+    }
+
     /// <summary>Blocks of <see cref="FilterAccumulate"/>: MR output channels by three (input channel, tap) rows.</summary>
     public static int FilterBlocks(int k, int c, int taps) => (k + MR - 1) / MR * ((c * taps + 2) / 3);
 
     /// <summary>
-    /// dw[o, ci·taps + tap] += Σ_u d[o·dStride + u] · src[ci·planeStride + u + tapOffsets[tap]] for u in [0, length)
+    /// dw[o, ci·taps + tap] += Σ_u d[dOffset + o·dStride + u] · src[ci·planeStride + u + tapOffsets[tap]] for u in [0, length)
     /// (a multiple of 8), over blocks [block0, block1). d has MR-rounded rows, zero where a column or channel is padding.
     /// </summary>
-    public static void FilterAccumulate(float[] d, int dStride, int length, float[] src, long srcOffset, int planeStride,
+    public static void FilterAccumulate(float[] d, long dOffset, int dStride, int length, float[] src, long srcOffset, int planeStride,
         int k, int c, int[] tapOffsets, float[] dw, long dwOffset, int block0, int block1)
     {
         int taps = tapOffsets.Length, rowsB = c * taps, blocksB = (rowsB + 2) / 3;
@@ -176,7 +188,7 @@ internal static unsafe class DirectConv
                         var b = Math.Min(b0 + j, rowsB - 1);
                         rowB[j] = srcOffset + (long)(b / taps) * planeStride + tapOffsets[b % taps] + chunk;
                     }
-                    FilterBlock(pd + (long)k0 * dStride + chunk, dStride, s + rowB[0], s + rowB[1], s + rowB[2], width, sums);
+                    FilterBlock(pd + dOffset + (long)k0 * dStride + chunk, dStride, s + rowB[0], s + rowB[1], s + rowB[2], width, sums);
                     for (var r = 0; r < Math.Min(MR, k - k0); r++)
                         for (var j = 0; j < Math.Min(3, rowsB - b0); j++)
                             pw[dwOffset + (long)(k0 + r) * rowsB + b0 + j] += sums[r * 3 + j];
