@@ -6,7 +6,7 @@ namespace BrainSeg.Engine.Cpu;
 // Batch normalisation, activations, dropout and pooling: forward and backward side by side.
 public sealed partial class CpuBackend
 {
-    // ---- batch normalisation: in double (NormPlanes), statistics in two passes ----
+    // ---- batch normalisation: in double (NormPlanes), statistics as shifted moments in one pass ----
 
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false)
@@ -28,11 +28,15 @@ public sealed partial class CpuBackend
         long count = (long)batch * plane;
         For(channels, c =>
         {
-            double sum = 0, squares = 0;
-            for (var n = 0; n < batch; n++) sum += NormPlanes.Sum<T>(x.AsSpan((n * channels + c) * plane, plane));
-            var mean = sum / count;
-            for (var n = 0; n < batch; n++) squares += NormPlanes.SquaredDeviations<T>(x.AsSpan((n * channels + c) * plane, plane), mean);
-            var variance = squares / count;
+            double shift = double.CreateTruncating(x[c * plane]), sum = 0, squares = 0;
+            for (var n = 0; n < batch; n++)
+            {
+                var (s1, s2) = NormPlanes.ShiftedMoments<T>(x.AsSpan((n * channels + c) * plane, plane), shift);
+                sum += s1;
+                squares += s2;
+            }
+            var mean = shift + sum / count;
+            var variance = Math.Max(0, squares / count - sum / count * (sum / count));
             var invStd = 1 / Math.Sqrt(variance + eps);
             saveMean[c] = T.CreateTruncating(mean);
             saveInvStd[c] = T.CreateTruncating(invStd);

@@ -14,44 +14,35 @@ internal static class NormPlanes
 {
     private const int Lanes = 4;
 
+    /// <summary>
+    /// Σ (x − shift) and Σ (x − shift)² in one pass. With a shift near the mean (any element of the channel) the
+    /// variance Σ(x − shift)²/M − (Σ(x − shift)/M)² does not cancel, so one read of x replaces the two of the
+    /// textbook two-pass form.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static double Sum<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    public static (double Sum, double Squares) ShiftedMoments<T>(ReadOnlySpan<T> x, double shift) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Vector256<double> a = default, b = default;
+        Vector256<double> s0 = default, s1 = default, q0 = default, q1 = default, k = Vector256.Create(shift);
         var i = 0;
         for (; i + 2 * Lanes <= x.Length; i += 2 * Lanes)
         {
-            a += Load(x, i);
-            b += Load(x, i + Lanes);
+            var d0 = Load(x, i) - k;
+            var d1 = Load(x, i + Lanes) - k;
+            s0 += d0;
+            s1 += d1;
+            q0 += d0 * d0;
+            q1 += d1 * d1;
         }
-        var sum = Vector256.Sum(a + b);
-        for (; i < x.Length; i++) sum += double.CreateTruncating(x[i]);
-        return sum;
-    }
-
-    /// <summary>Σ (x − mean)².</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static double SquaredDeviations<T>(ReadOnlySpan<T> x, double mean) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Vector256<double> a = default, b = default, m = Vector256.Create(mean);
-        var i = 0;
-        for (; i + 2 * Lanes <= x.Length; i += 2 * Lanes)
-        {
-            var d0 = Load(x, i) - m;
-            var d1 = Load(x, i + Lanes) - m;
-            a += d0 * d0;
-            b += d1 * d1;
-        }
-        var sum = Vector256.Sum(a + b);
+        double sum = Vector256.Sum(s0 + s1), squares = Vector256.Sum(q0 + q1);
         for (; i < x.Length; i++)
         {
-            var d = double.CreateTruncating(x[i]) - mean;
-            sum += d * d;
+            var d = double.CreateTruncating(x[i]) - shift;
+            sum += d;
+            squares += d * d;
         }
-        return sum;
+        return (sum, squares);
     }
 
-    /// <summary>y = (x − mean)·scale + shift, rounded once to T.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Normalise<T>(ReadOnlySpan<T> x, Span<T> y, double mean, double scale, double shift) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -128,6 +128,31 @@ public class CpuOpsTests
     }
 
     [Test]
+    public void BatchNormStatisticsHoldWhenTheFirstElementIsFarFromTheMean()
+    {
+        // The moments are taken about the channel's first element in one pass; an outlier there must not cost
+        // accuracy against the two-pass textbook form.
+        var values = Random(4 * 2 * 9 * 11, 5);
+        for (var c = 0; c < 2; c++) values[c * 99] = 1e6 * (c + 1);
+        using var x = F64(values, 4, 2, 9, 11);
+        using var beta = F64([0, 0], 2);
+        using var y = Backend.Empty(x.Shape, DType.Float64);
+        using var rm = F64([0, 0], 2);
+        using var rv = F64([1, 1], 2);
+        using var sm = Backend.Empty(new Shape(2), DType.Float64);
+        using var si = Backend.Empty(new Shape(2), DType.Float64);
+        Backend.BatchNormForwardTraining(x, null, beta, y, rm, rv, sm, si, 0.1, 1e-5);
+        for (var c = 0; c < 2; c++)
+        {
+            var channel = Enumerable.Range(0, 4).SelectMany(n => values.Skip((n * 2 + c) * 99).Take(99)).ToArray();
+            var mean = channel.Average();
+            var variance = channel.Sum(v => (v - mean) * (v - mean)) / channel.Length;
+            Assert.That(sm.ToHost<double>()[c], Is.EqualTo(mean).Within(1e-12 * Math.Abs(mean)), $"mean {c}");
+            Assert.That(si.ToHost<double>()[c], Is.EqualTo(1 / Math.Sqrt(variance + 1e-5)).Within(1e-12 / Math.Sqrt(variance)), $"inverse std {c}");
+        }
+    }
+
+    [Test]
     public void BatchNormFloat32MatchesFloat64OnLargeOffsets([Values] bool relu)
     {
         // A large mean with a small spread: one-pass float sums would lose the variance. Planes of 25 elements
