@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One CPU run, ours beside libtorch on the same cores: `brainseg bench --device cpu` for every step, then
-# benchmarks/peers/torch_peer.py (2 threads) for the same steps, one process per measurement so that each
+# One CPU run, ours beside libtorch on the same cores: for every step `brainseg bench --device cpu`, then
+# benchmarks/peers/torch_peer.py (2 threads) for the same step, one process per measurement so that each
 # peak memory is that step's own, then one table (native/device/bench_table.py). Needs a built
 # artifacts/bin/brainseg (./build.sh) and a python3 with torch (Debian: apt install python3-torch).
 # Usage: benchmarks/run-cpu.sh [OUT_DIR]      (default artifacts/bench-cpu; the table is OUT_DIR/table.txt)
@@ -32,20 +32,17 @@ runs+=("adversarial $first_batch $(( (reps + 1) / 2 ))" "segment 16 $reps")
     echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) logical cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/header.txt"
 
+[[ -n "$torch_python" ]] || echo "run-cpu: no python3 with torch found (set TORCH_PYTHON): the table has our side only" >&2
+# Each measurement runs ours, then the peer right after: on a shared machine the two sides of a row then see
+# the same background load, which drifts over minutes.
 for run in "${runs[@]}"; do
     read -r step batch r <<<"$run"
     echo "ours  $step batch $batch ..." >&2
     "$brainseg" bench --device cpu --step "$step" --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" --json | tee -a "$log"
+    [[ -n "$torch_python" ]] || continue
+    echo "torch $step batch $batch ..." >&2
+    "$torch_python" "$root/benchmarks/peers/torch_peer.py" --device cpu --threads "$(nproc)" --steps "$step" \
+        --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" | tee -a "$log"
 done
-if [[ -n "$torch_python" ]]; then
-    for run in "${runs[@]}"; do
-        read -r step batch r <<<"$run"
-        echo "torch $step batch $batch ..." >&2
-        "$torch_python" "$root/benchmarks/peers/torch_peer.py" --device cpu --threads "$(nproc)" --steps "$step" \
-            --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" | tee -a "$log"
-    done
-else
-    echo "run-cpu: no python3 with torch found (set TORCH_PYTHON): the table has our side only" >&2
-fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/header.txt"
 { cat "$out/header.txt"; python3 "$root/native/device/bench_table.py" "$log"; } | tee "$out/table.txt"
