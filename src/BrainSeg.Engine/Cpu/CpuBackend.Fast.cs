@@ -64,8 +64,8 @@ public sealed partial class CpuBackend
     {
         if (!Sgemm.IsAccelerated) { ConvForwardDirect(g, x, w, y); return; }
         var source = InputPlanes(g);
-        var plan = DirectConv.TilePlan.Create(g.Ho, g.Wo, source.RowStride, g.R, g.S, g.Dilation, source.Data);
-        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: false, out _);
+        var plan = DirectConv.TilePlan.For(g.Ho, g.Wo, source.RowStride, g.R, g.S, g.Dilation, source.Data);
+        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: false);
         ForImages(g.N, (n, inner) =>
         {
             var (src, offset, rented) = source.Prepare(x, n, g.N, plan.Reach);
@@ -73,6 +73,7 @@ public sealed partial class CpuBackend
                 DirectConv.Correlate(plan, src, offset, source.PlaneStride, g.C, packed, g.K, y, (long)n * g.K * g.Ho * g.Wo, t0, t1));
             if (rented is not null) ArrayPool<float>.Shared.Return(rented);
         });
+        ArrayPool<float>.Shared.Return(packed);
     }
 
     private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx)
@@ -82,8 +83,8 @@ public sealed partial class CpuBackend
         var marginS = (g.S - 1) * g.Dilation - g.Pad;
         if (!Sgemm.IsAccelerated || margin < 0 || marginS < 0) { ConvBackwardDataDirect(g, dy, w, dx); return; }
         var source = new SourcePlanes(g.K, g.Ho, g.Wo, margin, marginS, g.Ho + 2 * margin, g.Wo + 2 * marginS);
-        var plan = DirectConv.TilePlan.Create(g.H, g.W, source.RowStride, g.R, g.S, g.Dilation, source.Data);
-        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: true, out _);
+        var plan = DirectConv.TilePlan.For(g.H, g.W, source.RowStride, g.R, g.S, g.Dilation, source.Data);
+        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: true);
         ForImages(g.N, (n, inner) =>
         {
             var (src, offset, rented) = source.Prepare(dy, n, g.N, plan.Reach);
@@ -91,6 +92,7 @@ public sealed partial class CpuBackend
                 DirectConv.Correlate(plan, src, offset, source.PlaneStride, g.K, packed, g.C, dx, (long)n * g.C * g.H * g.W, t0, t1));
             if (rented is not null) ArrayPool<float>.Shared.Return(rented);
         });
+        ArrayPool<float>.Shared.Return(packed);
     }
 
     private void ConvBackwardFilterFast(ConvGeometry g, float[] x, float[] dy, float[] dw)
@@ -99,7 +101,7 @@ public sealed partial class CpuBackend
         var source = InputPlanes(g);
         var offsets = DirectConv.TilePlan.Offsets(g.R, g.S, g.Dilation, source.RowStride);
         // dy rows laid out with x's row stride (zeros past Wo), so every tap is one shifted dot product per row pair;
-        // 32-byte aligned, so that of each block's seven vector loads only the three shifted ones can straddle cache lines.
+        // 32-byte aligned, so that of each block's seven vector loads only the three shifted ones straddle cache lines.
         var dStride = (g.Ho * source.RowStride + 7) / 8 * 8;
         var dLength = (g.K + DirectConv.MR - 1) / DirectConv.MR * DirectConv.MR * dStride;
         var reach = dStride + offsets.Max();
@@ -109,7 +111,8 @@ public sealed partial class CpuBackend
         ForImages(groups, (group, inner) =>
         {
             partials.AsSpan(group * size, size).Clear();
-            var (d, dOff) = DirectConv.AlignedScratch(dLength);
+            var d = ArrayPool<float>.Shared.Rent(dLength + 8);
+            var dOff = DirectConv.AlignedStart(d);
             for (var n = group * FilterGroup; n < Math.Min(g.N, (group + 1) * FilterGroup); n++)
             {
                 DirectConv.Embed(dy.AsSpan(n * g.K * g.Ho * g.Wo, g.K * g.Ho * g.Wo), g.K, g.Ho, g.Wo, d.AsSpan(dOff), dStride, source.RowStride, 0, 0, dLength);
@@ -118,6 +121,7 @@ public sealed partial class CpuBackend
                     DirectConv.FilterAccumulate(d, dOff, dStride, dStride, src, offset, source.PlaneStride, g.K, g.C, offsets, partials, (long)group * size, b0, b1));
                 if (rented is not null) ArrayPool<float>.Shared.Return(rented);
             }
+            ArrayPool<float>.Shared.Return(d);
         });
         // Reduce the partials in group order: the same sum on any thread count.
         ForChunks(size, 4096, (start, length) =>

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -28,13 +30,14 @@ internal static unsafe class DirectConv
     /// Filters laid out for <see cref="Correlate"/>: for each block of MR output channels, for each tap, for each
     /// input channel, MR weights (zero past the last output channel). <paramref name="transposeAndFlip"/> gives
     /// the backward-data filter: outputs are w's input channels, inputs its output channels, taps reversed.
+    /// The array is rented: hand it back to <see cref="ArrayPool{T}.Shared"/>.
     /// </summary>
-    public static float[] PackFilters(float[] w, int k, int c, int taps, bool transposeAndFlip, out int outputs)
+    public static float[] PackFilters(float[] w, int k, int c, int taps, bool transposeAndFlip)
     {
-        int inputs = transposeAndFlip ? k : c;
-        outputs = transposeAndFlip ? c : k;
-        var blocks = (outputs + MR - 1) / MR;
-        var packed = new float[blocks * taps * inputs * MR];
+        int inputs = transposeAndFlip ? k : c, outputs = transposeAndFlip ? c : k;
+        var length = (outputs + MR - 1) / MR * taps * inputs * MR;
+        var packed = ArrayPool<float>.Shared.Rent(length);
+        packed.AsSpan(0, length).Clear();
         for (var o = 0; o < outputs; o++)
             for (var tap = 0; tap < taps; tap++)
                 for (var i = 0; i < inputs; i++)
@@ -149,16 +152,14 @@ internal static unsafe class DirectConv
 
     // ---- filter gradient ----
 
-    [ThreadStatic] private static float[]? t_aligned;
-
     /// <summary>
-    /// This thread's scratch of at least <paramref name="length"/> floats from a 32-byte boundary on (aligned vector
-    /// loads never straddle cache lines); pinned, so the offset holds, and valid until the thread's next call.
+    /// The first index of <paramref name="array"/> on a 32-byte boundary (so aligned vector loads never straddle
+    /// cache lines). Large arrays live on the large-object heap, which is not compacted, so the boundary holds;
+    /// were an array moved, only the alignment would be lost, never the data.
     /// </summary>
-    public static (float[] Array, int Offset) AlignedScratch(int length)
+    public static int AlignedStart(float[] array)
     {
-        if (t_aligned is null || t_aligned.Length < length + 8) t_aligned = GC.AllocateUninitializedArray<float>(length + 8, pinned: true);
-        fixed (float* p = t_aligned) return (t_aligned, (int)((32 - ((nint)p & 31)) & 31) / sizeof(float));
+        fixed (float* p = array) return (int)((32 - ((nint)p & 31)) & 31) / sizeof(float);
     }
 
     /// <summary>Blocks of <see cref="FilterAccumulate"/>: MR output channels by three (input channel, tap) rows.</summary>
@@ -270,8 +271,20 @@ internal static unsafe class DirectConv
             return offsets;
         }
 
-        /// <summary>The cheaper tiling of an Ho×Wo output over a source with rows rowStride apart whose data lies in <paramref name="data"/>.</summary>
-        public static TilePlan Create(int ho, int wo, int rowStride, int r, int s, int dilation, Region data)
+        private static readonly ConcurrentDictionary<(int, int, int, int, int, int, Region), TilePlan> Plans = new();
+
+        /// <summary>
+        /// The cheaper tiling of an Ho×Wo output over a source with rows rowStride apart whose data lies in
+        /// <paramref name="data"/>; plans are kept by geometry, since a network asks for the same few every step.
+        /// </summary>
+        public static TilePlan For(int ho, int wo, int rowStride, int r, int s, int dilation, Region data)
+        {
+            // Bounded: inference over many slice sizes must not grow the cache without end.
+            if (Plans.Count > 256) Plans.Clear();
+            return Plans.GetOrAdd((ho, wo, rowStride, r, s, dilation, data), key => Create(key.Item1, key.Item2, key.Item3, key.Item4, key.Item5, key.Item6, key.Item7));
+        }
+
+        private static TilePlan Create(int ho, int wo, int rowStride, int r, int s, int dilation, Region data)
         {
             var offsets = Offsets(r, s, dilation, rowStride);
             var across = Build(ho, wo, rowStride, false, offsets, s, dilation, data);

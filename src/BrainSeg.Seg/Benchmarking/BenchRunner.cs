@@ -32,6 +32,7 @@ public static class BenchRunner
         backend.Synchronize();
 
         var times = new List<double>(s.TimedReps);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
         var started = System.Diagnostics.Stopwatch.StartNew();
         for (var r = 0; r < s.TimedReps; r++)
         {
@@ -40,6 +41,7 @@ public static class BenchRunner
             times.Add(clock.StopMs());
             if (s.TimeLimitSeconds > 0 && times.Count >= 3 && started.Elapsed.TotalSeconds > s.TimeLimitSeconds) break;
         }
+        allocated = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / times.Count;
         times.Sort();
         var median = times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
         double units = s.Step switch
@@ -49,7 +51,7 @@ public static class BenchRunner
             _ => s.Batch,
         };
         return new BenchResult(s, DeviceName(backend), variant, median, times[0], times[^1], times.Count,
-            units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes());
+            units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes(), allocated);
     }
 
     /// <summary>
@@ -116,6 +118,7 @@ public static class BenchRunner
             w.WriteNumber("patches_per_s", Math.Round(r.UnitsPerSecond, 2));
             w.WriteNumber("tflops", Math.Round(r.Tflops, 4));
             w.WriteNumber("peak_bytes", r.PeakBytes);
+            w.WriteNumber("host_alloc_bytes_per_rep", r.HostAllocatedBytesPerRep);
             w.WriteNumber("reps", r.TimedReps);
             w.WriteNumber("reps_requested", r.Settings.TimedReps);
             w.WriteNumber("warmup", r.Settings.WarmupReps);
@@ -141,7 +144,7 @@ public static class BenchRunner
         var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
         return $"{what} on {r.Device} ({r.Variant}): median {r.MedianMs:F3} ms (min {r.MinMs:F3}, max {r.MaxMs:F3}; " +
                $"{r.TimedReps} reps{(r.TimedReps < s.TimedReps ? $" of {s.TimedReps}, time limit reached," : "")} after {s.WarmupReps} warm-up), {r.UnitsPerSecond:F1} {unit}, {r.Tflops:F3} TFLOP/s, " +
-               $"peak {r.PeakBytes / 1048576.0:F1} MiB";
+               $"peak {r.PeakBytes / 1048576.0:F1} MiB, {r.HostAllocatedBytesPerRep / 1024.0:F0} KiB managed allocation per rep";
     }
 
     // ---- the workloads ----

@@ -61,7 +61,10 @@ public sealed record BenchSettings
     }
 }
 
-/// <summary>One measurement, in the fields the PyTorch peer prints.</summary>
+/// <summary>
+/// One measurement, in the fields the PyTorch peer prints, plus the managed heap bytes allocated per timed
+/// repetition (after warm-up a step should allocate next to nothing: tensors come from the pools).
+/// </summary>
 public sealed record BenchResult(
     BenchSettings Settings,
     string Device,
@@ -72,7 +75,8 @@ public sealed record BenchResult(
     int TimedReps,
     double UnitsPerSecond,
     double Tflops,
-    long PeakBytes);
+    long PeakBytes,
+    long HostAllocatedBytesPerRep);
 
 /// <summary>A step's mean time per repetition split by op (see <see cref="BenchRunner.Profile"/>).</summary>
 public sealed record BenchProfile(double StepMs, IReadOnlyList<BenchProfile.Row> Ops)
