@@ -21,11 +21,14 @@ fi
 mkdir -p "$out"
 log="$out/runs.jsonl"; : > "$log"
 
-# The measurements: step, batch and repetitions, the same for both sides (an adversarial iteration is three steps: half the repetitions).
+# The measurements: step, batch, repetitions and (conv) dilation, the same for both sides (an adversarial iteration
+# is three steps: half the repetitions). The single layers run at the first batch size: the conv layer with
+# dilation 1 and 16 (the dilated network's extremes) and batch norm + ReLU.
 runs=()
 for b in $batches; do runs+=("fcn $b $reps" "dilated $b $reps"); done
 first_batch="${batches%% *}"
 runs+=("adversarial $first_batch $(( (reps + 1) / 2 ))" "segment 16 $reps")
+runs+=("conv $first_batch $reps 1" "conv $first_batch $reps 16" "batchnorm $first_batch $reps")
 
 {
     echo "# $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -36,13 +39,15 @@ runs+=("adversarial $first_batch $(( (reps + 1) / 2 ))" "segment 16 $reps")
 # Each measurement runs ours, then the peer right after: on a shared machine the two sides of a row then see
 # the same background load, which drifts over minutes.
 for run in "${runs[@]}"; do
-    read -r step batch r <<<"$run"
+    read -r step batch r dilation <<<"$run"
+    dilation="${dilation:-1}"
     echo "ours  $step batch $batch ..." >&2
-    "$brainseg" bench --device cpu --step "$step" --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" --json | tee -a "$log"
+    "$brainseg" bench --device cpu --step "$step" --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" \
+        --dilation "$dilation" --json | tee -a "$log"
     [[ -n "$torch_python" ]] || continue
     echo "torch $step batch $batch ..." >&2
     "$torch_python" "$root/benchmarks/peers/torch_peer.py" --device cpu --threads "$(nproc)" --steps "$step" \
-        --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" | tee -a "$log"
+        --batch "$batch" --reps "$r" --warmup 2 --volume "$volume" --dilation "$dilation" | tee -a "$log"
 done
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/header.txt"
 { cat "$out/header.txt"; python3 "$root/native/device/bench_table.py" "$log"; } | tee "$out/table.txt"

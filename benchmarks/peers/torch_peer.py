@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """The PyTorch peer: the same three networks and the same steps as `brainseg bench`, timed the same way.
 
+Steps: fcn, dilated (training steps), adversarial (Ls + Ld + La), segment (whole volume), and two single
+layers: conv (32->32 3x3 on 51x51, --dilation, forward + backward) and batchnorm (affine batch norm + ReLU
+on 32x49x49, training forward + backward).
+
 GPU: CUDA events around each repetition, warm-up first, median of >= 50 repetitions, inputs rotated
 over several batches so caches do not flatter; cudnn.benchmark on; the best of fp32/TF32 and
 NCHW/channels-last is reported, with every variant's time kept in the JSON.
 CPU: wall clock, torch.set_num_threads(--threads).
 
 Prints one JSON object per measurement (one line each), fields as `brainseg bench --json`:
-step, batch, device, variant, median_ms, patches_per_s, tflops, peak_bytes.
+step, batch, device, variant, median_ms, patches_per_s, tflops, peak_bytes (and dilation for conv).
 """
 import argparse
 import json
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 FCN_FLOPS = 325e6      # forward FLOPs of one 51x51 FCN patch (C=7)
 DILATED_FLOPS = 413e6  # one 87x87 dilated-network patch
 DISC_FLOPS = 26e6      # one discriminator pass (C=7)
+NORM_FLOPS_PER_ELEMENT = 20  # batch norm + ReLU forward and backward, nominal (as BenchRunner.NormFlopsPerElement)
 
 
 def hidden(cin, cout, k=3, dilation=1, dropout=0.0):
@@ -149,6 +154,39 @@ def adversarial_step(args, device, batch, channels_last):
     return ms, 3 * batch * (3 * FCN_FLOPS + 2 * DISC_FLOPS)
 
 
+def conv_layer(args, device, batch, channels_last, dilation):
+    """One 32->32 3x3 convolution without bias on [N,32,51,51]: forward, then backward for input and weight."""
+    conv = nn.Conv2d(32, 32, 3, dilation=dilation, bias=False).to(device)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+    xs = [x.requires_grad_() for x in batches(device, 4, (batch, 32, 51, 51), channels_last=channels_last)]
+    side = 51 - 2 * dilation
+    dy = batches(device, 1, (batch, 32, side, side), channels_last=channels_last)[0]
+
+    def step(i):
+        x = xs[i % 4]
+        x.grad = conv.weight.grad = None
+        conv(x).backward(dy)
+
+    ms = Timer(device)(step, args.reps, args.warmup)
+    return ms, 3 * 2.0 * batch * 32 * 32 * 9 * side * side
+
+
+def norm_layer(args, device, batch, channels_last):
+    """Batch norm (affine) then ReLU on [N,32,49,49] in training mode: forward, then backward."""
+    bn = nn.BatchNorm2d(32, eps=1e-5, momentum=0.1).to(device)
+    xs = [x.requires_grad_() for x in batches(device, 4, (batch, 32, 49, 49), channels_last=channels_last)]
+    dy = batches(device, 1, (batch, 32, 49, 49), channels_last=channels_last)[0]
+
+    def step(i):
+        x = xs[i % 4]
+        x.grad = bn.weight.grad = bn.bias.grad = None
+        F.relu(bn(x)).backward(dy)
+
+    ms = Timer(device)(step, args.reps, args.warmup)
+    return ms, NORM_FLOPS_PER_ELEMENT * batch * 32 * 49 * 49
+
+
 def segment_volume(args, device, batch, channels_last):
     """Whole-volume inference: every axial slice of a 256^3 volume, padded by the FCN's radius 15."""
     net = fcn(args.classes).to(device).eval()
@@ -179,6 +217,7 @@ def main():
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--volume", type=int, default=256)
+    ap.add_argument("--dilation", default="1", help="dilations of the conv step, comma-separated")
     ap.add_argument("--variants", default="fp32/nchw,fp32/nhwc,tf32/nchw,tf32/nhwc",
                     help="GPU variants to time (math/layout); the best is reported")
     args = ap.parse_args()
@@ -197,32 +236,37 @@ def main():
                 continue  # one adversarial size: 100 each on the GPU, the first size asked for otherwise
             if step == "segment":
                 batch = 16
-            results = []
-            for tf32, cl in variants:
-                if device.type == "cuda":
-                    torch.backends.cudnn.allow_tf32 = tf32
-                    torch.backends.cuda.matmul.allow_tf32 = tf32
-                    torch.cuda.reset_peak_memory_stats()
-                if step == "fcn":
-                    ms, work = train_step(fcn, 51, FCN_FLOPS, args, device, batch, cl)
-                elif step == "dilated":
-                    ms, work = train_step(dilated, 87, DILATED_FLOPS, args, device, batch, cl)
-                elif step == "adversarial":
-                    ms, work = adversarial_step(args, device, batch, cl)
-                else:
-                    ms, work = segment_volume(args, device, batch, cl)
-                # CPU: the process's peak resident set so far (run one step per process for a step's own).
-                peak = torch.cuda.max_memory_allocated() if device.type == "cuda" \
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-                results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}",
-                                "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
-            best = min(results, key=lambda r: r["median_ms"])
-            units = args.volume if step == "segment" else batch * (3 if step == "adversarial" else 1)
-            print(json.dumps({"peer": "torch " + torch.__version__, "step": step, "batch": batch,
-                              "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{args.threads}",
-                              **best, "patches_per_s": units / best["median_ms"] * 1e3, "variants": results}),
-                  flush=True)
-
+            for dilation in ([int(d) for d in args.dilation.split(",")] if step == "conv" else [None]):
+                results = []
+                for tf32, cl in variants:
+                    if device.type == "cuda":
+                        torch.backends.cudnn.allow_tf32 = tf32
+                        torch.backends.cuda.matmul.allow_tf32 = tf32
+                        torch.cuda.reset_peak_memory_stats()
+                    if step == "fcn":
+                        ms, work = train_step(fcn, 51, FCN_FLOPS, args, device, batch, cl)
+                    elif step == "dilated":
+                        ms, work = train_step(dilated, 87, DILATED_FLOPS, args, device, batch, cl)
+                    elif step == "adversarial":
+                        ms, work = adversarial_step(args, device, batch, cl)
+                    elif step == "conv":
+                        ms, work = conv_layer(args, device, batch, cl, dilation)
+                    elif step == "batchnorm":
+                        ms, work = norm_layer(args, device, batch, cl)
+                    else:
+                        ms, work = segment_volume(args, device, batch, cl)
+                    # CPU: the process's peak resident set so far (run one step per process for a step's own).
+                    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" \
+                        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                    results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}",
+                                    "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
+                best = min(results, key=lambda r: r["median_ms"])
+                units = args.volume if step == "segment" else batch * (3 if step == "adversarial" else 1)
+                extra = {"dilation": dilation} if dilation is not None else {}
+                print(json.dumps({"peer": "torch " + torch.__version__, "step": step, "batch": batch, **extra,
+                                  "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{args.threads}",
+                                  **best, "patches_per_s": units / best["median_ms"] * 1e3, "variants": results}),
+                      flush=True)
 
 if __name__ == "__main__":
     main()

@@ -45,15 +45,17 @@ def brief(paths):
 def main(paths):
     ours, torch = {}, {}
     for r in rows(paths):
-        key = (r["step"], int(r["batch"]))
+        # Conv rows are told apart by their dilation.
+        name = r["step"] + (f" d{r['dilation']}" if r["step"] == "conv" and r.get("dilation") is not None else "")
+        key = (name, int(r["batch"]))
         side = ours if r.get("peer") == "brainseg" else torch
         if key not in side or r["median_ms"] < side[key]["median_ms"]:
             side[key] = r
     if not ours and not torch:
         print("bench table: no measurements found (see the bench logs)")
         return
-    order = {s: i for i, s in enumerate(["fcn", "dilated", "adversarial", "segment", "conv"])}
-    keys = sorted(set(ours) | set(torch), key=lambda k: (order.get(k[0], 9), k[1]))
+    order = {s: i for i, s in enumerate(["fcn", "dilated", "adversarial", "segment", "conv", "batchnorm"])}
+    keys = sorted(set(ours) | set(torch), key=lambda k: (order.get(k[0].split()[0], 9), k[0], k[1]))
     card = next((r.get("card") or r.get("device") for r in ours.values()), None) or next((r["device"] for r in torch.values()), "?")
     peer = next((r.get("peer") for r in torch.values()), "torch (no result)")
     print(f"== bench: ours vs {peer} on {card}; ratio = torch ms / ours ms (>1: ours faster); best variant of each side")

@@ -194,6 +194,10 @@ ours bench-fcn-300-nondet 14 --step fcn --batch 300 --tf32 --nondeterministic --
 ours bench-dilated-300-nondet 14 --step dilated --batch 300 --tf32 --nondeterministic --time-limit 4
 ours bench-adv-100 14 --step adversarial --batch 100 --tf32 --time-limit 4
 ours bench-segment 20 --step segment --batch 16 --tf32 --time-limit 8
+# Single layers, to place the gap: the 32→32 3×3 conv at both ends of the dilations, and batch norm + ReLU.
+ours bench-conv-d1-300 8 --step conv --batch 300 --tf32 --dilation 1 --time-limit 2
+ours bench-conv-d16-300 8 --step conv --batch 300 --tf32 --dilation 16 --time-limit 2
+ours bench-batchnorm-300 8 --step batchnorm --batch 300 --time-limit 2
 ours bench-fcn-100 12 --step fcn --batch 100 --tf32 --time-limit 3
 ours bench-dilated-100 12 --step dilated --batch 100 --tf32 --time-limit 3
 ours bench-fcn-300-fp32 12 --step fcn --batch 300 --time-limit 3
@@ -207,6 +211,7 @@ if [[ -n "$driver" ]]; then
 fi
 detail_torch_train() { bench_detail "$1"; }
 detail_torch_segment() { bench_detail "$1"; }
+detail_torch_layers() { bench_detail "$1"; }
 if [[ -z "$driver" ]]; then rows+=("torch-train|SKIP|0|no CUDA driver"); rows+=("torch-segment|SKIP|0|no CUDA driver")
 elif [[ -z "$torch_python" ]]; then rows+=("torch-train|MISSING|0|no python3 with torch (/opt/torch/.venv/bin/python3, python3, /usr/bin/python3)")
 else
@@ -214,6 +219,10 @@ else
     step torch-train "$left" "$torch_python" "$peer" --device cuda --steps fcn,dilated,adversarial --batch 100,300 --reps 30 --warmup 5 --variants tf32/nhwc,fp32/nchw
     left=$(( $(bench_left) - 4 )); (( left > 10 )) || left=10
     step torch-segment "$left" "$torch_python" "$peer" --device cuda --steps segment --batch 16 --reps 30 --volume 256 --variants tf32/nhwc,fp32/nchw
+    left=$(( $(bench_left) - 4 ))
+    if (( left >= 15 )); then
+        step torch-layers "$left" "$torch_python" "$peer" --device cuda --steps conv,batchnorm --batch 300 --dilation 1,16 --reps 30 --warmup 5 --variants tf32/nhwc,fp32/nchw
+    else rows+=("torch-layers|SKIP|0|the ${bench_budget}s bench budget is spent"); fi
 fi
 detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
 if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then

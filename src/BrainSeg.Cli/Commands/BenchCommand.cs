@@ -18,10 +18,10 @@ internal static class BenchCommand
         var device = DeviceOption.Create("auto");
         var step = new Option<string>("--step")
         {
-            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), conv (one 32→32 3×3 layer).",
+            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
             DefaultValueFactory = _ => "fcn",
         };
-        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv");
+        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv", "batchnorm");
         var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
         var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
         var nondeterministic = new Option<bool>("--nondeterministic")
@@ -37,7 +37,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
-        var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference or one conv layer on random data (median of the repetitions; CUDA events on the GPU).");
+        var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
         foreach (var o in new Option[] { device, step, batch, tf32, nondeterministic, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
             command.Options.Add(o);
 

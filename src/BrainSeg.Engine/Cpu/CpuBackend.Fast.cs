@@ -11,6 +11,9 @@ public sealed partial class CpuBackend
     /// <summary>Images whose filter gradients are summed into one partial before the fixed-order reduction.</summary>
     private const int FilterGroup = 4;
 
+    /// <summary>Longest stretch of the filter gradient's dot products in one go (4 KiB of each row: the pass stays in L2).</summary>
+    private const int FilterPiece = 1024;
+
     /// <summary>Runs body(n, innerParallel) per image: images in parallel when there are enough, else threads inside.</summary>
     private void ForImages(int count, Action<int, bool> body)
     {
@@ -100,11 +103,16 @@ public sealed partial class CpuBackend
         if (!Sgemm.IsAccelerated) { ConvBackwardFilterDirect(g, x, dy, dw); return; }
         var source = InputPlanes(g);
         var offsets = DirectConv.TilePlan.Offsets(g.R, g.S, g.Dilation, source.RowStride);
-        // dy rows laid out with x's row stride (zeros past Wo), so every tap is one shifted dot product per row pair;
-        // 32-byte aligned, so that of each block's seven vector loads only the three shifted ones straddle cache lines.
-        var dStride = (g.Ho * source.RowStride + 7) / 8 * 8;
-        var dLength = (g.K + DirectConv.MR - 1) / DirectConv.MR * DirectConv.MR * dStride;
-        var reach = dStride + offsets.Max();
+        // Each tap is one shifted dot product of dy with x, walked in rows of a multiple of 8 floats: either x's own
+        // rows end to end (dy laid out with x's row stride, zeros past Wo; long loops, cut into equal pieces) or one
+        // output row at a time (dy rows padded to a multiple of 8), when x's rows are much wider than the outputs.
+        // dy is 32-byte aligned, so of each block's seven vector loads only the three shifted ones straddle cache lines.
+        int flat = g.Ho * source.RowStride, pieces = (flat + FilterPiece - 1) / FilterPiece, pieceLength = (flat / pieces + 8) / 8 * 8;
+        var byRows = g.Ho * ((g.Wo + 7) / 8 * 8) < 0.9 * pieces * pieceLength;
+        int rowLength = byRows ? (g.Wo + 7) / 8 * 8 : pieceLength, rows = byRows ? g.Ho : pieces;
+        int dPlane = rows * rowLength, srcRow = byRows ? source.RowStride : rowLength;
+        var dLength = (g.K + DirectConv.MR - 1) / DirectConv.MR * DirectConv.MR * dPlane;
+        var reach = (long)(rows - 1) * srcRow + rowLength + offsets.Max();
         int size = g.K * g.C * g.R * g.S, groups = (g.N + FilterGroup - 1) / FilterGroup, blocks = DirectConv.FilterBlocks(g.K, g.C, g.R * g.S);
         var partials = ArrayPool<float>.Shared.Rent(groups * size);
         // dw = Σ_n dw_n: fixed groups of images, each summed in order into its own partial.
@@ -115,10 +123,10 @@ public sealed partial class CpuBackend
             var dOff = DirectConv.AlignedStart(d);
             for (var n = group * FilterGroup; n < Math.Min(g.N, (group + 1) * FilterGroup); n++)
             {
-                DirectConv.Embed(dy.AsSpan(n * g.K * g.Ho * g.Wo, g.K * g.Ho * g.Wo), g.K, g.Ho, g.Wo, d.AsSpan(dOff), dStride, source.RowStride, 0, 0, dLength);
+                DirectConv.Embed(dy.AsSpan(n * g.K * g.Ho * g.Wo, g.K * g.Ho * g.Wo), g.K, g.Ho, g.Wo, d.AsSpan(dOff), dPlane, byRows ? rowLength : source.RowStride, 0, 0, dLength);
                 var (src, offset, rented) = source.Prepare(x, n, g.N, reach);
                 Split(inner, blocks, (b0, b1) =>
-                    DirectConv.FilterAccumulate(d, dOff, dStride, dStride, src, offset, source.PlaneStride, g.K, g.C, offsets, partials, (long)group * size, b0, b1));
+                    DirectConv.FilterAccumulate(d, dOff, dPlane, rowLength, rows, src, offset, source.PlaneStride, srcRow, g.K, g.C, offsets, partials, (long)group * size, b0, b1));
                 if (rented is not null) ArrayPool<float>.Shared.Return(rented);
             }
             ArrayPool<float>.Shared.Return(d);

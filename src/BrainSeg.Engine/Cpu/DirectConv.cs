@@ -20,7 +20,7 @@ internal static unsafe class DirectConv
 {
     public const int MR = 4, NR = 24;
 
-    /// <summary>Positions of the filter gradient's dot products handled per pass (keeps one chunk of every row in L2).</summary>
+    /// <summary>Floats of each row that a pass of the filter gradient covers, in whole rows (keeps the pass in L2).</summary>
     private const int FilterChunk = 1024;
 
     /// <summary>Rectangle [Top, Bottom) × [Left, Right) of a source plane that holds data; zeros lie around it.</summary>
@@ -166,20 +166,21 @@ internal static unsafe class DirectConv
     public static int FilterBlocks(int k, int c, int taps) => (k + MR - 1) / MR * ((c * taps + 2) / 3);
 
     /// <summary>
-    /// dw[o, ci·taps + tap] += Σ_u d[dOffset + o·dStride + u] · src[ci·planeStride + u + tapOffsets[tap]] for u in [0, length)
-    /// (a multiple of 8), over blocks [block0, block1). d has MR-rounded rows, zero where a column or channel is padding.
+    /// dw[o, ci·taps + tap] += Σ_i Σ_j d[o·dPlane + i·dRow + j] · src[ci·planeStride + i·srcRow + j + tapOffsets[tap]]
+    /// for output rows i &lt; rows and j &lt; dRow (a multiple of 8; d is zero past each row's outputs and past the last
+    /// output channel, up to MR-rounded channels), over blocks [block0, block1).
     /// </summary>
-    public static void FilterAccumulate(float[] d, long dOffset, int dStride, int length, float[] src, long srcOffset, int planeStride,
-        int k, int c, int[] tapOffsets, float[] dw, long dwOffset, int block0, int block1)
+    public static void FilterAccumulate(float[] d, long dOffset, int dPlane, int dRow, int rows, float[] src, long srcOffset,
+        int planeStride, int srcRow, int k, int c, int[] tapOffsets, float[] dw, long dwOffset, int block0, int block1)
     {
-        int taps = tapOffsets.Length, rowsB = c * taps, blocksB = (rowsB + 2) / 3;
+        int taps = tapOffsets.Length, rowsB = c * taps, blocksB = (rowsB + 2) / 3, chunkRows = Math.Max(1, FilterChunk / dRow);
         var sums = stackalloc float[MR * 3];
         var rowB = stackalloc long[3];
         fixed (float* pd = d, s = src, pw = dw)
         {
-            for (var chunk = 0; chunk < length; chunk += FilterChunk)
+            for (var row0 = 0; row0 < rows; row0 += chunkRows)
             {
-                var width = Math.Min(FilterChunk, length - chunk);
+                var count = Math.Min(chunkRows, rows - row0);
                 for (var block = block0; block < block1; block++)
                 {
                     int k0 = block / blocksB * MR, b0 = block % blocksB * 3;
@@ -187,9 +188,9 @@ internal static unsafe class DirectConv
                     {
                         // Past the last row the block repeats it; those sums are dropped.
                         var b = Math.Min(b0 + j, rowsB - 1);
-                        rowB[j] = srcOffset + (long)(b / taps) * planeStride + tapOffsets[b % taps] + chunk;
+                        rowB[j] = srcOffset + (long)(b / taps) * planeStride + tapOffsets[b % taps] + (long)row0 * srcRow;
                     }
-                    FilterBlock(pd + dOffset + (long)k0 * dStride + chunk, dStride, s + rowB[0], s + rowB[1], s + rowB[2], width, sums);
+                    FilterBlock(pd + dOffset + (long)k0 * dPlane + (long)row0 * dRow, dPlane, dRow, s + rowB[0], s + rowB[1], s + rowB[2], srcRow, count, sums);
                     for (var r = 0; r < Math.Min(MR, k - k0); r++)
                         for (var j = 0; j < Math.Min(3, rowsB - b0); j++)
                             pw[dwOffset + (long)(k0 + r) * rowsB + b0 + j] += sums[r * 3 + j];
@@ -198,34 +199,37 @@ internal static unsafe class DirectConv
         }
     }
 
-    /// <summary>The 12 dot products of MR d rows with three source rows over <paramref name="length"/> floats.</summary>
+    /// <summary>The 12 dot products of MR d planes with three source rows, over <paramref name="rows"/> rows of dRow floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FilterBlock(float* d, int dStride, float* s0, float* s1, float* s2, int length, float* sums)
+    private static void FilterBlock(float* d, int dPlane, int dRow, float* s0, float* s1, float* s2, int srcRow, int rows, float* sums)
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
         Vector256<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
-        float* d1 = d + dStride, d2 = d1 + dStride, d3 = d2 + dStride;
-        for (var u = 0; u < length; u += 8)
+        for (var i = 0; i < rows; i++, d += dRow, s0 += srcRow, s1 += srcRow, s2 += srcRow)
         {
-            var v0 = Avx.LoadVector256(s0 + u);
-            var v1 = Avx.LoadVector256(s1 + u);
-            var v2 = Avx.LoadVector256(s2 + u);
-            var a = Avx.LoadVector256(d + u);
-            c00 = Fma.MultiplyAdd(a, v0, c00);
-            c01 = Fma.MultiplyAdd(a, v1, c01);
-            c02 = Fma.MultiplyAdd(a, v2, c02);
-            a = Avx.LoadVector256(d1 + u);
-            c10 = Fma.MultiplyAdd(a, v0, c10);
-            c11 = Fma.MultiplyAdd(a, v1, c11);
-            c12 = Fma.MultiplyAdd(a, v2, c12);
-            a = Avx.LoadVector256(d2 + u);
-            c20 = Fma.MultiplyAdd(a, v0, c20);
-            c21 = Fma.MultiplyAdd(a, v1, c21);
-            c22 = Fma.MultiplyAdd(a, v2, c22);
-            a = Avx.LoadVector256(d3 + u);
-            c30 = Fma.MultiplyAdd(a, v0, c30);
-            c31 = Fma.MultiplyAdd(a, v1, c31);
-            c32 = Fma.MultiplyAdd(a, v2, c32);
+            float* d1 = d + dPlane, d2 = d1 + dPlane, d3 = d2 + dPlane;
+            for (var u = 0; u < dRow; u += 8)
+            {
+                var v0 = Avx.LoadVector256(s0 + u);
+                var v1 = Avx.LoadVector256(s1 + u);
+                var v2 = Avx.LoadVector256(s2 + u);
+                var a = Avx.LoadVector256(d + u);
+                c00 = Fma.MultiplyAdd(a, v0, c00);
+                c01 = Fma.MultiplyAdd(a, v1, c01);
+                c02 = Fma.MultiplyAdd(a, v2, c02);
+                a = Avx.LoadVector256(d1 + u);
+                c10 = Fma.MultiplyAdd(a, v0, c10);
+                c11 = Fma.MultiplyAdd(a, v1, c11);
+                c12 = Fma.MultiplyAdd(a, v2, c12);
+                a = Avx.LoadVector256(d2 + u);
+                c20 = Fma.MultiplyAdd(a, v0, c20);
+                c21 = Fma.MultiplyAdd(a, v1, c21);
+                c22 = Fma.MultiplyAdd(a, v2, c22);
+                a = Avx.LoadVector256(d3 + u);
+                c30 = Fma.MultiplyAdd(a, v0, c30);
+                c31 = Fma.MultiplyAdd(a, v1, c31);
+                c32 = Fma.MultiplyAdd(a, v2, c32);
+            }
         }
         sums[0] = Vector256.Sum(c00); sums[1] = Vector256.Sum(c01); sums[2] = Vector256.Sum(c02);
         sums[3] = Vector256.Sum(c10); sums[4] = Vector256.Sum(c11); sums[5] = Vector256.Sum(c12);

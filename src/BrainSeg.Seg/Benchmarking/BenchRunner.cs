@@ -24,6 +24,15 @@ public static class BenchRunner
     /// <summary>Input side of the conv-layer measurement.</summary>
     public const int ConvInput = 51;
 
+    /// <summary>Side of the batch-norm measurement's planes (the FCN's first hidden layer).</summary>
+    public const int NormSide = 49;
+
+    /// <summary>
+    /// Nominal FLOPs per element of batch norm + ReLU, forward and backward: the arithmetic of the formulas
+    /// (moments 4, normalise and ReLU 4, gradient sums 6, input gradient 6). The layer is memory-bound: read its ms.
+    /// </summary>
+    public const double NormFlopsPerElement = 20;
+
     public static BenchResult Run(IBackend backend, BenchSettings s, IBenchClock clock, string variant)
     {
         using var work = Build(backend, s);
@@ -88,6 +97,7 @@ public static class BenchRunner
         BenchStep.Adversarial => 3.0 * s.Batch * (3 * FcnFlops + 2 * DiscriminatorFlops),
         BenchStep.Segment => FcnFlops / PatchOutputs * Math.Pow(s.Volume, 3),
         BenchStep.Conv => 3 * ConvLayerFlops(s.Batch, s.Dilation),
+        BenchStep.BatchNorm => NormFlopsPerElement * s.Batch * 32 * NormSide * NormSide,
         _ => throw new ArgumentOutOfRangeException(nameof(s), s.Step, "unknown bench step"),
     };
 
@@ -138,6 +148,7 @@ public static class BenchRunner
         {
             BenchStep.Segment => $"segment {s.Volume}³ volume, {s.Batch} slices per pass",
             BenchStep.Conv => $"conv 32→32 3×3 dilation {s.Dilation} fwd+bwd, batch {s.Batch}",
+            BenchStep.BatchNorm => $"batch norm + ReLU on 32×{NormSide}×{NormSide} fwd+bwd, batch {s.Batch}",
             BenchStep.Adversarial => $"adversarial Ls+Ld+La, batch {s.Batch} each",
             _ => $"{s.Step.ToString().ToLowerInvariant()} training step, batch {s.Batch}",
         };
@@ -181,6 +192,7 @@ public static class BenchRunner
         BenchStep.Adversarial => new AdversarialStep(b, s, rng),
         BenchStep.Segment => new SegmentVolume(b, s, rng),
         BenchStep.Conv => new ConvLayer(b, s, rng),
+        BenchStep.BatchNorm => new NormLayer(b, s, rng),
         _ => throw new ArgumentOutOfRangeException(nameof(s), s.Step, "unknown bench step"),
     };
 
@@ -390,6 +402,47 @@ public static class BenchRunner
         {
             foreach (var x in _xs) x.Grad?.Dispose();
             _w.Grad?.Dispose();
+            base.Dispose();
+        }
+    }
+
+    /// <summary>Batch norm with γ and β, then ReLU (fused), on [N,32,49,49] in training mode: forward, then backward.</summary>
+    private sealed class NormLayer : Workload
+    {
+        private readonly IBackend _b;
+        private readonly Tensor _gamma, _beta, _runningMean, _runningVar, _dy;
+        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets];
+
+        public NormLayer(IBackend b, BenchSettings s, Random rng)
+        {
+            _b = b;
+            _gamma = Own(Tensor.FromHost(b, Enumerable.Repeat(1f, 32).ToArray(), 32));
+            _beta = Own(Tensor.FromHost(b, new float[32], 32));
+            _runningMean = Own(Tensor.FromHost(b, new float[32], 32));
+            _runningVar = Own(Tensor.FromHost(b, Enumerable.Repeat(1f, 32).ToArray(), 32));
+            _gamma.RequiresGrad = _beta.RequiresGrad = true;
+            for (var i = 0; i < _xs.Length; i++)
+            {
+                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 32, NormSide, NormSide));
+                _xs[i].RequiresGrad = true;
+            }
+            _dy = Own(RandomNormal(b, rng, s.Batch, 32, NormSide, NormSide));
+        }
+
+        public override void Step(int i)
+        {
+            var x = _xs[i % _xs.Length];
+            x.GradIsFresh = _gamma.GradIsFresh = _beta.GradIsFresh = false;
+            using var tape = new Tape(_b);
+            var y = F.BatchNorm(tape, x, _gamma, _beta, _runningMean, _runningVar, training: true, momentum: 0.1, eps: 1e-5, relu: true);
+            tape.Backward(y, _dy);
+        }
+
+        public override void Dispose()
+        {
+            foreach (var x in _xs) x.Grad?.Dispose();
+            _gamma.Grad?.Dispose();
+            _beta.Grad?.Dispose();
             base.Dispose();
         }
     }

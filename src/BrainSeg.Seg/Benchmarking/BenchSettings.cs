@@ -13,6 +13,8 @@ public enum BenchStep
     Segment,
     /// <summary>One 32→32 3×3 convolution layer, forward and backward (data and filter).</summary>
     Conv,
+    /// <summary>Batch norm (γ, β) with its ReLU on [N,32,49,49], training forward and backward.</summary>
+    BatchNorm,
 }
 
 /// <summary>One measurement's settings. The defaults are those of the PyTorch peer (benchmarks/peers/torch_peer.py).</summary>
