@@ -13,6 +13,7 @@ namespace BrainSeg.Engine.Cpu;
 /// shift. A 4×24 register tile (4 output channels, 24 consecutive positions) therefore reads its
 /// right-hand operand straight from the source rows, three vectors per input channel and tap, with no
 /// packing: each source value is loaded once per tile instead of copied nine times into a column matrix.
+/// Every loop here is compiled fully optimised at first call (a layer is called too rarely for tiering to reach it early).
 /// The backward data pass is the same correlation of the zero-padded output gradient with the flipped,
 /// transposed filter; the filter gradient is a dot product of output-gradient rows with shifted source rows.
 /// </summary>
@@ -32,6 +33,7 @@ internal static unsafe class DirectConv
     /// the backward-data filter: outputs are w's input channels, inputs its output channels, taps reversed.
     /// The array is rented: hand it back to <see cref="ArrayPool{T}.Shared"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float[] PackFilters(float[] w, int k, int c, int taps, bool transposeAndFlip)
     {
         int inputs = transposeAndFlip ? k : c, outputs = transposeAndFlip ? c : k;
@@ -53,6 +55,7 @@ internal static unsafe class DirectConv
     /// rows are <paramref name="rowStride"/> apart, the data at (top, left) and zeros around it, then zeros up to
     /// <paramref name="length"/> floats in all.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Embed(ReadOnlySpan<float> src, int channels, int h, int w, Span<float> dst, int planeStride, int rowStride, int top, int left, int length)
     {
         for (var c = 0; c < channels; c++)
@@ -77,6 +80,7 @@ internal static unsafe class DirectConv
     /// output[o, i, j] = Σ_tap Σ_ci packed(o, tap, ci) · src[ci·planeStride + (i + p·d)·rowStride + j + q·d] for
     /// the tiles [tile0, tile1) of <paramref name="plan"/>, o over all outputs (written, not added).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Correlate(TilePlan plan, float[] src, long srcOffset, int planeStride, int inputs,
         float[] packed, int outputs, float[] output, long outputOffset, int tile0, int tile1)
     {
@@ -170,6 +174,7 @@ internal static unsafe class DirectConv
     /// for output rows i &lt; rows and j &lt; dRow (a multiple of 8; d is zero past each row's outputs and past the last
     /// output channel, up to MR-rounded channels), over blocks [block0, block1).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void FilterAccumulate(float[] d, long dOffset, int dPlane, int dRow, int rows, float[] src, long srcOffset,
         int planeStride, int srcRow, int k, int c, int[] tapOffsets, float[] dw, long dwOffset, int block0, int block1)
     {

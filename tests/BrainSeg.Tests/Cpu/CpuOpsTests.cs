@@ -188,6 +188,25 @@ public class CpuOpsTests
     }
 
     [Test]
+    public void ReluForwardKeepsNaNAndTurnsNegativeZeroPositive()
+    {
+        // IEEE maximum's rules, in the vector body (first 8) and the scalar tail alike.
+        float[] values = [float.NaN, -0f, -1, 3, 0, -2.5f, float.NegativeInfinity, 5, float.NaN, -0f, 7];
+        using var x = F32(values, values.Length);
+        using var y = Backend.Empty(x.Shape, DType.Float32);
+        Backend.ReluForward(x, y);
+        var r = y.ToHost<float>();
+        Assert.Multiple(() =>
+        {
+            Assert.That(float.IsNaN(r[0]) && float.IsNaN(r[8]), "NaN stays NaN");
+            Assert.That(BitConverter.SingleToInt32Bits(r[1]), Is.Zero, "−0 becomes +0 (vector)");
+            Assert.That(BitConverter.SingleToInt32Bits(r[9]), Is.Zero, "−0 becomes +0 (tail)");
+            Assert.That(r[2..8], Is.EqualTo(new float[] { 0, 3, 0, 0, 0, 5 }));
+            Assert.That(r[10], Is.EqualTo(7));
+        });
+    }
+
+    [Test]
     public void ReluForwardAndBackward()
     {
         using var x = F32([-1, 0, 2, -3], 4);
