@@ -13,9 +13,9 @@ namespace BrainSeg.Engine.Cpu;
 /// shift. A 4×24 register tile (4 output channels, 24 consecutive positions) therefore reads its
 /// right-hand operand straight from the source rows, three vectors per input channel and tap, with no
 /// packing: each source value is loaded once per tile instead of copied nine times into a column matrix.
-/// Every loop here is compiled fully optimised at first call (a layer is called too rarely for tiering to reach it early).
 /// The backward data pass is the same correlation of the zero-padded output gradient with the flipped,
 /// transposed filter; the filter gradient is a dot product of output-gradient rows with shifted source rows.
+/// Every loop here is compiled fully optimised at first call (a layer is called too rarely for tiering to reach it early).
 /// </summary>
 internal static unsafe class DirectConv
 {
