@@ -1,6 +1,9 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace BrainSeg.Engine.Cpu;
 
@@ -203,11 +206,43 @@ public sealed partial class CpuBackend
             Span<uint> words = stackalloc uint[4];
             for (int i = start, end = start + length; i < end;)
             {
+                if (typeof(T) == typeof(float) && Avx2.IsSupported && (q & 3) == 0 && end - i >= 32)
+                {
+                    var run = (end - i) / 32 * 32;
+                    DropoutMask8Blocks(MemoryMarshal.Cast<T, float>(mask.AsSpan(i, run)), float.CreateTruncating(keep), threshold, seed, q >> 2);
+                    (i, q) = (i + run, q + (ulong)run);
+                    continue;
+                }
                 (words[0], words[1], words[2], words[3]) = Philox.Block(seed, q >> 2);
                 for (var lane = (int)(q & 3); lane < 4 && i < end; lane++, i++, q++)
                     mask[i] = keep * Kept<T>(words[lane], threshold);
             }
         });
+
+    /// <summary>
+    /// mask[0..32·n) from blocks firstBlock… eight at a time: the four word vectors become kept/dropped lanes,
+    /// then a 4×8 transpose puts them in stream order (element 4·L + w is word w of lane L).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DropoutMask8Blocks(Span<float> mask, float keep, uint threshold, ulong seed, ulong firstBlock)
+    {
+        Vector256<float> keepv = Vector256.Create(keep);
+        var limit = Vector256.Create((int)threshold - 1);
+        Vector256<float> Lane(Vector256<uint> word) =>
+            Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.ShiftRightLogical(word, 8).AsInt32(), limit).AsSingle(), keepv, Vector256<float>.Zero);
+        for (var at = 0; at < mask.Length; at += 32, firstBlock += 8)
+        {
+            var (w0, w1, w2, w3) = Philox.Blocks8(seed, firstBlock);
+            Vector256<float> m0 = Lane(w0), m1 = Lane(w1), m2 = Lane(w2), m3 = Lane(w3);
+            Vector256<float> t0 = Avx.UnpackLow(m0, m1), t1 = Avx.UnpackHigh(m0, m1), t2 = Avx.UnpackLow(m2, m3), t3 = Avx.UnpackHigh(m2, m3);
+            Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+            var dst = mask[at..];
+            Avx.Permute2x128(u0, u1, 0x20).CopyTo(dst);
+            Avx.Permute2x128(u2, u3, 0x20).CopyTo(dst[8..]);
+            Avx.Permute2x128(u0, u1, 0x31).CopyTo(dst[16..]);
+            Avx.Permute2x128(u2, u3, 0x31).CopyTo(dst[24..]);
+        }
+    }
 
     /// <summary>1 when the draw keeps the element, else 0, without a branch (the outcome is a coin flip).</summary>
     private static T Kept<T>(uint word, uint threshold) where T : unmanaged, IFloatingPointIeee754<T> =>

@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace BrainSeg.Engine;
 
 /// <summary>
@@ -31,6 +34,39 @@ public static class Philox
             (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0);
         }
         return (c0, c1, c2, c3);
+    }
+
+    /// <summary>
+    /// Blocks <paramref name="firstBlock"/> … +7 at once, one per AVX2 lane: word w of block firstBlock + L is lane L
+    /// of the w-th vector. The same rounds as <see cref="Block"/>, eight at a time.
+    /// </summary>
+    public static (Vector256<uint> W0, Vector256<uint> W1, Vector256<uint> W2, Vector256<uint> W3) Blocks8(ulong seed, ulong firstBlock)
+    {
+        var b = firstBlock;
+        var c0 = Vector256.Create((uint)b, (uint)(b + 1), (uint)(b + 2), (uint)(b + 3), (uint)(b + 4), (uint)(b + 5), (uint)(b + 6), (uint)(b + 7));
+        var c1 = Vector256.Create((uint)(b >> 32), (uint)((b + 1) >> 32), (uint)((b + 2) >> 32), (uint)((b + 3) >> 32),
+            (uint)((b + 4) >> 32), (uint)((b + 5) >> 32), (uint)((b + 6) >> 32), (uint)((b + 7) >> 32));
+        Vector256<uint> c2 = Vector256<uint>.Zero, c3 = Vector256<uint>.Zero;
+        uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+        for (var round = 0; round < 10; round++)
+        {
+            if (round > 0) { k0 += W0; k1 += W1; }
+            var (hi0, lo0) = MultiplyWide(c0, M0);
+            var (hi1, lo1) = MultiplyWide(c2, M1);
+            (c0, c1, c2, c3) = (hi1 ^ c1 ^ Vector256.Create(k0), lo1, hi0 ^ c3 ^ Vector256.Create(k1), lo0);
+        }
+        return (c0, c1, c2, c3);
+    }
+
+    /// <summary>The high and low halves of m·c for each 32-bit lane: even and odd lanes multiplied apart, then merged.</summary>
+    private static (Vector256<uint> Hi, Vector256<uint> Lo) MultiplyWide(Vector256<uint> c, uint m)
+    {
+        var mv = Vector256.Create(m);
+        var even = Avx2.Multiply(c, mv);
+        var odd = Avx2.Multiply(Avx2.ShiftRightLogical(c.AsUInt64(), 32).AsUInt32(), mv);
+        var lo = Avx2.Blend(even.AsUInt32(), Avx2.ShiftLeftLogical(odd, 32).AsUInt32(), 0b10101010);
+        var hi = Avx2.Blend(Avx2.ShiftRightLogical(even, 32).AsUInt32(), odd.AsUInt32(), 0b10101010);
+        return (hi, lo);
     }
 
     /// <summary>Random 32-bit word number <paramref name="index"/> of the stream keyed by <paramref name="seed"/>.</summary>

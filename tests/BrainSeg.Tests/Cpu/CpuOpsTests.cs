@@ -247,6 +247,18 @@ public class CpuOpsTests
     }
 
     [Test]
+    public void DropoutMaskMatchesPhiloxWordByWordAtEveryAlignment([Values(0UL, 1UL, 2UL, 3UL, 6UL)] ulong offset, [Values(1, 33, 70)] int length)
+    {
+        // Eight blocks at a time where the stream is block-aligned and 32 elements remain, one word at a time elsewhere.
+        const double p = 0.5;
+        using var mask = Backend.Empty(new Shape(length), DType.Float32);
+        Backend.DropoutMask(mask, p, seed: 99, offset);
+        var expected = Enumerable.Range(0, length)
+            .Select(i => (Philox.Word(99, offset + (ulong)i) >> 8) >= Philox.DropThreshold(p) ? 2f : 0f);
+        Assert.That(mask.ToHost<float>(), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void MaxPoolTiesGoToTheFirstInRowMajorOrder()
     {
         using var x = F32([1, 3, 3, 0, 2, 3, 1, 3], 1, 1, 2, 4);
