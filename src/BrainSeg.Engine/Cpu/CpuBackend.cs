@@ -13,14 +13,14 @@ public sealed partial class CpuBackend : IBackend, ITensorOwner
     /// <summary>The shared instance, using every core.</summary>
     public static CpuBackend Instance { get; } = new();
 
-    private readonly ParallelOptions _parallel;
+    private readonly WorkerTeam _team;
 
     /// <param name="threads">Worker threads for parallel loops; 0 means one per core.</param>
     public CpuBackend(int threads = 0)
     {
         if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "Thread count must be 0 (all cores) or positive.");
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
-        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+        _team = WorkerTeam.Of(Threads);
     }
 
     public int Threads { get; }
@@ -125,7 +125,7 @@ public sealed partial class CpuBackend : IBackend, ITensorOwner
             for (var i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, _parallel, body);
+        _team.For(count, body);
     }
 
     /// <summary>Runs body(start, length) over [0, total) cut into chunks of at least <paramref name="minChunk"/>.</summary>
