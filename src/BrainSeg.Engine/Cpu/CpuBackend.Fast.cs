@@ -82,10 +82,9 @@ public sealed partial class CpuBackend
     private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx)
     {
         // dx is the correlation of dy, zero-padded by (R−1)·d − pad, with the flipped filter transposed.
-        var margin = (g.R - 1) * g.Dilation - g.Pad;
-        var marginS = (g.S - 1) * g.Dilation - g.Pad;
-        if (!Sgemm.IsAccelerated || margin < 0 || marginS < 0) { ConvBackwardDataDirect(g, dy, w, dx); return; }
-        var source = new SourcePlanes(g.K, g.Ho, g.Wo, margin, marginS, g.Ho + 2 * margin, g.Wo + 2 * marginS);
+        int top = (g.R - 1) * g.Dilation - g.Pad, left = (g.S - 1) * g.Dilation - g.Pad;
+        if (!Sgemm.IsAccelerated || top < 0 || left < 0) { ConvBackwardDataDirect(g, dy, w, dx); return; }
+        var source = new SourcePlanes(g.K, g.Ho, g.Wo, top, left, g.Ho + 2 * top, g.Wo + 2 * left);
         var plan = DirectConv.TilePlan.For(g.H, g.W, source.RowStride, g.R, g.S, g.Dilation, source.Data);
         var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: true);
         ForImages(g.N, (n, inner) =>
