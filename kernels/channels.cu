@@ -190,7 +190,7 @@ __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channe
         INNER_STRIDE(s, inner)
         {
             T v = x[base + s] * scale + shift;
-            y[base + s] = !relu || v > (T)0 ? v : (T)0;
+            y[base + s] = !relu || v > (T)0 || v != v ? v : (T)0;
         }
     }
 }

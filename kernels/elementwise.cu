@@ -48,7 +48,8 @@ EXPORT_FLOAT_KERNELS(scale, (T* y, double alpha, long long n), (y, alpha, n))
 template <typename T>
 __device__ void relu_forward(const T* x, T* y, long long n)
 {
-    GRID_STRIDE(i, n) y[i] = x[i] > (T)0 ? x[i] : (T)0;
+    // NaN stays NaN, −0 becomes +0: IEEE maximum's rules, as on the CPU and in PyTorch.
+    GRID_STRIDE(i, n) y[i] = x[i] > (T)0 || x[i] != x[i] ? x[i] : (T)0;
 }
 EXPORT_FLOAT_KERNELS(relu_forward, (const T* x, T* y, long long n), (x, y, n))
 

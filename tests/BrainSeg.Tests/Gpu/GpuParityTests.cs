@@ -229,6 +229,26 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
         AssertExact(dx, "ReluBackward");
     }
 
+    [Test]
+    public void ReluKeepsNaNAndMakesNegativeZeroPositiveAsTheCpuDoes()
+    {
+        // PyTorch's rule too: relu(NaN) = NaN; −0 comes out +0. Plain and fused with batch norm's affine part.
+        double[] values = [double.NaN, -0.0, -1, 2, 0, double.NegativeInfinity, 3, double.NaN, -0.0, 5, -4, 1];
+        var x = FromValues(dt, [1, 1, 3, 4], values);
+        var y = Output(dt, 1, 1, 3, 4);
+        Cpu.ReluForward(x.C, y.C);
+        Gpu.ReluForward(x.G, y.G);
+        AssertExact(y, "ReluForward");
+
+        var beta = FromValues(dt, [1], [0]);
+        var mean = FromValues(dt, [1], [0]);
+        var variance = FromValues(dt, [1], [1]);
+        var fused = Output(dt, 1, 1, 3, 4);
+        Cpu.BatchNormForwardInference(x.C, null, beta.C, fused.C, mean.C, variance.C, 0, relu: true);
+        Gpu.BatchNormForwardInference(x.G, null, beta.G, fused.G, mean.G, variance.G, 0, relu: true);
+        AssertExact(fused, "BatchNormForwardInference + ReLU");
+    }
+
     [TestCase(0.5, 1234567UL, 0UL)]
     [TestCase(0.2, 0xDEADBEEFCAFEUL, 3UL)]
     [TestCase(0.0, 7UL, 1UL << 33)]
