@@ -11,9 +11,6 @@ public sealed partial class CpuBackend
     /// <summary>Images whose filter gradients are summed into one partial before the fixed-order reduction.</summary>
     private const int FilterGroup = 4;
 
-    /// <summary>Longest stretch of the filter gradient's dot products in one go (4 KiB of each row: the pass stays in L2).</summary>
-    private const int FilterPiece = 1024;
-
     /// <summary>Runs body(n, innerParallel) per image: images in parallel when there are enough, else threads inside.</summary>
     private void ForImages(int count, Action<int, bool> body)
     {
@@ -66,17 +63,7 @@ public sealed partial class CpuBackend
     private void ConvForwardFast(ConvGeometry g, float[] x, float[] w, float[] y)
     {
         if (!Sgemm.IsAccelerated) { ConvForwardDirect(g, x, w, y); return; }
-        var source = InputPlanes(g);
-        var plan = DirectConv.TilePlan.For(g.Ho, g.Wo, source.RowStride, g.R, g.S, g.Dilation, source.Data);
-        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: false);
-        ForImages(g.N, (n, inner) =>
-        {
-            var (src, offset, rented) = source.Prepare(x, n, g.N, plan.Reach);
-            Split(inner, plan.Starts.Length, (t0, t1) =>
-                DirectConv.Correlate(plan, src, offset, source.PlaneStride, g.C, packed, g.K, y, (long)n * g.K * g.Ho * g.Wo, t0, t1));
-            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
-        });
-        ArrayPool<float>.Shared.Return(packed);
+        CorrelateImages(g, InputPlanes(g), x, w, transposeAndFlip: false, g.Ho, g.Wo, g.K, y);
     }
 
     private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx)
@@ -85,13 +72,23 @@ public sealed partial class CpuBackend
         int top = (g.R - 1) * g.Dilation - g.Pad, left = (g.S - 1) * g.Dilation - g.Pad;
         if (!Sgemm.IsAccelerated || top < 0 || left < 0) { ConvBackwardDataDirect(g, dy, w, dx); return; }
         var source = new SourcePlanes(g.K, g.Ho, g.Wo, top, left, g.Ho + 2 * top, g.Wo + 2 * left);
-        var plan = DirectConv.TilePlan.For(g.H, g.W, source.RowStride, g.R, g.S, g.Dilation, source.Data);
-        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip: true);
+        CorrelateImages(g, source, dy, w, transposeAndFlip: true, g.H, g.W, g.C, dx);
+    }
+
+    /// <summary>
+    /// Each image of <paramref name="input"/>, read as <paramref name="source"/>, correlated with the filter w
+    /// (as is, or transposed and flipped) into planes of outH × outW for <paramref name="outputs"/> channels.
+    /// </summary>
+    private void CorrelateImages(ConvGeometry g, SourcePlanes source, float[] input, float[] w, bool transposeAndFlip,
+        int outH, int outW, int outputs, float[] output)
+    {
+        var plan = DirectConv.TilePlan.For(outH, outW, source.RowStride, g.R, g.S, g.Dilation, source.Data);
+        var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip);
         ForImages(g.N, (n, inner) =>
         {
-            var (src, offset, rented) = source.Prepare(dy, n, g.N, plan.Reach);
+            var (src, offset, rented) = source.Prepare(input, n, g.N, plan.Reach);
             Split(inner, plan.Starts.Length, (t0, t1) =>
-                DirectConv.Correlate(plan, src, offset, source.PlaneStride, g.K, packed, g.C, dx, (long)n * g.C * g.H * g.W, t0, t1));
+                DirectConv.Correlate(plan, src, offset, source.PlaneStride, source.Channels, packed, outputs, output, (long)n * outputs * outH * outW, t0, t1));
             if (rented is not null) ArrayPool<float>.Shared.Return(rented);
         });
         ArrayPool<float>.Shared.Return(packed);
@@ -106,9 +103,10 @@ public sealed partial class CpuBackend
         // rows end to end (dy laid out with x's row stride, zeros past Wo; long loops, cut into equal pieces) or one
         // output row at a time (dy rows padded to a multiple of 8), when x's rows are much wider than the outputs.
         // dy is 32-byte aligned, so of each block's seven vector loads only the three shifted ones straddle cache lines.
-        int flat = g.Ho * source.RowStride, pieces = (flat + FilterPiece - 1) / FilterPiece, pieceLength = (flat / pieces + 8) / 8 * 8;
-        var byRows = g.Ho * ((g.Wo + 7) / 8 * 8) < 0.9 * pieces * pieceLength;
-        int rowLength = byRows ? (g.Wo + 7) / 8 * 8 : pieceLength, rows = byRows ? g.Ho : pieces;
+        int paddedRow = (g.Wo + 7) / 8 * 8, flat = g.Ho * source.RowStride;
+        int pieces = (flat + DirectConv.FilterChunk - 1) / DirectConv.FilterChunk, pieceLength = (flat / pieces + 8) / 8 * 8;
+        var byRows = g.Ho * paddedRow < 0.9 * pieces * pieceLength;
+        int rowLength = byRows ? paddedRow : pieceLength, rows = byRows ? g.Ho : pieces;
         int dPlane = rows * rowLength, srcRow = byRows ? source.RowStride : rowLength;
         var dLength = (g.K + DirectConv.MR - 1) / DirectConv.MR * DirectConv.MR * dPlane;
         var reach = (long)(rows - 1) * srcRow + rowLength + offsets.Max();

@@ -21,8 +21,11 @@ internal static unsafe class DirectConv
 {
     public const int MR = 4, NR = 24;
 
-    /// <summary>Floats of each row that a pass of the filter gradient covers, in whole rows (keeps the pass in L2).</summary>
-    private const int FilterChunk = 1024;
+    /// <summary>
+    /// Floats of each row that one pass of the filter gradient covers (4 KiB: the pass's rows stay in L2): longer
+    /// rows are cut into pieces of at most this, shorter ones taken several at a time.
+    /// </summary>
+    public const int FilterChunk = 1024;
 
     /// <summary>Rectangle [Top, Bottom) × [Left, Right) of a source plane that holds data; zeros lie around it.</summary>
     public readonly record struct Region(int Top, int Bottom, int Left, int Right);
@@ -264,12 +267,13 @@ internal static unsafe class DirectConv
         public int[] TapList { get; }
 
         /// <summary>Floats read from the start of a source plane on (the last plane needs this much behind it).</summary>
-        public long Reach => (Starts.Length == 0 ? 0 : Starts[^1]) + NR + TapOffsets.Max();
+        public long Reach { get; }
 
         private TilePlan(int ho, int wo, int rowStride, bool withinRows, int[] tapOffsets, int[] starts, int[] tapFirst, int[] tapList)
         {
             (Ho, Wo, RowStride, WithinRows, TapOffsets) = (ho, wo, rowStride, withinRows, tapOffsets);
             (Starts, TapFirst, TapList) = (starts, tapFirst, tapList);
+            Reach = (starts.Length == 0 ? 0 : starts[^1]) + NR + tapOffsets.Max();
         }
 
         /// <summary>Source offset of each tap (p, q): p·d·rowStride + q·d.</summary>
