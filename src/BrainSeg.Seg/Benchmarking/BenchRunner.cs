@@ -365,84 +365,73 @@ public static class BenchRunner
         }
     }
 
-    /// <summary>One 32→32 3×3 convolution (no bias) on [N,32,51,51]: forward, then backward data and filter.</summary>
-    private sealed class ConvLayer : Workload
+    /// <summary>One layer on its own: forward on one of the input sets, then backward from a fixed output gradient.</summary>
+    private abstract class LayerStep : Workload
     {
         private readonly IBackend _b;
-        private readonly Conv2dSpec _spec;
-        private readonly Tensor _w;
         private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets];
         private readonly Tensor _dy;
 
-        public ConvLayer(IBackend b, BenchSettings s, Random rng)
+        /// <param name="parameters">The layer's trained tensors, owned from here on.</param>
+        protected LayerStep(IBackend b, Random rng, Tensor[] parameters, int[] input, int[] output)
         {
-            (_b, _spec) = (b, new Conv2dSpec(s.Dilation, 0));
-            _w = Own(RandomNormal(b, rng, 32, 32, 3, 3));
-            _w.RequiresGrad = true;
+            _b = b;
+            Parameters = parameters;
+            foreach (var p in parameters) Own(p).RequiresGrad = true;
             for (var i = 0; i < _xs.Length; i++)
             {
-                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 32, ConvInput, ConvInput));
+                _xs[i] = Own(RandomNormal(b, rng, input));
                 _xs[i].RequiresGrad = true;
             }
-            var side = ConvInput - 2 * s.Dilation;
-            _dy = Own(RandomNormal(b, rng, s.Batch, 32, side, side));
+            _dy = Own(RandomNormal(b, rng, output));
         }
+
+        protected Tensor[] Parameters { get; }
+
+        protected abstract Tensor Forward(Tape tape, Tensor x);
 
         public override void Step(int i)
         {
             var x = _xs[i % _xs.Length];
             // A new pass overwrites the leaves' gradients (what an optimiser's ZeroGrad does).
-            x.GradIsFresh = _w.GradIsFresh = false;
+            x.GradIsFresh = false;
+            foreach (var p in Parameters) p.GradIsFresh = false;
             using var tape = new Tape(_b);
-            var y = F.Conv2d(tape, x, _w, spec: _spec);
-            tape.Backward(y, _dy);
+            tape.Backward(Forward(tape, x), _dy);
         }
 
         public override void Dispose()
         {
             foreach (var x in _xs) x.Grad?.Dispose();
-            _w.Grad?.Dispose();
+            foreach (var p in Parameters) p.Grad?.Dispose();
             base.Dispose();
         }
     }
 
-    /// <summary>Batch norm with γ and β, then ReLU (fused), on [N,32,49,49] in training mode: forward, then backward.</summary>
-    private sealed class NormLayer : Workload
+    /// <summary>One 32→32 3×3 convolution (no bias) on [N,32,51,51]: forward, then backward data and filter.</summary>
+    private sealed class ConvLayer(IBackend b, BenchSettings s, Random rng) : LayerStep(b, rng,
+        [RandomNormal(b, rng, 32, 32, 3, 3)], [s.Batch, 32, ConvInput, ConvInput], [s.Batch, 32, ConvInput - 2 * s.Dilation, ConvInput - 2 * s.Dilation])
     {
-        private readonly IBackend _b;
-        private readonly Tensor _gamma, _beta, _runningMean, _runningVar, _dy;
-        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets];
+        private readonly Conv2dSpec _spec = new(s.Dilation, 0);
 
-        public NormLayer(IBackend b, BenchSettings s, Random rng)
-        {
-            _b = b;
-            _gamma = Own(Tensor.FromHost(b, Enumerable.Repeat(1f, 32).ToArray(), 32));
-            _beta = Own(Tensor.FromHost(b, new float[32], 32));
-            _runningMean = Own(Tensor.FromHost(b, new float[32], 32));
-            _runningVar = Own(Tensor.FromHost(b, Enumerable.Repeat(1f, 32).ToArray(), 32));
-            _gamma.RequiresGrad = _beta.RequiresGrad = true;
-            for (var i = 0; i < _xs.Length; i++)
-            {
-                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 32, NormSide, NormSide));
-                _xs[i].RequiresGrad = true;
-            }
-            _dy = Own(RandomNormal(b, rng, s.Batch, 32, NormSide, NormSide));
-        }
+        protected override Tensor Forward(Tape tape, Tensor x) => F.Conv2d(tape, x, Parameters[0], spec: _spec);
+    }
 
-        public override void Step(int i)
-        {
-            var x = _xs[i % _xs.Length];
-            x.GradIsFresh = _gamma.GradIsFresh = _beta.GradIsFresh = false;
-            using var tape = new Tape(_b);
-            var y = F.BatchNorm(tape, x, _gamma, _beta, _runningMean, _runningVar, training: true, momentum: 0.1, eps: 1e-5, relu: true);
-            tape.Backward(y, _dy);
-        }
+    /// <summary>Batch norm with γ and β, then ReLU (fused), on [N,32,49,49] in training mode: forward, then backward.</summary>
+    private sealed class NormLayer(IBackend b, BenchSettings s, Random rng) : LayerStep(b, rng,
+        [Channels(b, 1), Channels(b, 0)], [s.Batch, 32, NormSide, NormSide], [s.Batch, 32, NormSide, NormSide])
+    {
+        private readonly Tensor _runningMean = Channels(b, 0), _runningVar = Channels(b, 1);
+
+        private static Tensor Channels(IBackend b, float value) => Tensor.FromHost(b, Enumerable.Repeat(value, 32).ToArray(), 32);
+
+        protected override Tensor Forward(Tape tape, Tensor x) =>
+            F.BatchNorm(tape, x, Parameters[0], Parameters[1], _runningMean, _runningVar, training: true, momentum: 0.1, eps: 1e-5, relu: true);
 
         public override void Dispose()
         {
-            foreach (var x in _xs) x.Grad?.Dispose();
-            _gamma.Grad?.Dispose();
-            _beta.Grad?.Dispose();
+            _runningMean.Dispose();
+            _runningVar.Dispose();
             base.Dispose();
         }
     }
