@@ -4,19 +4,24 @@
 // No float atomics and a fixed order: the same input always gives the same bits.
 #include "common.cuh"
 
-// y[n,c,s] += bias[c], in place; one plane per (n, c).
+// y[n,c,s] += bias[c] when bias is given, then with relu y = max(y, 0) as relu_forward computes it; in place,
+// one plane per (n, c). The convolution's epilogue (bias and ReLU after cuDNN's forward) and the plain bias.
 template <typename T>
-__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes)
+__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes, int relu)
 {
     PLANE_STRIDE(plane, planes)
     {
-        T b = bias[plane % channels];
+        T b = bias ? bias[plane % channels] : (T)0;
         T* row = y + (long long)plane * inner;
-        INNER_STRIDE(s, inner) row[s] += b;
+        INNER_STRIDE(s, inner)
+        {
+            T v = bias ? row[s] + b : row[s];
+            row[s] = !relu || v > (T)0 || v != v ? v : (T)0;
+        }
     }
 }
-EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes),
-                     (y, bias, channels, inner, planes))
+EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes, int relu),
+                     (y, bias, channels, inner, planes, relu))
 
 // ---- per-channel reductions, stage 1: one block of REDUCE_THREADS per (channel, part) ----
 // Block b = c·parts + part reduces planes [part·planesPerPart, min(N, (part + 1)·planesPerPart)) of channel c

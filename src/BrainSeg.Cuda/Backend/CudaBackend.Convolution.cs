@@ -39,13 +39,19 @@ public sealed unsafe partial class CudaBackend
 
     // ---- convolution ----
 
-    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false)
     {
         Enter();
-        var dt = OpChecks.Conv2dForward(this, x, w, y, spec);
+        var dt = OpChecks.Conv2dForward(this, x, w, y, spec, bias);
         var plan = Plan("Conv2dForward", dt, x, w, y, spec);
         if (y.Numel == 0) return;
-        if (x.Numel == 0 || w.Numel == 0) { Fill(y, 0); return; } // an empty sum
+        if (x.Numel == 0 || w.Numel == 0) Fill(y, 0); // an empty sum
+        else Convolve(plan, dt, x, w, y);
+        if (bias is not null || relu) BiasAndRelu("Conv2dForward", dt, y, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu);
+    }
+
+    private void Convolve(ConvPlan plan, DType dt, Tensor x, Tensor w, Tensor y)
+    {
         var algo = plan.Forward ??= SearchForward(plan, Ptr(x), Ptr(w), Ptr(y));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
         float f1 = 1, f0 = 0;

@@ -12,9 +12,16 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var (dt, channels, plane) = OpChecks.AddChannelBias(this, y, bias);
-        var (planes, inner) = Planes("AddChannelBias", y.Shape[0], channels, plane);
+        BiasAndRelu("AddChannelBias", dt, y, bias, channels, plane, relu: false);
+    }
+
+    /// <summary>y += bias per channel (when given), then ReLU (when asked), in place: one launch.</summary>
+    private void BiasAndRelu(string op, DType dt, Tensor y, Tensor? bias, int channels, long plane, bool relu)
+    {
+        var (planes, inner) = Planes(op, y.Shape[0], channels, plane);
         ulong py = Ptr(y), pb = Ptr(bias);
-        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &planes };
+        int fused = relu ? 1 : 0;
+        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &planes, &fused };
         LaunchPlanes("channels", "add_channel_bias", dt, planes, inner, args);
     }
 

@@ -11,9 +11,11 @@ public static partial class F
 
     /// <summary>
     /// Stride-1 2-D convolution. x: [N,C,H,W], w: [K,C,R,S], optional bias: [K]; <paramref name="spec"/>
-    /// sets dilation and zero padding (default: valid, dilation 1).
+    /// sets dilation and zero padding (default: valid, dilation 1). With <paramref name="relu"/> the output is
+    /// max(conv + bias, 0) from the same op (what inference runs for a conv → batch norm → ReLU block once the
+    /// batch norm is folded into w and bias).
     /// </summary>
-    public static Tensor Conv2d(Tape tape, Tensor x, Tensor w, Tensor? bias = null, Conv2dSpec? spec = null)
+    public static Tensor Conv2d(Tape tape, Tensor x, Tensor w, Tensor? bias = null, Conv2dSpec? spec = null, bool relu = false)
     {
         var s = spec ?? Conv2dSpec.Valid;
         if (x.Shape.Rank != 4 || w.Shape.Rank != 4 || x.Shape.C != w.Shape.C)
@@ -24,15 +26,18 @@ public static partial class F
 
         var b = tape.Backend;
         var y = tape.Empty(new Shape(x.Shape.N, w.Shape.N, oh, ow), x.DType);
-        b.Conv2dForward(x, w, y, s);
-        if (bias is not null) b.AddChannelBias(y, bias);
+        b.Conv2dForward(x, w, y, s, bias, relu);
 
         if (tape.NeedsGrad(x, w, bias))
             tape.Record(y, () =>
             {
-                tape.AccumulateGrad(x, dx => b.Conv2dBackwardData(y.Grad!, w, dx, s));
-                tape.AccumulateGrad(w, dw => b.Conv2dBackwardFilter(x, y.Grad!, dw, s));
-                if (bias is not null) tape.AccumulateGrad(bias, db => b.ChannelSum(y.Grad!, db));
+                // Behind the ReLU only the outputs that stayed positive pass their gradient on.
+                using var masked = relu ? b.Empty(y.Shape, y.DType) : null;
+                if (masked is not null) b.ReluBackward(y, y.Grad!, masked);
+                var dy = masked ?? y.Grad!;
+                tape.AccumulateGrad(x, dx => b.Conv2dBackwardData(dy, w, dx, s));
+                tape.AccumulateGrad(w, dw => b.Conv2dBackwardFilter(x, dy, dw, s));
+                if (bias is not null) tape.AccumulateGrad(bias, db => b.ChannelSum(dy, db));
             });
         return y;
     }

@@ -73,10 +73,13 @@ public interface IBackend : IDisposable
     // ---- convolution (stride 1, cross-correlation as in every DL framework) ----
 
     /// <summary>
-    /// y[n,k,i,j] = Σ_c Σ_p Σ_q x[n,c, i + p·d − pad, j + q·d − pad] · w[k,c,p,q], zero outside x.
-    /// x: [N,C,H,W], w: [K,C,R,S], y: [N,K,spec.OutputSize(H,R),spec.OutputSize(W,S)]. No bias: see <see cref="AddChannelBias"/>.
+    /// y[n,k,i,j] = Σ_c Σ_p Σ_q x[n,c, i + p·d − pad, j + q·d − pad] · w[k,c,p,q] (+ bias[k]), zero outside x; with
+    /// <paramref name="relu"/> the same pass writes max(that, 0) by <see cref="ReluForward"/>'s rule. The result is
+    /// exactly the convolution followed by <see cref="AddChannelBias"/> and <see cref="ReluForward"/>, one write of y
+    /// instead of three passes: a batch norm in inference mode folds into w and bias, so conv → BN → ReLU is this op.
+    /// x: [N,C,H,W], w: [K,C,R,S], bias: [K], y: [N,K,spec.OutputSize(H,R),spec.OutputSize(W,S)].
     /// </summary>
-    void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec);
+    void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false);
 
     /// <summary>dx = ∂L/∂x given dy = ∂L/∂y for <see cref="Conv2dForward"/>.</summary>
     void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec);

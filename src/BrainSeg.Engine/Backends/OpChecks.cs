@@ -68,10 +68,11 @@ internal static class OpChecks
         return (dt, m, n, k);
     }
 
-    public static DType Conv2dForward(ITensorOwner owner, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    public static DType Conv2dForward(ITensorOwner owner, Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null)
     {
-        var dt = FloatType(owner, "Conv2dForward", x, w, y);
+        var dt = FloatType(owner, "Conv2dForward", x, w, y, bias);
         ConvGeometry("Conv2dForward", x, w, y, spec);
+        if (bias is not null) PerChannel(owner, "Conv2dForward", y, bias, "bias");
         return dt;
     }
 

@@ -113,8 +113,9 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
 
     // ---- convolution ----
 
-    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec) =>
-        Time(Conv(nameof(Conv2dForward), w, spec), () => inner.Conv2dForward(x, w, y, spec));
+    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false) =>
+        Time(Conv(nameof(Conv2dForward), w, spec) + (bias is null ? "" : " + bias") + (relu ? " + ReLU" : ""),
+            () => inner.Conv2dForward(x, w, y, spec, bias, relu));
 
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec) =>
         Time(Conv(nameof(Conv2dBackwardData), w, spec), () => inner.Conv2dBackwardData(dy, w, dx, spec));

@@ -9,7 +9,8 @@ public sealed record GradCheckCase(string Name, Func<IBackend, GradCheckResult> 
 /// The gradient check of every differentiable op of <see cref="F"/>, in float64 on small random inputs,
 /// full Jacobian, relative tolerance 1e-6. Non-smooth ops are checked away from their kinks: ReLU
 /// inputs keep |x| ≥ 0.1, max-pool inputs are distinct values 0.05 apart, dropout uses a fixed mask; the
-/// seeds of the fused batch norm + ReLU leave every output at least 0.01 from 0.
+/// seeds of the fused batch norm + ReLU and of the fused convolution + ReLU leave every output at least 0.01
+/// from 0 (the convolution's case checks its own).
 /// </summary>
 public static class OpGradChecks
 {
@@ -19,6 +20,7 @@ public static class OpGradChecks
     [
         new("conv2d 3×3 valid + bias", b => Check(b, 1, [[2, 3, 6, 6], [4, 3, 3, 3], [4]], (t, x) => F.Conv2d(t, x[0], x[1], x[2]))),
         new("conv2d 3×3 dilation 2, padding 1", b => Check(b, 2, [[2, 2, 7, 7], [3, 2, 3, 3]], (t, x) => F.Conv2d(t, x[0], x[1], spec: new Conv2dSpec(2, 1)))),
+        new("conv2d 3×3 + bias + ReLU (fused)", ConvRelu),
         new("conv2d 1×1", b => Check(b, 3, [[2, 4, 3, 3], [5, 4, 1, 1], [5]], (t, x) => F.Conv2d(t, x[0], x[1], x[2]))),
         new("linear + bias", b => Check(b, 4, [[3, 5], [4, 5], [4]], (t, x) => F.Linear(t, x[0], x[1], x[2]))),
         new("batch norm training (shift)", b => BatchNorm(b, 5, training: true, scale: false, [3, 2, 3, 3])),
@@ -92,6 +94,22 @@ public static class OpGradChecks
         public Tensor Mean { get; }
         public Tensor Var { get; }
         public void Dispose() { Mean.Dispose(); Var.Dispose(); }
+    }
+
+    private static GradCheckResult ConvRelu(IBackend b)
+    {
+        const ulong seed = 48;
+        int[][] shapes = [[2, 3, 6, 6], [4, 3, 3, 3], [4]];
+        // The check is only meaningful away from the kink: ±ε must not carry an output across 0.
+        var inputs = RandomInputs(b, seed, shapes);
+        try
+        {
+            using var tape = Tape.NoGrad(b);
+            var nearest = F.Conv2d(tape, inputs[0], inputs[1], inputs[2]).ToHost<double>().Min(Math.Abs);
+            if (nearest < 0.01) throw new InvalidOperationException($"Seed {seed} puts an output {nearest:g3} from ReLU's kink; choose another.");
+        }
+        finally { foreach (var t in inputs) t.Dispose(); }
+        return Check(b, seed, shapes, (t, x) => F.Conv2d(t, x[0], x[1], x[2], relu: true));
     }
 
     private static GradCheckResult Dropout(IBackend b)

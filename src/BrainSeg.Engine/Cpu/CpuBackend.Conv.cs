@@ -86,12 +86,17 @@ public sealed partial class CpuBackend
     private static ConvGeometry Geometry(Tensor x, Tensor w, Tensor y, Conv2dSpec spec) =>
         new(x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, y.Shape.H, y.Shape.W, spec.Dilation, spec.Padding);
 
-    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false)
     {
-        var dt = OpChecks.Conv2dForward(this, x, w, y, spec);
+        var dt = OpChecks.Conv2dForward(this, x, w, y, spec, bias);
         var g = Geometry(x, w, y, spec);
-        if (dt == DType.Float32) ConvForwardFast(g, x.HostArray<float>(), w.HostArray<float>(), y.HostArray<float>());
-        else ConvForwardDirect(g, x.HostArray<double>(), w.HostArray<double>(), y.HostArray<double>());
+        if (dt == DType.Float32)
+            ConvForwardFast(g, x.HostArray<float>(), w.HostArray<float>(), y.HostArray<float>(), bias?.HostArray<float>(), relu);
+        else
+        {
+            ConvForwardDirect(g, x.HostArray<double>(), w.HostArray<double>(), y.HostArray<double>());
+            BiasAndRelu(y.HostArray<double>(), bias?.HostArray<double>(), g.N, g.K, g.Ho * g.Wo, relu);
+        }
     }
 
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
@@ -209,10 +214,18 @@ public sealed partial class CpuBackend
                 TensorPrimitives.Add(y.AsSpan(n * channels, channels), bias.AsSpan(0, channels), y.AsSpan(n * channels, channels));
             return;
         }
+        BiasAndRelu(y, bias, batch, channels, plane, relu: false);
+    }
+
+    /// <summary>y[n,c] += bias[c] (when given), then ReLU (when asked), in place, plane by plane.</summary>
+    private void BiasAndRelu<T>(T[] y, T[]? bias, int batch, int channels, int plane, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (bias is null && !relu) return;
         For(batch * channels, nc =>
         {
             var yp = y.AsSpan(nc * plane, plane);
-            TensorPrimitives.Add(yp, bias[nc % channels], yp);
+            if (bias is not null) TensorPrimitives.Add(yp, bias[nc % channels], yp);
+            if (relu) Relu<T>(yp, yp);
         });
     }
 

@@ -60,10 +60,15 @@ public sealed partial class CpuBackend
     private static SourcePlanes InputPlanes(ConvGeometry g) =>
         new(g.C, g.H, g.W, g.Pad, g.Pad, g.H + 2 * g.Pad, g.W + 2 * g.Pad);
 
-    private void ConvForwardFast(ConvGeometry g, float[] x, float[] w, float[] y)
+    private void ConvForwardFast(ConvGeometry g, float[] x, float[] w, float[] y, float[]? bias, bool relu)
     {
-        if (!Sgemm.IsAccelerated) { ConvForwardDirect(g, x, w, y); return; }
-        CorrelateImages(g, InputPlanes(g), x, w, transposeAndFlip: false, g.Ho, g.Wo, g.K, y);
+        if (!Sgemm.IsAccelerated)
+        {
+            ConvForwardDirect(g, x, w, y);
+            BiasAndRelu(y, bias, g.N, g.K, g.Ho * g.Wo, relu);
+            return;
+        }
+        CorrelateImages(g, InputPlanes(g), x, w, transposeAndFlip: false, g.Ho, g.Wo, g.K, y, new DirectConv.Epilogue(bias, relu));
     }
 
     private void ConvBackwardDataFast(ConvGeometry g, float[] dy, float[] w, float[] dx)
@@ -72,15 +77,16 @@ public sealed partial class CpuBackend
         int top = (g.R - 1) * g.Dilation - g.Pad, left = (g.S - 1) * g.Dilation - g.Pad;
         if (!Sgemm.IsAccelerated || top < 0 || left < 0) { ConvBackwardDataDirect(g, dy, w, dx); return; }
         var source = new SourcePlanes(g.K, g.Ho, g.Wo, top, left, g.Ho + 2 * top, g.Wo + 2 * left);
-        CorrelateImages(g, source, dy, w, transposeAndFlip: true, g.H, g.W, g.C, dx);
+        CorrelateImages(g, source, dy, w, transposeAndFlip: true, g.H, g.W, g.C, dx, default);
     }
 
     /// <summary>
     /// Each image of <paramref name="input"/>, read as <paramref name="source"/>, correlated with the filter w
-    /// (as is, or transposed and flipped) into planes of outH × outW for <paramref name="outputs"/> channels.
+    /// (as is, or transposed and flipped) into planes of outH × outW for <paramref name="outputs"/> channels, each
+    /// tile finished by <paramref name="epilogue"/> before it is stored.
     /// </summary>
     private void CorrelateImages(ConvGeometry g, SourcePlanes source, float[] input, float[] w, bool transposeAndFlip,
-        int outH, int outW, int outputs, float[] output)
+        int outH, int outW, int outputs, float[] output, DirectConv.Epilogue epilogue)
     {
         var plan = DirectConv.TilePlan.For(outH, outW, source.RowStride, g.R, g.S, g.Dilation, source.Data);
         var packed = DirectConv.PackFilters(w, g.K, g.C, g.R * g.S, transposeAndFlip);
@@ -88,7 +94,7 @@ public sealed partial class CpuBackend
         {
             var (src, offset, rented) = source.Prepare(input, n, g.N, plan.Reach);
             Split(inner, plan.Starts.Length, (t0, t1) =>
-                DirectConv.Correlate(plan, src, offset, source.PlaneStride, source.Channels, packed, outputs, output, (long)n * outputs * outH * outW, t0, t1));
+                DirectConv.Correlate(plan, src, offset, source.PlaneStride, source.Channels, packed, outputs, output, (long)n * outputs * outH * outW, t0, t1, epilogue));
             if (rented is not null) ArrayPool<float>.Shared.Return(rented);
         });
         ArrayPool<float>.Shared.Return(packed);

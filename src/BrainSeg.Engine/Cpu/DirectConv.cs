@@ -79,13 +79,20 @@ internal static unsafe class DirectConv
 
     // ---- correlation: forward and backward data ----
 
+    /// <summary>What a tile's sums go through before they are stored: + bias[o] when given, then ReLU when asked.</summary>
+    public readonly record struct Epilogue(float[]? Bias, bool Relu)
+    {
+        public bool IsIdentity => Bias is null && !Relu;
+    }
+
     /// <summary>
     /// output[o, i, j] = Σ_tap Σ_ci packed(o, tap, ci) · src[ci·planeStride + (i + p·d)·rowStride + j + q·d] for
-    /// the tiles [tile0, tile1) of <paramref name="plan"/>, o over all outputs (written, not added).
+    /// the tiles [tile0, tile1) of <paramref name="plan"/>, o over all outputs (written, not added), each value
+    /// passed through <paramref name="epilogue"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Correlate(TilePlan plan, float[] src, long srcOffset, int planeStride, int inputs,
-        float[] packed, int outputs, float[] output, long outputOffset, int tile0, int tile1)
+        float[] packed, int outputs, float[] output, long outputOffset, int tile0, int tile1, Epilogue epilogue)
     {
         var tile = stackalloc float[MR * NR];
         Span<Run> runs = stackalloc Run[NR];
@@ -102,6 +109,7 @@ internal static unsafe class DirectConv
                 {
                     Tile(s + srcOffset + u0, planeStride, inputs, taps + first, tapCount, offsets, w + (long)block * panel, tile);
                     var rows = Math.Min(MR, outputs - block * MR);
+                    if (!epilogue.IsIdentity) Finish(tile, rows, epilogue, block * MR);
                     var yBlock = y + outputOffset + (long)block * MR * planeSize;
                     for (var r = 0; r < count; r++)
                     {
@@ -111,6 +119,29 @@ internal static unsafe class DirectConv
                                 .CopyTo(new Span<float>(yBlock + (long)o * planeSize + run.Output, run.Length));
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The epilogue on the first <paramref name="rows"/> rows of a tile, whose row o is output channel first + o: the
+    /// same float additions as a separate bias pass, and ReLU with IEEE maximum's rules (NaN stays, −0 becomes +0).
+    /// </summary>
+    private static void Finish(float* tile, int rows, Epilogue epilogue, int first)
+    {
+        for (var o = 0; o < rows; o++)
+        {
+            var bias = Vector256.Create(epilogue.Bias is null ? 0f : epilogue.Bias[first + o]);
+            for (var at = tile + o * NR; at < tile + (o + 1) * NR; at += Vector256<float>.Count)
+            {
+                var v = Avx.LoadVector256(at);
+                if (epilogue.Bias is not null) v = Avx.Add(v, bias);
+                if (epilogue.Relu)
+                {
+                    var keep = Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v);
+                    v = Vector256.ConditionalSelect(keep, v, Vector256<float>.Zero);
+                }
+                Avx.Store(at, v);
             }
         }
     }

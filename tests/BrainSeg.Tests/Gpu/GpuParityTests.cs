@@ -131,6 +131,16 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
         Gpu.Conv2dForward(x.G, filter.G, again.G, spec);
         Cpu.Conv2dForward(x.C, filter.C, again.C, spec);
         AssertClose(again, "Conv2dForward (cached plan)");
+
+        // With the epilogues a folded batch norm uses: + bias, then ReLU.
+        var bias = Random(dt, k);
+        foreach (var (withBias, relu) in new[] { (true, true), (true, false), (false, true) })
+        {
+            var fused = Output(dt, n, k, ho, wo);
+            Cpu.Conv2dForward(x.C, filter.C, fused.C, spec, withBias ? bias.C : null, relu);
+            Gpu.Conv2dForward(x.G, filter.G, fused.G, spec, withBias ? bias.G : null, relu);
+            AssertClose(fused, $"Conv2dForward bias {withBias} relu {relu}");
+        }
     }
 
     // ---- bias ----

@@ -5,12 +5,12 @@ using static BrainSeg.Tests.Cpu.Reference;
 namespace BrainSeg.Tests.Cpu;
 
 /// <summary>
-/// Batch norm with the fused ReLU against batch norm followed by the separate ReLU ops, bit for bit: the
-/// fusion saves a pass and a tensor, never a rounding.
+/// Fused ops against the separate ops they replace, bit for bit: batch norm with its ReLU, and the convolution
+/// with its bias and ReLU. A fusion saves passes and tensors, never a rounding.
 /// </summary>
 [TestFixture(DType.Float32)]
 [TestFixture(DType.Float64)]
-public class FusedBatchNormReluTests(DType dt)
+public class FusedOpsTests(DType dt)
 {
     private static readonly Shape XShape = new(3, 4, 5, 7);
     private static readonly Shape C = new(4);
@@ -71,6 +71,46 @@ public class FusedBatchNormReluTests(DType dt)
         Backend.BatchNormForwardInference(x, gamma, beta, fused, mean, variance, 1e-4, relu: true);
         Assert.That(Bits(r), Does.Contain(0L), "some outputs are rectified");
         Assert.That(Bits(fused), Is.EqualTo(Bits(r)));
+    }
+
+    // (N, C, H, W, K, R, dilation, padding): the float32 tile path (several tiles per row, tiles across row ends and
+    // inside rows, output channels not a multiple of the 4-row tile, 1×1) and the plain loops (padding past the filter).
+    private static readonly object[] ConvCases =
+    [
+        new object[] { 2, 3, 9, 11, 6, 3, 1, 0 },
+        new object[] { 1, 5, 40, 38, 7, 3, 1, 1 },
+        new object[] { 2, 3, 55, 57, 5, 3, 16, 0 },
+        new object[] { 3, 8, 6, 7, 9, 1, 1, 0 },
+        new object[] { 1, 2, 5, 6, 3, 1, 1, 2 },
+    ];
+
+    [TestCaseSource(nameof(ConvCases))]
+    public void ConvolutionWithBiasAndReluEqualsTheSeparateOps(int n, int c, int h, int w, int k, int r, int d, int pad)
+    {
+        var spec = new Conv2dSpec(d, pad);
+        var yShape = new Shape(n, k, spec.OutputSize(h, r), spec.OutputSize(w, r));
+        var xs = Random(n * c * h * w, 4);
+        xs[0] = double.NaN; // a NaN input stays NaN through the ReLU, fused or not
+        using var x = Make(xs, new Shape(n, c, h, w));
+        using var filter = Make(Random(k * c * r * r, 5), new Shape(k, c, r, r));
+        using var bias = Make(Random(k, 6, 0.5), new Shape(k));
+
+        foreach (var (withBias, relu) in new[] { (true, true), (true, false), (false, true) })
+        {
+            using var convolved = Backend.Empty(yShape, dt);
+            using var rectified = Backend.Empty(yShape, dt);
+            Backend.Conv2dForward(x, filter, convolved, spec);
+            if (withBias) Backend.AddChannelBias(convolved, bias);
+            if (relu) Backend.ReluForward(convolved, rectified);
+            var separate = relu ? rectified : convolved;
+            using var fused = Backend.Empty(yShape, dt);
+            Backend.Fill(fused, double.NaN);
+            Backend.Conv2dForward(x, filter, fused, spec, withBias ? bias : null, relu);
+
+            var bits = Bits(separate);
+            if (relu) Assert.That(bits.Count(b => b == 0), Is.InRange(1, yShape.Numel - 1), "some outputs rectified, some not");
+            Assert.That(Bits(fused), Is.EqualTo(bits), $"bias {withBias}, relu {relu}");
+        }
     }
 
     private Tensor Make(double[] values, Shape shape) =>
