@@ -7,7 +7,9 @@ on 32x49x49, training forward + backward).
 
 GPU: CUDA events around each repetition, warm-up first, median of >= 50 repetitions, inputs rotated
 over several batches so caches do not flatter; cudnn.benchmark on; the best of fp32/TF32 and
-NCHW/channels-last is reported, with every variant's time kept in the JSON.
+NCHW/channels-last is reported, with every variant's time kept in the JSON. Whole-volume inference is
+also timed with batch norm folded into the convolutions (torch.nn.utils.fusion.fuse_conv_bn_eval), as
+`brainseg segment` runs it; those variants carry "+folded".
 CPU: wall clock, torch.set_num_threads(--threads).
 
 Prints one JSON object per measurement (one line each), fields as `brainseg bench --json`:
@@ -22,6 +24,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 FCN_FLOPS = 325e6      # forward FLOPs of one 51x51 FCN patch (C=7)
 DILATED_FLOPS = 413e6  # one 87x87 dilated-network patch
@@ -187,9 +190,22 @@ def norm_layer(args, device, batch, channels_last):
     return ms, NORM_FLOPS_PER_ELEMENT * batch * 32 * 49 * 49
 
 
-def segment_volume(args, device, batch, channels_last):
+def folded(net):
+    """An eval-mode sequence with each Conv2d + BatchNorm2d pair folded into one convolution, dropout left out."""
+    modules, layers = list(net), []
+    for i, m in enumerate(modules):
+        if isinstance(m, nn.BatchNorm2d) and layers and isinstance(modules[i - 1], nn.Conv2d):
+            layers[-1] = fuse_conv_bn_eval(layers[-1], m)
+        elif not isinstance(m, nn.Dropout):
+            layers.append(m)
+    return nn.Sequential(*layers)
+
+
+def segment_volume(args, device, batch, channels_last, fold):
     """Whole-volume inference: every axial slice of a 256^3 volume, padded by the FCN's radius 15."""
     net = fcn(args.classes).to(device).eval()
+    if fold:
+        net = folded(net)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     volume = torch.randn(args.volume, 1, args.volume, args.volume)
@@ -238,7 +254,7 @@ def main():
                 batch = 16
             for dilation in ([int(d) for d in args.dilation.split(",")] if step == "conv" else [None]):
                 results = []
-                for tf32, cl in variants:
+                for tf32, cl, fold in [(t, c, f) for t, c in variants for f in ((False, True) if step == "segment" else (False,))]:
                     if device.type == "cuda":
                         torch.backends.cudnn.allow_tf32 = tf32
                         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -254,11 +270,11 @@ def main():
                     elif step == "batchnorm":
                         ms, work = norm_layer(args, device, batch, cl)
                     else:
-                        ms, work = segment_volume(args, device, batch, cl)
+                        ms, work = segment_volume(args, device, batch, cl, fold)
                     # CPU: the process's peak resident set so far (run one step per process for a step's own).
                     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" \
                         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-                    results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}",
+                    results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}{'+folded' if fold else ''}",
                                     "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
                 best = min(results, key=lambda r: r["median_ms"])
                 units = args.volume if step == "segment" else batch * (3 if step == "adversarial" else 1)
