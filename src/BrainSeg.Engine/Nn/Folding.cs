@@ -38,8 +38,8 @@ public static class Folding
     /// <see cref="Conv2d"/> with the <see cref="BatchNorm2d"/> and ReLU after it as one <see cref="FoldedConv2d"/>;
     /// dropout, the identity in inference, left out. The result owns new tensors holding the parameters as they are
     /// now: fold again after more training or a recalibration of the running statistics. Throws
-    /// <see cref="NotSupportedException"/> for a layer it cannot fold (anything but convolution, batch norm after a
-    /// convolution, ReLU and dropout).
+    /// <see cref="NotSupportedException"/> for a layer it cannot fold (anything but a convolution, the batch norm and ReLU
+    /// right after one, and dropout).
     /// </summary>
     public static Sequential ForInference(Sequential network)
     {
@@ -63,7 +63,7 @@ public static class Folding
                         break;
                     default:
                         throw new NotSupportedException(
-                            $"Cannot fold layer '{name}' ({layer.Kind}) for inference: only convolutions, batch norm after a convolution, ReLU and dropout fold.");
+                            $"Cannot fold layer '{name}' ({layer.Kind}) for inference: only convolutions (with the batch norm and ReLU after them) and dropout fold.");
                 }
             }
             folded.Eval();
