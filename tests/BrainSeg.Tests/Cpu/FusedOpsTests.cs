@@ -73,8 +73,9 @@ public class FusedOpsTests(DType dt)
         Assert.That(Bits(fused), Is.EqualTo(Bits(r)));
     }
 
-    // (N, C, H, W, K, R, dilation, padding): the float32 tile path (several tiles per row, tiles across row ends and
-    // inside rows, output channels not a multiple of the 4-row tile, 1×1) and the plain loops (padding past the filter).
+    // (N, C, H, W, K, R, dilation, padding): in float32 the tile path (several tiles per row, tiles across row ends and
+    // inside rows, output channels not a multiple of the 4-row tile, 1×1, padding past the filter); float64 runs the
+    // plain loops and a separate bias and ReLU pass.
     private static readonly object[] ConvCases =
     [
         new object[] { 2, 3, 9, 11, 6, 3, 1, 0 },
