@@ -238,18 +238,11 @@ public static class GradCheck
 
         private void Write(int i, double[] values) => WriteTo(_inputs[i], values);
 
-        private static void WriteTo(Tensor t, double[] values)
-        {
-            if (t.DType == DType.Float64) t.Backend.Upload<double>(values, t);
-            else t.Backend.Upload<float>(Array.ConvertAll(values, v => (float)v), t);
-        }
+        private static void WriteTo(Tensor t, double[] values) => t.UploadDoubles(values);
 
-        private static double[] ReadHost(Tensor t) => t.DType switch
-        {
-            DType.Float64 => t.ToHost<double>(),
-            DType.Float32 => Array.ConvertAll(t.ToHost<float>(), v => (double)v),
-            _ => throw new ArgumentException($"GradCheck needs a floating-point output, got {t.Describe()}."),
-        };
+        private static double[] ReadHost(Tensor t) => t.DType.IsFloatingPoint()
+            ? t.ToHostDoubles()
+            : throw new ArgumentException($"GradCheck needs a floating-point output, got {t.Describe()}.");
 
         private static double Dot(double[] a, double[] b)
         {

@@ -90,14 +90,14 @@ public static class Folding
     private static FoldedConv2d Fold(Conv2d conv, BatchNorm2d? norm, bool relu)
     {
         int k = conv.OutChannels, perFilter = (int)(conv.Weight.Numel / k);
-        var w = Values(conv.Weight);
-        var bias = conv.Bias is null ? norm is null ? null : new double[k] : Values(conv.Bias);
+        var w = conv.Weight.ToHostDoubles();
+        var bias = conv.Bias is null ? norm is null ? null : new double[k] : conv.Bias.ToHostDoubles();
         if (norm is not null)
         {
             if (norm.Channels != k)
                 throw new NotSupportedException($"Cannot fold a batch norm of {norm.Channels} channels into a convolution of {k} outputs.");
-            double[] mean = Values(norm.RunningMean), variance = Values(norm.RunningVar), beta = Values(norm.Beta);
-            var gamma = norm.Gamma is null ? null : Values(norm.Gamma);
+            double[] mean = norm.RunningMean.ToHostDoubles(), variance = norm.RunningVar.ToHostDoubles(), beta = norm.Beta.ToHostDoubles();
+            var gamma = norm.Gamma?.ToHostDoubles();
             for (var o = 0; o < k; o++)
             {
                 var scale = (gamma?[o] ?? 1) / Math.Sqrt(variance[o] + norm.Eps);
@@ -118,15 +118,11 @@ public static class Folding
         }
     }
 
-    private static double[] Values(Tensor t) =>
-        t.DType == DType.Float32 ? Array.ConvertAll(t.ToHost<float>(), v => (double)v) : t.ToHost<double>();
-
     /// <summary>A new tensor beside <paramref name="like"/>, of its dtype, holding <paramref name="values"/>.</summary>
     private static Tensor Upload(Tensor like, double[] values, Shape shape)
     {
         var t = like.Backend.Empty(shape, like.DType);
-        if (like.DType == DType.Float32) like.Backend.Upload<float>(Array.ConvertAll(values, v => (float)v), t);
-        else like.Backend.Upload<double>(values, t);
+        t.UploadDoubles(values);
         return t;
     }
 }

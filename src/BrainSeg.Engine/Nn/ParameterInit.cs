@@ -35,8 +35,7 @@ public sealed class ParameterInit(IBackend backend, DType dtype, RandomStream ra
     private Tensor Upload(double[] values, Shape shape)
     {
         var t = Backend.Empty(shape, DType);
-        if (DType == DType.Float64) Backend.Upload<double>(values, t);
-        else Backend.Upload<float>(Array.ConvertAll(values, v => (float)v), t);
+        t.UploadDoubles(values);
         return t;
     }
 }

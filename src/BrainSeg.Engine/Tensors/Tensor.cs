@@ -69,6 +69,21 @@ public sealed class Tensor : IDisposable
         return result;
     }
 
+    /// <summary>The values widened to double, for either floating-point dtype (synchronises with the device).</summary>
+    public double[] ToHostDoubles() => DType switch
+    {
+        DType.Float64 => ToHost<double>(),
+        DType.Float32 => Array.ConvertAll(ToHost<float>(), v => (double)v),
+        _ => throw new ArgumentException($"{Describe()} is not floating-point: it has no double values."),
+    };
+
+    /// <summary>Overwrites the tensor with <paramref name="values"/>, rounded to its floating-point dtype.</summary>
+    public void UploadDoubles(double[] values)
+    {
+        if (DType == DType.Float64) Backend.Upload<double>(values, this);
+        else Backend.Upload<float>(Array.ConvertAll(values, v => (float)v), this);
+    }
+
     /// <summary>An explicit copy to another backend (host to device, device to host, or the same).</summary>
     public Tensor To(IBackend target)
     {

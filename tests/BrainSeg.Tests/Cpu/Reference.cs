@@ -16,7 +16,7 @@ internal static class Reference
         dt == DType.Float32 ? F32(ToFloat(values), shape) : F64(values, shape);
 
     /// <summary>For float32 inputs the reference must see the same rounded inputs, so compare on the float values.</summary>
-    public static double[] Values(Tensor t) => t.DType == DType.Float32 ? ToDouble(t.ToHost<float>()) : t.ToHost<double>();
+    public static double[] Values(Tensor t) => t.ToHostDoubles();
 
     public static double[] Random(int count, int seed, double scale = 1)
     {

@@ -48,8 +48,8 @@ public class FoldingTests
             ? Tensor.FromHost(Cpu, Array.ConvertAll(values, v => (float)v), 2, 1, side, side)
             : Tensor.FromHost(Cpu, values, 2, 1, side, side);
         using var tape = Tape.NoGrad(Cpu);
-        var expected = Values(network.Forward(tape, x));
-        var actual = Values(folded.Forward(tape, x));
+        var expected = network.Forward(tape, x).ToHostDoubles();
+        var actual = folded.Forward(tape, x).ToHostDoubles();
 
         Assert.That(actual, Has.Length.EqualTo(expected.Length));
         var scaleOf = expected.Max(Math.Abs);
@@ -108,11 +108,7 @@ public class FoldingTests
             if (double.IsNaN(low)) continue;
             var values = new double[t.Numel];
             random.FillUniform(values, low, high);
-            if (t.DType == DType.Float32) Cpu.Upload<float>(Array.ConvertAll(values, v => (float)v), t);
-            else Cpu.Upload<double>(values, t);
+            t.UploadDoubles(values);
         }
     }
-
-    private static double[] Values(Tensor t) =>
-        t.DType == DType.Float32 ? Array.ConvertAll(t.ToHost<float>(), v => (double)v) : t.ToHost<double>();
 }
