@@ -22,8 +22,9 @@ public static class VolumeSegmenter
     /// <param name="image">The raw image; the model's normalisation is applied here.</param>
     /// <param name="batchSlices">Slices per forward pass.</param>
     /// <param name="progress">Called with (slices done, slices in all) after each batch.</param>
+    /// <param name="folded">The model's network already folded (<see cref="Folding.ForInference"/>), so that many volumes fold it once; null folds it here.</param>
     public static VolumeSegmentation Segment(SegmentationModel model, Volume image, int batchSlices = 8, bool probabilities = false,
-        Action<int, int>? progress = null, IReadOnlySet<int>? onlySlices = null)
+        Action<int, int>? progress = null, IReadOnlySet<int>? onlySlices = null, Sequential? folded = null)
     {
         if (batchSlices < 1) throw new ArgumentOutOfRangeException(nameof(batchSlices), $"--batch-slices must be at least 1, got {batchSlices}.");
         var network = model.Network;
@@ -41,8 +42,9 @@ public static class VolumeSegmenter
         int[] wanted = Enumerable.Range(0, sliceCount).Where(s => onlySlices is null || onlySlices.Contains(s)).ToArray();
         int batchCapacity = Math.Min(batchSlices, Math.Max(1, wanted.Length));
         var input = new float[batchCapacity * paddedRows * paddedColumns];
-        // Batch norm folded into the convolutions once per volume: one pass per layer instead of two.
-        using var folded = Folding.ForInference(network);
+        // Batch norm folded into the convolutions: one pass per layer instead of two.
+        using var foldedHere = folded is null ? Folding.ForInference(network) : null;
+        var layers = folded ?? foldedHere!;
 
         for (int start = 0; start < wanted.Length; start += batchCapacity)
         {
@@ -58,7 +60,7 @@ public static class VolumeSegmenter
 
             using var tape = Tape.NoGrad(backend);
             var x = tape.Own(Tensor.FromHost(backend, input.AsSpan(0, count * paddedRows * paddedColumns), count, 1, paddedRows, paddedColumns));
-            var logits = folded.Forward(tape, x);
+            var logits = layers.Forward(tape, x);
             if (logits.Shape.H != rows || logits.Shape.W != columns)
                 throw new InvalidOperationException($"The network returned {logits.Shape.H}x{logits.Shape.W} for a {rows}x{columns} slice padded by {radius}.");
             var labels = tape.Own(backend.Empty(new Shape(count, rows, columns), DType.Int32));

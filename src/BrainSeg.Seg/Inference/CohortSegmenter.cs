@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Globalization;
+using nietras.SeparatedValues;
+using BrainSeg.Engine.Nn;
+using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
+using BrainSeg.Seg.Evaluation;
+
+namespace BrainSeg.Seg.Inference;
+
+/// <summary>One image to segment and where its label map goes; <see cref="Skip"/> when that label map exists already.</summary>
+public sealed record CohortJob(CohortInput Input, string Output, bool Skip);
+
+public enum CohortStatus { Done, Skipped, Failed }
+
+/// <summary>
+/// What became of one image. Seconds: reading (and decompressing), segmenting and writing, each measured on
+/// its own; in the pipeline the reading and writing of neighbours overlap the segmentation.
+/// <see cref="VolumesMl"/> holds each class's volume in mL (null unless done).
+/// </summary>
+public sealed record CohortRow(string Input, string Output, CohortStatus Status, double ReadSeconds, double SegmentSeconds,
+    double WriteSeconds, double[]? VolumesMl, string Message);
+
+/// <summary>
+/// Segments many images with one model: the network is folded once and stays on the device, and a bounded
+/// pipeline keeps it busy. While image k is segmented on the calling thread (the one that owns the device),
+/// image k+1 is read and decompressed and the label map of image k−1 is written, each on a worker thread;
+/// so at most <see cref="VolumesInFlight"/> images are in memory at once, whatever the cohort's size.
+/// An input that cannot be read, segmented or written is recorded as failed and the rest go on; an error that
+/// <c>isInputError</c> does not accept (a defect, not a bad input) stops the run.
+/// </summary>
+public static class CohortSegmenter
+{
+    /// <summary>Images held at once: the one being read, the one being segmented and the one being written.</summary>
+    public const int VolumesInFlight = 3;
+
+    /// <summary>
+    /// The jobs of one shard. Every output path is checked against every input of the cohort (not only the
+    /// shard's) and against the other outputs first, so that no run can overwrite an image or another label map.
+    /// </summary>
+    public static IReadOnlyList<CohortJob> Plan(IReadOnlyList<CohortInput> cohort, string outputFolder, Shard shard, bool skipExisting)
+    {
+        var outputs = new Dictionary<string, CohortInput>(StringComparer.Ordinal);
+        var inputs = cohort.Select(i => ResolvedPath(i.Path)).ToHashSet(StringComparer.Ordinal);
+        foreach (var input in cohort)
+        {
+            string output = ResolvedPath(CohortInputs.OutputPath(input, outputFolder));
+            if (inputs.Contains(output))
+                throw new ArgumentException($"The label map for {input.Path} would be {output}, which is an input image; give an --output-dir outside the images (inputs are never overwritten).");
+            if (!outputs.TryAdd(output, input))
+                throw new ArgumentException($"{outputs[output].Path} and {input.Path} would both be written to {output}; rename one of them or segment them into different --output-dir folders.");
+        }
+        return shard.Take(cohort).Select(input =>
+        {
+            string output = CohortInputs.OutputPath(input, outputFolder);
+            return new CohortJob(input, output, skipExisting && File.Exists(output));
+        }).ToList();
+    }
+
+    /// <summary>
+    /// The path a file name resolves to (symbolic links followed), the identity an output is compared by
+    /// before anything is written. Two names of one file through a hard link compare unequal here.
+    /// </summary>
+    public static string ResolvedPath(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string? folder = Path.GetDirectoryName(full);
+        // Resolve the folder too (the file itself may not exist yet): /data/link/a.nii and /data/real/a.nii are one file.
+        if (folder is not null && Directory.Exists(folder))
+            full = Path.Combine(new DirectoryInfo(folder).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? folder, Path.GetFileName(full));
+        return File.Exists(full) ? new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
+    }
+
+    /// <param name="isInputError">Which exceptions are a problem of one input (recorded, the run goes on); others end the run.</param>
+    /// <param name="done">Called on the calling thread with each image's row, in cohort order.</param>
+    public static IReadOnlyList<CohortRow> Run(SegmentationModel model, IReadOnlyList<CohortJob> jobs, int batchSlices,
+        Func<Exception, bool> isInputError, Action<CohortRow>? done = null)
+    {
+        var rows = new List<CohortRow>(jobs.Count);
+        var work = jobs.Where(j => !j.Skip).ToList();
+        foreach (var job in jobs.Where(j => j.Skip))
+            Report(new CohortRow(job.Input.Path, job.Output, CohortStatus.Skipped, 0, 0, 0, null, "the label map exists"));
+        if (work.Count == 0) return rows;
+
+        using var folded = Folding.ForInference(model.Network);
+        Task<Loaded> next = Load(work[0], isInputError);
+        Task<CohortRow>? writing = null;
+        for (int k = 0; k < work.Count; k++)
+        {
+            Loaded current = next.GetAwaiter().GetResult();
+            if (k + 1 < work.Count) next = Load(work[k + 1], isInputError);
+            CohortRow? failed = null;
+            VolumeSegmentation? segmentation = null;
+            var clock = Stopwatch.StartNew();
+            if (current.Error is not null)
+                failed = Failed(current.Job, current, 0, current.Error);
+            else
+            {
+                try
+                {
+                    segmentation = VolumeSegmenter.Segment(model, current.Volume!, batchSlices, folded: folded);
+                }
+                catch (Exception e) when (isInputError(e))
+                {
+                    failed = Failed(current.Job, current, clock.Elapsed.TotalSeconds, e);
+                }
+            }
+            double segmentSeconds = clock.Elapsed.TotalSeconds;
+            // The previous label map has been written while this image was segmented; its row comes first.
+            if (writing is not null) Report(writing.GetAwaiter().GetResult());
+            writing = failed is not null ? Task.FromResult(failed) : Write(model, current, segmentation!, segmentSeconds, isInputError);
+        }
+        Report(writing!.GetAwaiter().GetResult());
+        return rows;
+
+        void Report(CohortRow row)
+        {
+            rows.Add(row);
+            done?.Invoke(row);
+        }
+    }
+
+    /// <summary>The summary's name in the output folder: one per shard, so that shards running at once never write the same file.</summary>
+    public static string SummaryName(Shard shard) => shard.Count == 1 ? "summary.csv" : $"summary-shard-{shard.Index}-of-{shard.Count}.csv";
+
+    /// <summary>One line per image: input, output, status, the three times in seconds, the volume of each class in mL, and the error.</summary>
+    public static string SummaryCsv(IReadOnlyList<string> classNames, IEnumerable<CohortRow> rows)
+    {
+        using var writer = Sep.New(',').Writer(o => o with { Escape = true, CultureInfo = CultureInfo.InvariantCulture }).ToText();
+        foreach (var r in rows)
+        {
+            using var line = writer.NewRow();
+            line["input"].Set(r.Input);
+            line["output"].Set(r.Output);
+            line["status"].Set(r.Status.ToString().ToLowerInvariant());
+            line["read_seconds"].Set(Seconds(r.ReadSeconds));
+            line["segment_seconds"].Set(Seconds(r.SegmentSeconds));
+            line["write_seconds"].Set(Seconds(r.WriteSeconds));
+            for (int c = 0; c < classNames.Count; c++)
+                line[classNames[c] + "_ml"].Set(r.VolumesMl is null ? "" : r.VolumesMl[c].ToString("0.###", CultureInfo.InvariantCulture));
+            line["message"].Set(r.Message);
+        }
+        return writer.ToString();
+
+        static string Seconds(double s) => s.ToString("0.###", CultureInfo.InvariantCulture);
+    }
+
+    sealed record Loaded(CohortJob Job, MriImage? Image, Volume? Volume, double Seconds, Exception? Error);
+
+    static Task<Loaded> Load(CohortJob job, Func<Exception, bool> isInputError) => Task.Run(() =>
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var image = ImageReader.Read(job.Input.Path);
+            return new Loaded(job, image, image.GetVolume(), clock.Elapsed.TotalSeconds, null);
+        }
+        catch (Exception e) when (isInputError(e))
+        {
+            return new Loaded(job, null, null, clock.Elapsed.TotalSeconds, e);
+        }
+    });
+
+    static Task<CohortRow> Write(SegmentationModel model, Loaded loaded, VolumeSegmentation segmentation, double segmentSeconds,
+        Func<Exception, bool> isInputError) => Task.Run(() =>
+    {
+        var clock = Stopwatch.StartNew();
+        var job = loaded.Job;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(job.Output))!);
+            NiftiWriter.WriteLabelMap<byte>(job.Output, ClassNamesMetadata.Attach(loaded.Image!.Header, model.ClassNames), segmentation.Classes);
+            var voxels = new long[segmentation.ClassCount];
+            foreach (byte c in segmentation.Classes) voxels[c]++;
+            double voxelMl = SegmentationEvaluation.VoxelVolumeMl(loaded.Volume!.Affine);
+            return new CohortRow(job.Input.Path, job.Output, CohortStatus.Done, loaded.Seconds, segmentSeconds, clock.Elapsed.TotalSeconds,
+                voxels.Select(n => n * voxelMl).ToArray(), "");
+        }
+        catch (Exception e) when (isInputError(e))
+        {
+            return Failed(job, loaded, segmentSeconds, e) with { WriteSeconds = clock.Elapsed.TotalSeconds };
+        }
+    });
+
+    static CohortRow Failed(CohortJob job, Loaded loaded, double segmentSeconds, Exception e) =>
+        new(job.Input.Path, job.Output, CohortStatus.Failed, loaded.Seconds, segmentSeconds, 0, null, e.Message.ReplaceLineEndings(" "));
+}
