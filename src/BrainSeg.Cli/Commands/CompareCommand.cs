@@ -10,7 +10,7 @@ internal static class CompareCommand
 {
     public static Command Create()
     {
-        var first = new Argument<string[]>("a") { Description = "Evaluations of method A ('brainseg evaluate --json'), one per image", Arity = ArgumentArity.OneOrMore };
+        var first = new Argument<string[]>("a") { Description = "Evaluations of method A ('brainseg evaluate --json'), one per image, or one cohort evaluation of folders", Arity = ArgumentArity.OneOrMore };
         var second = new Option<string[]>("--vs") { Description = "Evaluations of method B on the same images, in the same order", Required = true, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
         var names = new Option<string>("--names") { Description = "Names of the two methods, comma-separated", DefaultValueFactory = _ => "A,B" };
         var csv = new Option<string?>("--csv") { Description = "Also write the table as CSV to this file" };
@@ -26,9 +26,10 @@ internal static class CompareCommand
             string[] methodNames = parsed.GetValue(names)!.Split(',', StringSplitOptions.TrimEntries);
             if (methodNames.Length != 2 || methodNames.Any(string.IsNullOrEmpty))
                 throw new ArgumentException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
-            var a = parsed.GetValue(first)!.Select(Load).ToList();
-            var b = parsed.GetValue(second)!.Select(Load).ToList();
-            var comparison = MethodComparison.Compare(a, b, methodNames[0], methodNames[1]);
+            var a = parsed.GetValue(first)!.SelectMany(Load).ToList();
+            var b = parsed.GetValue(second)!.SelectMany(Load).ToList();
+            CheckSameImages(a, b);
+            var comparison = MethodComparison.Compare(a.Select(i => i.Scores).ToList(), b.Select(i => i.Scores).ToList(), methodNames[0], methodNames[1]);
             // Both outputs are built before either is written, so a failure leaves neither behind.
             string? csvPath = parsed.GetValue(csv), jsonPath = parsed.GetValue(json);
             if (csvPath is not null) AtomicFile.WriteAllText(csvPath, comparison.ToCsv());
@@ -39,10 +40,24 @@ internal static class CompareCommand
         return command;
     }
 
-    static EvaluationResult Load(string path)
+    /// <summary>One image's evaluation (named null), or every image of a cohort's evaluation (named as matched).</summary>
+    static IEnumerable<(string? Name, EvaluationResult Scores)> Load(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: no such evaluation file; write one with 'brainseg evaluate --json'.", path);
-        return EvaluationResult.FromJson(File.ReadAllText(path), path);
+        string text = File.ReadAllText(path);
+        return CohortEvaluation.IsCohort(text)
+            ? CohortEvaluation.ReadImages(text, path).Select(i => ((string?)i.Name, i.Scores))
+            : [(null, EvaluationResult.FromJson(text, path))];
+    }
+
+    /// <summary>Cohort evaluations pair by image name: both methods must have scored the same images.</summary>
+    static void CheckSameImages(IReadOnlyList<(string? Name, EvaluationResult Scores)> a, IReadOnlyList<(string? Name, EvaluationResult Scores)> b)
+    {
+        if (a.Concat(b).Any(i => i.Name is null)) return; // single evaluations pair by the order given
+        var onlyA = a.Select(i => i.Name).Except(b.Select(i => i.Name)).ToList();
+        var onlyB = b.Select(i => i.Name).Except(a.Select(i => i.Name)).ToList();
+        if (onlyA.Count + onlyB.Count > 0 || !a.Select(i => i.Name).SequenceEqual(b.Select(i => i.Name)))
+            throw new ArgumentException($"The two methods scored different images (only in A: {string.Join(", ", onlyA.Take(5))}; only in B: {string.Join(", ", onlyB.Take(5))}); evaluate both on the same references.");
     }
 }

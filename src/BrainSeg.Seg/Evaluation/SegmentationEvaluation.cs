@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json;
 using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
+using BrainSeg.Seg.Inference;
 
 namespace BrainSeg.Seg.Evaluation;
 
@@ -29,68 +31,60 @@ public sealed record EvaluationResult(
 {
     public const string Format = "brainseg-evaluation/1";
 
-    public string ToJson()
+    public string ToJson() => Json.Write(WriteJson);
+
+    /// <summary>This evaluation as one JSON object (also an element of a cohort's evaluation).</summary>
+    public void WriteJson(Utf8JsonWriter json)
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        json.WriteStartObject();
+        json.WriteString("format", Format);
+        json.WriteString("prediction", Prediction);
+        json.WriteString("reference", Reference);
+        json.WriteNumber("connectivity", Connectivity);
+        json.WriteNumber("mean_dice", MeanDice);
+        json.WriteNumber("components_total_predicted", PredictedComponentsTotal);
+        json.WriteNumber("components_total_reference", ReferenceComponentsTotal);
+        json.WriteStartArray("classes");
+        foreach (var c in Classes)
         {
             json.WriteStartObject();
-            json.WriteString("format", Format);
-            json.WriteString("prediction", Prediction);
-            json.WriteString("reference", Reference);
-            json.WriteNumber("connectivity", Connectivity);
-            json.WriteNumber("mean_dice", MeanDice);
-            json.WriteNumber("components_total_predicted", PredictedComponentsTotal);
-            json.WriteNumber("components_total_reference", ReferenceComponentsTotal);
-            json.WriteStartArray("classes");
-            foreach (var c in Classes)
-            {
-                json.WriteStartObject();
-                json.WriteString("name", c.Name);
-                json.WriteNumber("dice", c.Dice);
-                json.WriteNumber("components_predicted", c.PredictedComponents);
-                json.WriteNumber("components_reference", c.ReferenceComponents);
-                json.WriteNumber("volume_ml_predicted", c.PredictedVolumeMl);
-                json.WriteNumber("volume_ml_reference", c.ReferenceVolumeMl);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
+            json.WriteString("name", c.Name);
+            json.WriteNumber("dice", c.Dice);
+            json.WriteNumber("components_predicted", c.PredictedComponents);
+            json.WriteNumber("components_reference", c.ReferenceComponents);
+            json.WriteNumber("volume_ml_predicted", c.PredictedVolumeMl);
+            json.WriteNumber("volume_ml_reference", c.ReferenceVolumeMl);
             json.WriteEndObject();
         }
-        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+        json.WriteEndArray();
+        json.WriteEndObject();
     }
 
     /// <summary>Reads what <see cref="ToJson"/> wrote; <paramref name="source"/> names the file in errors.</summary>
-    public static EvaluationResult FromJson(string text, string source)
+    public static EvaluationResult FromJson(string text, string source) => Json.Read(text, source, root => Read(root, source));
+
+    /// <summary>Reads one object that <see cref="WriteJson"/> wrote.</summary>
+    public static EvaluationResult Read(JsonElement root, string source)
     {
-        try
-        {
-            using var doc = JsonDocument.Parse(text);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.GetString() != Format)
-                throw new InvalidDataException($"{source}: not a brainseg evaluation (expected \"format\": \"{Format}\"). Give files written by 'brainseg evaluate --json'.");
-            var classes = new List<ClassScore>();
-            foreach (var c in root.GetProperty("classes").EnumerateArray())
-                classes.Add(new ClassScore(
-                    c.GetProperty("name").GetString() ?? "",
-                    c.GetProperty("dice").GetDouble(),
-                    c.GetProperty("components_predicted").GetInt32(),
-                    c.GetProperty("components_reference").GetInt32(),
-                    c.GetProperty("volume_ml_predicted").GetDouble(),
-                    c.GetProperty("volume_ml_reference").GetDouble()));
-            return new EvaluationResult(
-                root.GetProperty("prediction").GetString() ?? "",
-                root.GetProperty("reference").GetString() ?? "",
-                root.GetProperty("connectivity").GetInt32(),
-                classes,
-                root.GetProperty("mean_dice").GetDouble(),
-                root.GetProperty("components_total_predicted").GetInt32(),
-                root.GetProperty("components_total_reference").GetInt32());
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw new InvalidDataException($"{source}: unreadable evaluation JSON ({e.Message}). Give files written by 'brainseg evaluate --json'.", e);
-        }
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.GetString() != Format)
+            throw new InvalidDataException($"{source}: not a brainseg evaluation (expected \"format\": \"{Format}\"). Give files written by 'brainseg evaluate --json'.");
+        var classes = new List<ClassScore>();
+        foreach (var c in root.GetProperty("classes").EnumerateArray())
+            classes.Add(new ClassScore(
+                c.GetProperty("name").GetString() ?? "",
+                c.GetProperty("dice").GetDouble(),
+                c.GetProperty("components_predicted").GetInt32(),
+                c.GetProperty("components_reference").GetInt32(),
+                c.GetProperty("volume_ml_predicted").GetDouble(),
+                c.GetProperty("volume_ml_reference").GetDouble()));
+        return new EvaluationResult(
+            root.GetProperty("prediction").GetString() ?? "",
+            root.GetProperty("reference").GetString() ?? "",
+            root.GetProperty("connectivity").GetInt32(),
+            classes,
+            root.GetProperty("mean_dice").GetDouble(),
+            root.GetProperty("components_total_predicted").GetInt32(),
+            root.GetProperty("components_total_reference").GetInt32());
     }
 
     public string ToText()
@@ -187,6 +181,30 @@ public static class SegmentationEvaluation
             : referenceTable.Apply(reference.Voxels, referenceName);
         return Evaluate(pred, refClasses, (predicted.SizeX, predicted.SizeY, predicted.SizeZ), VoxelVolumeMl(predicted.Affine),
             classNames, connectivity, predictionName, referenceName);
+    }
+
+    /// <summary>
+    /// Reads and scores a segmentation file against a reference file. The class names come from
+    /// <paramref name="referenceTable"/>, else from the names brainseg writes into its label maps, else
+    /// "background", "class 1", ... up to the largest value in either map.
+    /// </summary>
+    public static EvaluationResult EvaluateFiles(string predPath, string refPath, Mri.Labels.LabelTable? referenceTable, int connectivity)
+    {
+        MriImage predImage = ImageReader.Read(predPath);
+        Volume predicted = predImage.GetVolume();
+        Volume reference = ImageReader.ReadVolume(refPath);
+        IReadOnlyList<string> names = referenceTable?.ClassNames
+            ?? ClassNamesMetadata.Read(predImage.Header)
+            ?? GenericNames(predicted, reference);
+        return Evaluate(predicted, reference, names, referenceTable, connectivity, predPath, refPath);
+    }
+
+    static string[] GenericNames(Volume a, Volume b)
+    {
+        float max = Math.Max(a.Voxels.Max(), b.Voxels.Max());
+        if (!(max >= 1 && max < 256))
+            throw new InvalidDataException($"The label maps hold values up to {max}; give --label-map to map raw labels to at most 256 classes.");
+        return Enumerable.Range(0, (int)max + 1).Select(i => i == 0 ? "background" : $"class {i}").ToArray();
     }
 
     /// <summary>Class numbers from a label volume whose values must be whole numbers in 0..classCount-1.</summary>
