@@ -18,10 +18,10 @@ internal static class BenchCommand
         var device = DeviceOption.Create("auto");
         var step = new Option<string>("--step")
         {
-            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
+            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), cohort (volumes per minute through 'segment --output-dir', files read and written), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
             DefaultValueFactory = _ => "fcn",
         };
-        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv", "batchnorm");
+        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "cohort", "conv", "batchnorm");
         var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
         var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
         var nondeterministic = new Option<bool>("--nondeterministic")
@@ -31,18 +31,22 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps") { Description = "Timed repetitions; the median is reported (segment: max(3, reps/10)).", DefaultValueFactory = _ => 50 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first (segment: 1).", DefaultValueFactory = _ => 10 };
         var classes = new Option<int>("--classes") { Description = "Output classes.", DefaultValueFactory = _ => 7 };
-        var volume = new Option<int>("--volume") { Description = "Side of the cubic volume for segment.", DefaultValueFactory = _ => 256 };
+        var volume = new Option<int>("--volume") { Description = "Side of the cubic volume for segment and cohort.", DefaultValueFactory = _ => 256 };
+        var volumes = new Option<int>("--volumes") { Description = "Images in the cohort measurement.", DefaultValueFactory = _ => 8 };
         var dilation = new Option<int>("--dilation") { Description = "Dilation of the conv layer (1..16).", DefaultValueFactory = _ => 1 };
         var timeLimit = new Option<double>("--time-limit") { Description = "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran). 0: no limit." };
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, tf32, nondeterministic, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, tf32, nondeterministic, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
             command.Options.Add(o);
 
         command.SetAction(parsed =>
         {
+            if (parsed.GetValue(step) == "cohort")
+                return Cohort(parsed.GetValue(device)!, new CohortBenchSettings(parsed.GetValue(volumes), parsed.GetValue(volume),
+                    parsed.GetResult(batch) is { Implicit: false } ? parsed.GetValue(batch) : 16, parsed.GetValue(classes)), parsed.GetValue(json));
             var which = Enum.Parse<BenchStep>(parsed.GetValue(step)!, ignoreCase: true);
             var settings = new BenchSettings
             {
@@ -83,6 +87,16 @@ internal static class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Volumes per minute of a synthetic cohort through the segmentation pipeline (files read, segmented, written).</summary>
+    private static int Cohort(string device, CohortBenchSettings settings, bool json)
+    {
+        settings.Validate();
+        using var backend = Open(device, new CudaBackendOptions());
+        var result = CohortBench.Run(backend, settings, json ? null : line => Console.Out.WriteLine(line));
+        Console.Out.WriteLine(json ? result.ToJson() : result.Describe());
+        return 0;
     }
 
     private static BenchProfile Profile(IBackend backend, BenchSettings settings, IBenchClock clock, int reps)
