@@ -165,6 +165,9 @@ detail_segment_startup() { tail -n 1 "$1"; }
 gpu_step segment-startup 90 python3 "$work/segment_startup.py" "$brainseg" /tmp/brainseg-train-cuda/model.safetensors
 detail_demo_cuda() { grep -E "^Report|mean Dice" "$1" | tr -s ' ' | head -n 3 | paste -sd';' | cut -c1-100; }
 verb_step gpu_step demo-cuda 150 demo --device cuda --out /tmp/brainseg-demo-cuda
+# Cohort throughput: 'segment --output-dir' over 6 synthetic 256^3 .nii.gz images, read and write overlapping the GPU (volumes/min).
+detail_cohort_cuda() { tail -n 1 "$1" | cut -c1-100; }
+verb_step gpu_step cohort-cuda 120 bench --step cohort --device cuda --volumes 6 --volume 256
 if [[ "${BRAINSEG_DEVICE_BENCH:-1}" != 0 ]]; then
 # ---- bench: ours (brainseg bench), then the PyTorch peer, then one table; the whole part within $bench_budget s ----
 # Ours runs with TF32 allowed (the peer reports its best of fp32/TF32 and NCHW/NHWC), plus FCN 300 in fp32.
