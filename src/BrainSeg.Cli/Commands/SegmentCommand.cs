@@ -96,8 +96,6 @@ internal static class SegmentCommand
         var cohort = CohortInputs.Discover(input, exclude: outputFolder);
         var jobs = CohortSegmenter.Plan(cohort, outputFolder, shard, skipExisting);
         string summaryPath = Path.Combine(outputFolder, CohortSegmenter.SummaryName(shard));
-        if (cohort.Any(i => CohortSegmenter.ResolvedPath(i.Path) == CohortSegmenter.ResolvedPath(summaryPath)))
-            throw new ArgumentException($"The summary {summaryPath} would overwrite an input; give another --output-dir.");
         using var backend = Devices.Open(device);
         using var loaded = SegmentationModel.Load(backend, modelPath);
         stdout.WriteLine($"Segmenting {jobs.Count} of {cohort.Count} images (shard {shard}) with the {loaded.Network.Title} on {backend.Name}, " +

@@ -35,16 +35,20 @@ public static class CohortSegmenter
     public const int VolumesInFlight = 3;
 
     /// <summary>
-    /// The jobs of one shard. Every output path is checked against every input of the cohort (not only the
-    /// shard's) and against the other outputs first, so that no run can overwrite an image or another label map.
+    /// The jobs of one shard. Every output path, the summary's included, is checked against every input of the
+    /// cohort (not only the shard's) and against the other outputs first, so that no run can overwrite an image
+    /// or another label map.
     /// </summary>
     public static IReadOnlyList<CohortJob> Plan(IReadOnlyList<CohortInput> cohort, string outputFolder, Shard shard, bool skipExisting)
     {
         var outputs = new Dictionary<string, CohortInput>(StringComparer.Ordinal);
-        var inputs = cohort.Select(i => ResolvedPath(i.Path)).ToHashSet(StringComparer.Ordinal);
+        var inputs = cohort.Select(i => FileIdentity.Of(i.Path)).ToHashSet(StringComparer.Ordinal);
+        string summary = Path.Combine(outputFolder, SummaryName(shard));
+        if (inputs.Contains(FileIdentity.Of(summary)))
+            throw new ArgumentException($"The summary {summary} would overwrite an input; give another --output-dir (inputs are never overwritten).");
         foreach (var input in cohort)
         {
-            string output = ResolvedPath(CohortInputs.OutputPath(input, outputFolder));
+            string output = FileIdentity.Of(CohortInputs.OutputPath(input, outputFolder));
             if (inputs.Contains(output))
                 throw new ArgumentException($"The label map for {input.Path} would be {output}, which is an input image; give an --output-dir outside the images (inputs are never overwritten).");
             if (!outputs.TryAdd(output, input))
@@ -55,20 +59,6 @@ public static class CohortSegmenter
             string output = CohortInputs.OutputPath(input, outputFolder);
             return new CohortJob(input, output, skipExisting && File.Exists(output));
         }).ToList();
-    }
-
-    /// <summary>
-    /// The path a file name resolves to (symbolic links followed), the identity an output is compared by
-    /// before anything is written. Two names of one file through a hard link compare unequal here.
-    /// </summary>
-    public static string ResolvedPath(string path)
-    {
-        string full = Path.GetFullPath(path);
-        string? folder = Path.GetDirectoryName(full);
-        // Resolve the folder too (the file itself may not exist yet): /data/link/a.nii and /data/real/a.nii are one file.
-        if (folder is not null && Directory.Exists(folder))
-            full = Path.Combine(new DirectoryInfo(folder).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? folder, Path.GetFileName(full));
-        return File.Exists(full) ? new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
     }
 
     /// <param name="isInputError">Which exceptions are a problem of one input (recorded, the run goes on); others end the run.</param>

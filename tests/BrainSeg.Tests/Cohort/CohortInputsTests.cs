@@ -115,6 +115,17 @@ public class CohortInputsTests
     }
 
     [Test]
+    public void AFileReachedThroughALinkedParentFolderIsTheSameFile()
+    {
+        using var folder = new TempFolder();
+        CohortFixtures.WriteBroken(folder.Path, "real/sub/a.nii.gz");
+        Directory.CreateSymbolicLink(folder.File("link"), "real");
+        Assert.That(FileIdentity.Of(folder.File("link/sub/a.nii.gz")), Is.EqualTo(FileIdentity.Of(folder.File("real/sub/a.nii.gz"))));
+        Assert.That(FileIdentity.Of(folder.File("link/sub/new.nii.gz")), Is.EqualTo(FileIdentity.Of(folder.File("real/sub/new.nii.gz"))), "a file that does not exist yet");
+        Assert.That(FileIdentity.Of(folder.File("link/sub/a.nii.gz")), Is.Not.EqualTo(FileIdentity.Of(folder.File("real/sub/b.nii.gz"))));
+    }
+
+    [Test]
     public void AnMgzInputBesideANiftiOfTheSameNameIsRefusedBeforeItCouldOverwriteIt()
     {
         using var folder = new TempFolder();
