@@ -105,6 +105,15 @@ public class SegmentCohortCommandTests
         Assert.That(error, Does.Contain("--output-dir"));
     }
 
+    [TestCase("--shard", "0/2")]
+    [TestCase("--skip-existing", "false")]
+    public void ACohortOptionWithoutOutputDirExits2SayingSo(string option, string value)
+    {
+        var (code, _, error) = Segment("--model", "m.safetensors", "--input", "t1.nii.gz", "--output", "seg.nii.gz", option, value);
+        Assert.That(code, Is.EqualTo(ExitCodes.UsageError));
+        Assert.That(error, Does.Contain(option).And.Contain("--output-dir"));
+    }
+
     [Test]
     public void TheSingleImageFormStillNeedsOutput()
     {
