@@ -64,7 +64,11 @@ public static class CohortSegmenter
     /// <param name="isInputError">Which exceptions are a problem of one input (recorded, the run goes on); others end the run.</param>
     /// <param name="done">Called on the calling thread with each image's row, in cohort order.</param>
     public static IReadOnlyList<CohortRow> Run(SegmentationModel model, IReadOnlyList<CohortJob> jobs, int batchSlices,
-        Func<Exception, bool> isInputError, Action<CohortRow>? done = null)
+        Func<Exception, bool> isInputError, Action<CohortRow>? done = null) => Run(model, jobs, batchSlices, isInputError, done, ImageReader.Read);
+
+    /// <param name="read">Reads one image (on a worker thread): the tests watch the pipeline through it.</param>
+    internal static IReadOnlyList<CohortRow> Run(SegmentationModel model, IReadOnlyList<CohortJob> jobs, int batchSlices,
+        Func<Exception, bool> isInputError, Action<CohortRow>? done, Func<string, MriImage> read)
     {
         var rows = new List<CohortRow>(jobs.Count);
         var work = jobs.Where(j => !j.Skip).ToList();
@@ -73,12 +77,12 @@ public static class CohortSegmenter
         if (work.Count == 0) return rows;
 
         using var folded = Folding.ForInference(model.Network);
-        Task<Loaded> next = Load(work[0], isInputError);
+        Task<Loaded> next = Load(work[0], read, isInputError);
         Task<CohortRow>? writing = null;
         for (int k = 0; k < work.Count; k++)
         {
             Loaded current = next.GetAwaiter().GetResult();
-            if (k + 1 < work.Count) next = Load(work[k + 1], isInputError);
+            if (k + 1 < work.Count) next = Load(work[k + 1], read, isInputError);
             CohortRow? failed = null;
             VolumeSegmentation? segmentation = null;
             var clock = Stopwatch.StartNew();
@@ -137,12 +141,12 @@ public static class CohortSegmenter
 
     sealed record Loaded(CohortJob Job, MriImage? Image, Volume? Volume, double Seconds, Exception? Error);
 
-    static Task<Loaded> Load(CohortJob job, Func<Exception, bool> isInputError) => Task.Run(() =>
+    static Task<Loaded> Load(CohortJob job, Func<string, MriImage> read, Func<Exception, bool> isInputError) => Task.Run(() =>
     {
         var clock = Stopwatch.StartNew();
         try
         {
-            var image = ImageReader.Read(job.Input.Path);
+            var image = read(job.Input.Path);
             return new Loaded(job, image, image.GetVolume(), clock.Elapsed.TotalSeconds, null);
         }
         catch (Exception e) when (isInputError(e))

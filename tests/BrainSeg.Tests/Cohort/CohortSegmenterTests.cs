@@ -68,6 +68,34 @@ public class CohortSegmenterTests
     }
 
     [Test]
+    public void TheNextImageIsReadAheadAndNoMoreThanThreeAreHeldAtOnce()
+    {
+        using var folder = new TempFolder();
+        using var model = CohortFixtures.TinyModel();
+        // Images large enough that each segmentation leaves a read on another thread time to start.
+        for (int i = 0; i < 8; i++) CohortFixtures.WriteImage(folder.File("in"), $"s{i}.nii.gz", 24, 24, 8);
+        var plan = CohortSegmenter.Plan(CohortInputs.Discover(folder.File("in")), folder.File("out"), Shard.All, true);
+        int started = 0, reported = 0, mostHeld = 0;
+        MriImage Read(string path)
+        {
+            // Images read (or being read) whose label map is not written yet: the ones in memory.
+            int held = Interlocked.Increment(ref started) - Volatile.Read(ref reported);
+            InterlockedMax(ref mostHeld, held);
+            return ImageReader.Read(path);
+        }
+        var rows = CohortSegmenter.Run(model, plan, 2, AnyImageError, _ => Interlocked.Increment(ref reported), Read);
+        Assert.That(rows.Select(r => r.Status), Is.All.EqualTo(CohortStatus.Done));
+        Assert.That(mostHeld, Is.EqualTo(CohortSegmenter.VolumesInFlight),
+            "image k+1 is read before the label map of k−1 is reported (overlap), and never image k+2 (bound)");
+    }
+
+    static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen) { }
+    }
+
+    [Test]
     public void AnErrorThatIsNotAnInputProblemEndsTheRun()
     {
         using var folder = new TempFolder();
