@@ -118,7 +118,7 @@ internal static class SegmentCommand
         finally
         {
             // Written even when a defect ends the run early, so that the rows so far are kept.
-            AtomicFile.WriteAllText(summaryPath, CohortSegmenter.SummaryCsv(loaded.ClassNames, rows));
+            AtomicFile.WriteAllText(summaryPath, CohortSegmenter.SummaryCsv(loaded.ClassNames, jobs, rows, earlierSummary: summaryPath));
         }
         var failed = rows.Where(r => r.Status == CohortStatus.Failed).ToList();
         stdout.WriteLine($"{rows.Count(r => r.Status == CohortStatus.Done)} segmented, {rows.Count(r => r.Status == CohortStatus.Skipped)} skipped, {failed.Count} failed; summary {summaryPath}");

@@ -62,7 +62,7 @@ public static class CohortSegmenter
     }
 
     /// <param name="isInputError">Which exceptions are a problem of one input (recorded, the run goes on); others end the run.</param>
-    /// <param name="done">Called on the calling thread with each image's row, in cohort order.</param>
+    /// <param name="done">Called on the calling thread with each image's row: the skipped ones first, then the others in cohort order.</param>
     public static IReadOnlyList<CohortRow> Run(SegmentationModel model, IReadOnlyList<CohortJob> jobs, int batchSlices,
         Func<Exception, bool> isInputError, Action<CohortRow>? done = null) => Run(model, jobs, batchSlices, isInputError, done, ImageReader.Read);
 
@@ -117,27 +117,64 @@ public static class CohortSegmenter
     /// <summary>The summary's name in the output folder: one per shard, so that shards running at once never write the same file.</summary>
     public static string SummaryName(Shard shard) => shard.Count == 1 ? "summary.csv" : $"summary-shard-{shard.Index}-of-{shard.Count}.csv";
 
-    /// <summary>One line per image: input, output, status, the three times in seconds, the volume of each class in mL, and the error.</summary>
-    public static string SummaryCsv(IReadOnlyList<string> classNames, IEnumerable<CohortRow> rows)
+    /// <summary>
+    /// The summary of a run, one line per image in cohort order: input, output, status, the three times in
+    /// seconds, the volume of each class in mL, and the error. A skipped image keeps the times and volumes that
+    /// <paramref name="earlierSummary"/> (the summary this one replaces, if any) recorded when it was segmented,
+    /// so the summary after a resumed run is as complete as one of a run without failures.
+    /// </summary>
+    public static string SummaryCsv(IReadOnlyList<string> classNames, IReadOnlyList<CohortJob> jobs, IEnumerable<CohortRow> rows, string? earlierSummary = null)
     {
+        var earlier = earlierSummary is not null && File.Exists(earlierSummary) ? ReadDone(earlierSummary, classNames) : [];
+        var position = jobs.Select((j, i) => (j.Input.Path, i)).ToDictionary(p => p.Path, p => p.i);
         using var writer = Sep.New(',').Writer(o => o with { Escape = true, CultureInfo = CultureInfo.InvariantCulture }).ToText();
-        foreach (var r in rows)
+        foreach (var row in rows.OrderBy(r => position.GetValueOrDefault(r.Input, int.MaxValue)))
         {
+            var r = row.Status == CohortStatus.Skipped && earlier.TryGetValue((row.Input, row.Output), out var before)
+                ? before with { Status = CohortStatus.Skipped, Message = row.Message }
+                : row;
             using var line = writer.NewRow();
             line["input"].Set(r.Input);
             line["output"].Set(r.Output);
             line["status"].Set(r.Status.ToString().ToLowerInvariant());
-            line["read_seconds"].Set(Seconds(r.ReadSeconds));
-            line["segment_seconds"].Set(Seconds(r.SegmentSeconds));
-            line["write_seconds"].Set(Seconds(r.WriteSeconds));
+            line["read_seconds"].Set(Number(r.ReadSeconds));
+            line["segment_seconds"].Set(Number(r.SegmentSeconds));
+            line["write_seconds"].Set(Number(r.WriteSeconds));
             for (int c = 0; c < classNames.Count; c++)
-                line[classNames[c] + "_ml"].Set(r.VolumesMl is null ? "" : r.VolumesMl[c].ToString("0.###", CultureInfo.InvariantCulture));
+                line[classNames[c] + "_ml"].Set(r.VolumesMl is null ? "" : Number(r.VolumesMl[c]));
             line["message"].Set(r.Message);
         }
         return writer.ToString();
-
-        static string Seconds(double s) => s.ToString("0.###", CultureInfo.InvariantCulture);
     }
+
+    /// <summary>The rows of an earlier summary with the same classes whose images were segmented, by (input, output); none when it is unreadable.</summary>
+    static Dictionary<(string, string), CohortRow> ReadDone(string path, IReadOnlyList<string> classNames)
+    {
+        var done = new Dictionary<(string, string), CohortRow>();
+        try
+        {
+            using var reader = Sep.New(',').Reader(o => o with { Unescape = true, CultureInfo = CultureInfo.InvariantCulture }).FromFile(path);
+            string[] volumeColumns = classNames.Select(n => n + "_ml").ToArray();
+            if (!volumeColumns.All(c => reader.Header.TryIndexOf(c, out _)))
+                return done; // written for another model's classes
+            foreach (var row in reader)
+            {
+                if (row["status"].ToString() != "done") continue;
+                var volumes = new double[volumeColumns.Length];
+                for (int c = 0; c < volumes.Length; c++) volumes[c] = row[volumeColumns[c]].Parse<double>();
+                string input = row["input"].ToString(), output = row["output"].ToString();
+                done[(input, output)] = new CohortRow(input, output, CohortStatus.Done,
+                    row["read_seconds"].Parse<double>(), row["segment_seconds"].Parse<double>(), row["write_seconds"].Parse<double>(), volumes, "");
+            }
+        }
+        catch (Exception e) when (e is IOException or FormatException or ArgumentException or KeyNotFoundException or InvalidDataException)
+        {
+            // An earlier summary that cannot be read only costs the skipped rows their volumes.
+        }
+        return done;
+    }
+
+    static string Number(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
 
     sealed record Loaded(CohortJob Job, MriImage? Image, Volume? Volume, double Seconds, Exception? Error);
 

@@ -106,14 +106,15 @@ public class CohortSegmenterTests
     }
 
     [Test]
-    public void TheSummaryHasARowPerImageWithVolumesInMl()
+    public void TheSummaryHasARowPerImageInCohortOrderWithVolumesInMl()
     {
         var rows = new[]
         {
             new CohortRow("/in/a, b.nii.gz", "/out/a, b.nii.gz", CohortStatus.Done, 0.5, 2.25, 0.125, [1.5, 0.0018], ""),
             new CohortRow("/in/c.nii.gz", "/out/c.nii.gz", CohortStatus.Failed, 0.01, 0, 0, null, "c.nii.gz: not \"NIfTI\""),
         };
-        var lines = CohortSegmenter.SummaryCsv(["background", "WM"], rows).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var jobs = rows.Select(r => new CohortJob(new CohortInput(r.Input, Path.GetFileName(r.Input)), r.Output, false)).ToList();
+        var lines = CohortSegmenter.SummaryCsv(["background", "WM"], jobs, rows.Reverse()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Is.EqualTo(new[]
         {
             "input,output,status,read_seconds,segment_seconds,write_seconds,background_ml,WM_ml,message",

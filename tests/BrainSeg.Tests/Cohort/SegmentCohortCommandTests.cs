@@ -54,6 +54,10 @@ public class SegmentCohortCommandTests
         (code, output, error) = Segment("--model", Model.Value, "--input", folder.File("in"), "--output-dir", folder.File("out"));
         Assert.That(code, Is.EqualTo(ExitCodes.Success), output + error);
         Assert.That(output, Does.Contain("0 segmented, 2 skipped, 0 failed"));
+        var rerun = SummaryLines(folder.File("out/summary.csv"));
+        Assert.That(rerun.Skip(1).Select(l => l.Split(',')[2]), Is.EqualTo(new[] { "skipped", "skipped" }));
+        Assert.That(rerun[1].Split(',')[3..7], Is.EqualTo(summary[1].Split(',')[3..7]), "a skipped image keeps the times and volumes of the run that segmented it");
+        Assert.That(rerun[1].Split(',')[6], Is.Not.Empty);
     }
 
     [Test]
