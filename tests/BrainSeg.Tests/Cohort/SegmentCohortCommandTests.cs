@@ -119,6 +119,18 @@ public class SegmentCohortCommandTests
     }
 
     [Test]
+    public void TheSingleImageFormWritesTheNamedOutputAndNothingElse()
+    {
+        using var folder = new TempFolder();
+        string image = CohortFixtures.WriteImage(folder.File("in"), "t1.nii.gz", 10, 9, 2);
+        Directory.CreateDirectory(folder.File("seg"));
+        var (code, output, error) = Segment("--model", Model.Value, "--input", image, "--output", folder.File("seg/labels.nii"));
+        Assert.That(code, Is.EqualTo(ExitCodes.Success), error);
+        Assert.That(output, Does.Contain("Wrote " + folder.File("seg/labels.nii")));
+        Assert.That(Directory.GetFiles(folder.File("seg")), Is.EqualTo(new[] { folder.File("seg/labels.nii") }), "no summary for one image");
+    }
+
+    [Test]
     public void TheSingleImageFormStillNeedsOutput()
     {
         var (code, _, error) = Segment("--model", "m.safetensors", "--input", "t1.nii.gz");
