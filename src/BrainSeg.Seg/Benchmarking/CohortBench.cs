@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using BrainSeg.Engine;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.IO;
@@ -8,6 +7,7 @@ using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Seg.Inference;
 using BrainSeg.Seg.Networks;
+using BrainSeg.Seg.Reports;
 
 namespace BrainSeg.Seg.Benchmarking;
 
@@ -41,27 +41,22 @@ public sealed record CohortBenchResult(CohortBenchSettings Settings, string Devi
         $"({WallSeconds:F2} s in all); per volume: read {ReadSeconds:F3} s, segment {SegmentSeconds:F3} s, write {WriteSeconds:F3} s; " +
         $"segmentation {Overlap:P0} of the wall time; process peak working set {PeakWorkingSetBytes / 1048576.0:F0} MiB");
 
-    public string ToJson()
+    public string ToJson() => Json.Write(json =>
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteString("step", "cohort");
-            json.WriteString("device", Device);
-            json.WriteNumber("volumes", Settings.Volumes);
-            json.WriteNumber("volume", Settings.Side);
-            json.WriteNumber("batch", Settings.BatchSlices);
-            json.WriteNumber("wall_s", WallSeconds);
-            json.WriteNumber("volumes_per_min", VolumesPerMinute);
-            json.WriteNumber("read_s", ReadSeconds);
-            json.WriteNumber("segment_s", SegmentSeconds);
-            json.WriteNumber("write_s", WriteSeconds);
-            json.WriteNumber("peak_working_set_bytes", PeakWorkingSetBytes);
-            json.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-    }
+        json.WriteStartObject();
+        json.WriteString("step", "cohort");
+        json.WriteString("device", Device);
+        json.WriteNumber("volumes", Settings.Volumes);
+        json.WriteNumber("volume", Settings.Side);
+        json.WriteNumber("batch", Settings.BatchSlices);
+        json.WriteNumber("wall_s", WallSeconds);
+        json.WriteNumber("volumes_per_min", VolumesPerMinute);
+        json.WriteNumber("read_s", ReadSeconds);
+        json.WriteNumber("segment_s", SegmentSeconds);
+        json.WriteNumber("write_s", WriteSeconds);
+        json.WriteNumber("peak_working_set_bytes", PeakWorkingSetBytes);
+        json.WriteEndObject();
+    }, indented: false);
 }
 
 public static class CohortBench

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using BrainSeg.Seg.Inference;
+using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Statistics;
 using nietras.SeparatedValues;
 

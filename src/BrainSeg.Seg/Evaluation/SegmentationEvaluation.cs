@@ -3,6 +3,7 @@ using System.Text.Json;
 using BrainSeg.Mri;
 using BrainSeg.Mri.IO;
 using BrainSeg.Seg.Inference;
+using BrainSeg.Seg.Reports;
 
 namespace BrainSeg.Seg.Evaluation;
 

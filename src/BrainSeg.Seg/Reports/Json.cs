@@ -1,17 +1,17 @@
 using System.Text;
 using System.Text.Json;
 
-namespace BrainSeg.Seg.Evaluation;
+namespace BrainSeg.Seg.Reports;
 
-/// <summary>The indented UTF-8 JSON documents of the evaluation files, and one error message for any unreadable one.</summary>
+/// <summary>JSON documents as text: indented files ending in a line break, or one line; and one error message for any unreadable evaluation.</summary>
 internal static class Json
 {
-    public static string Write(Action<Utf8JsonWriter> write)
+    public static string Write(Action<Utf8JsonWriter> write, bool indented = true)
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented }))
             write(json);
-        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+        return Encoding.UTF8.GetString(buffer.ToArray()) + (indented ? "\n" : "");
     }
 
     public static T Read<T>(string text, string source, Func<JsonElement, T> read)
