@@ -17,11 +17,11 @@ internal static class SegmentCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "RUN_DIR/model.safetensors written by 'brainseg train'", Required = true };
-        var input = new Option<string>("--input", "-i") { Description = "T1-weighted image: NIfTI (.nii, .nii.gz) or MGH/MGZ; with --output-dir also a folder (searched recursively), a glob ('scans/*/T1.nii.gz', '**' for any depth) or a manifest .csv with an 'input' column", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "T1-weighted image: NIfTI (.nii, .nii.gz) or MGH/MGZ; with --output-dir also a folder (searched recursively), a glob ('scans/*/T1.nii.gz': '*' within a name, '**' for any depth) or a manifest .csv with an 'input' column", Required = true };
         var output = new Option<string?>("--output", "-o") { Description = "Label map to write (.nii or .nii.gz): the model's class numbers on the input's grid" };
         var outputDir = new Option<string?>("--output-dir") { Description = "Segment every image --input names: each label map at its input's relative path (.nii.gz for compressed inputs, .nii otherwise), and summary.csv (status, seconds, volume per class in mL)" };
         var shard = new Option<string?>("--shard") { Description = "With --output-dir: take share i of n (0-based, by sorted relative path), so that n processes cover the cohort exactly once" };
-        var skipExisting = new Option<bool>("--skip-existing") { Description = "With --output-dir: leave inputs whose label map exists (outputs are written whole or not at all, so a rerun continues after a failure); 'false' segments them again", DefaultValueFactory = _ => true };
+        var skipExisting = new Option<bool>("--skip-existing") { Description = "With --output-dir, on by default: leave inputs whose label map exists (outputs are written whole or not at all, so a rerun continues after a failure); 'false' segments them again", DefaultValueFactory = _ => true };
         var probabilities = new Option<string?>("--probabilities") { Description = "Also write the class probabilities as a 4-D float32 NIfTI (one volume per class)" };
         var batchSlices = new Option<int>("--batch-slices") { Description = "Slices per forward pass (memory grows with it)", DefaultValueFactory = _ => 8 };
         var device = DeviceOption.Create();

@@ -80,13 +80,14 @@ public static class CohortInputs
         return System.IO.Path.Combine(outputFolder, stem + (compressed ? ".nii.gz" : ".nii"));
     }
 
-    static bool IsGlob(string input) => input.IndexOfAny(['*', '?', '[']) >= 0;
+    /// <summary>A '*' makes a glob: '*' within one name, '**' for any depth (the only wildcards the matcher knows).</summary>
+    static bool IsGlob(string input) => input.Contains('*');
 
     /// <summary>The fixed folder before the first wildcard, and the pattern relative to it.</summary>
     static (string Root, string Pattern) SplitGlob(string glob)
     {
         string normalised = glob.Replace('\\', '/');
-        int wildcard = normalised.IndexOfAny(['*', '?', '[']);
+        int wildcard = normalised.IndexOf('*');
         int cut = normalised.LastIndexOf('/', wildcard);
         string root = cut < 0 ? "." : cut == 0 ? "/" : normalised[..cut];
         return (root, normalised[(cut + 1)..]);
