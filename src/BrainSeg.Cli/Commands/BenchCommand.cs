@@ -3,6 +3,7 @@ using BrainSeg.Cli.Common;
 using BrainSeg.Cuda;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Benchmarking;
 
 namespace BrainSeg.Cli.Commands;
@@ -60,7 +61,7 @@ internal static class BenchCommand
             var deterministic = !parsed.GetValue(nondeterministic);
             using var backend = Open(parsed.GetValue(device)!, new CudaBackendOptions { AllowTf32 = allowTf32, DeterministicAlgorithms = deterministic });
             if ((allowTf32 || !deterministic) && backend is not CudaBackend)
-                throw new ArgumentException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
+                throw new BadInputException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Statistics;
@@ -25,7 +26,7 @@ internal static class CompareCommand
         {
             string[] methodNames = parsed.GetValue(names)!.Split(',', StringSplitOptions.TrimEntries);
             if (methodNames.Length != 2 || methodNames.Any(string.IsNullOrEmpty))
-                throw new ArgumentException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
+                throw new BadInputException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
             var a = parsed.GetValue(first)!.Select(Load).ToList();
             var b = parsed.GetValue(second)!.Select(Load).ToList();
             var comparison = MethodComparison.Compare(a, b, methodNames[0], methodNames[1]);

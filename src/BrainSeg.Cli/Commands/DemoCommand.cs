@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Phantom;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Experiments;
 
 namespace BrainSeg.Cli.Commands;
@@ -38,7 +39,7 @@ internal static class DemoCommand
                 return SharedOptions.RunExperiment(parsed, options, train, test, SyntheticPhantom.ClassNames, parsed.GetValue(output)!, settings,
                     $"synthetic phantoms ({PhantomSize}^3, 1 mm), training seeds 1-2, test seeds 3-5");
             }
-            string map = parsed.GetValue(labelMap) ?? throw new ArgumentException("--data needs --label-map (source labels to classes), e.g. freesurfer-to-adult6.");
+            string map = parsed.GetValue(labelMap) ?? throw new BadInputException("--data needs --label-map (source labels to classes), e.g. freesurfer-to-adult6.");
             var table = LabelTable.Load(map);
             var image = ExperimentCommand.Load(subject, table);
             var real = options.Read(parsed);
@@ -71,7 +72,7 @@ internal static class DemoCommand
                         low = Math.Min(low, at);
                         high = Math.Max(high, at);
                     }
-        if (high < 0) throw new ArgumentException($"{image.Id} has no labelled voxels under the label map; check --label-map.");
+        if (high < 0) throw new BadInputException($"{image.Id} has no labelled voxels under the label map; check --label-map.");
         int middle = (low + high) / 2;
         return (middle - 4, middle + 3);
     }

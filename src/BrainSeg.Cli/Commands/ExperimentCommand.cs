@@ -6,6 +6,7 @@ using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Experiments;
 using BrainSeg.Seg.Training;
 
@@ -37,12 +38,12 @@ internal static class ExperimentCommand
             if (options.ExcludedSlices(parsed) is { } slab)
             {
                 if (trainImages.Count != 1 || testImages.Count != 0)
-                    throw new ArgumentException("--exclude-slices is for single-subject experiments: give exactly one --train IMAGE:LABELS and no --test (the held-out slab is the test).");
+                    throw new BadInputException("--exclude-slices is for single-subject experiments: give exactly one --train IMAGE:LABELS and no --test (the held-out slab is the test).");
                 (trainImages, var heldOut) = ExperimentRunner.HoldOutSlab(trainImages[0], settings.Plane, slab.First, slab.Last);
                 testImages = [heldOut];
             }
             if (testImages.Count == 0)
-                throw new ArgumentException("Give --test IMAGE:LABELS images, or --exclude-slices a:b to hold out a slab of the one training image.");
+                throw new BadInputException("Give --test IMAGE:LABELS images, or --exclude-slices a:b to hold out a slab of the one training image.");
             string data = $"train {string.Join(", ", parsed.GetValue(train)!)}; test {string.Join(", ", (parsed.GetValue(test) ?? []).DefaultIfEmpty("held-out slab"))}; label map {table.Name}";
             return SharedOptions.RunExperiment(parsed, options, trainImages, testImages, table.ClassNames, parsed.GetValue(output)!, settings, data);
         });
@@ -53,12 +54,12 @@ internal static class ExperimentCommand
     {
         int split = pair.LastIndexOf(':');
         if (split <= 0 || split == pair.Length - 1)
-            throw new ArgumentException($"\"{pair}\" is not IMAGE:LABELS; give the image and its label map joined by a colon, e.g. t1.nii.gz:aseg.nii.gz.");
+            throw new BadInputException($"\"{pair}\" is not IMAGE:LABELS; give the image and its label map joined by a colon, e.g. t1.nii.gz:aseg.nii.gz.");
         string imagePath = pair[..split], labelPath = pair[(split + 1)..];
         var image = ImageReader.ReadVolume(imagePath);
         var labels = ImageReader.ReadVolume(labelPath);
         if (!image.SameGridAs(labels))
-            throw new ArgumentException($"{imagePath} and {labelPath} are on different grids; the label map must share the image's shape and affine.");
+            throw new BadInputException($"{imagePath} and {labelPath} are on different grids; the label map must share the image's shape and affine.");
         string id = Path.GetFileName(imagePath);
         foreach (var ext in new[] { ".nii.gz", ".nii", ".mgz", ".mgh" })
             if (id.EndsWith(ext, StringComparison.OrdinalIgnoreCase)) { id = id[..^ext.Length]; break; }
@@ -102,14 +103,14 @@ internal sealed class SharedOptions
         {
             "fcn" => NetworkKind.Fcn,
             "dilated" => NetworkKind.Dilated,
-            _ => throw new ArgumentException($"--nets: unknown network \"{n}\"; use fcn, dilated or fcn,dilated."),
+            _ => throw new BadInputException($"--nets: unknown network \"{n}\"; use fcn, dilated or fcn,dilated."),
         }).Distinct().ToArray();
-        if (nets.Length == 0) throw new ArgumentException("--nets names no network; use fcn, dilated or fcn,dilated.");
+        if (nets.Length == 0) throw new BadInputException("--nets names no network; use fcn, dilated or fcn,dilated.");
         int batch = parsed.GetValue(Batch);
-        if (batch < 3 || batch % 3 != 0) throw new ArgumentException($"--batch must be a positive multiple of 3 (adversarial minibatches for Ls, Ld and La), got {batch}.");
+        if (batch < 3 || batch % 3 != 0) throw new BadInputException($"--batch must be a positive multiple of 3 (adversarial minibatches for Ls, Ld and La), got {batch}.");
         int epochs = parsed.GetValue(Epochs) ?? (quick ? 1 : defaultEpochs);
         int patches = parsed.GetValue(PatchesPerClass) ?? (quick ? 60 : defaultPatches);
-        if (epochs < 1 || patches < 1) throw new ArgumentException("--epochs and --patches-per-class must be positive.");
+        if (epochs < 1 || patches < 1) throw new BadInputException("--epochs and --patches-per-class must be positive.");
         return new ExperimentOptions
         {
             Networks = nets,
@@ -130,7 +131,7 @@ internal sealed class SharedOptions
         if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int a)
             && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int b) && a <= b)
             return (a, b);
-        throw new ArgumentException($"--exclude-slices \"{text}\" is not a:b with a ≤ b (slice numbers from 0, inclusive), e.g. 120:135.");
+        throw new BadInputException($"--exclude-slices \"{text}\" is not a:b with a ≤ b (slice numbers from 0, inclusive), e.g. 120:135.");
     }
 
     internal static int RunExperiment(ParseResult parsed, SharedOptions options, List<LabelledImage> train, List<LabelledImage> test,

@@ -5,6 +5,7 @@ using System.Text.Json;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Cli.Commands;
@@ -58,7 +59,7 @@ internal static class ModelCommand
         "fcn" => new FcnNetwork(backend, classes, options),
         "dilated" => new DilatedNetwork(backend, classes, options),
         "disc" => new Discriminator(backend, classes, options),
-        _ => throw new ArgumentException($"unknown network '{name}': use {string.Join(", ", Nets)}"),
+        _ => throw new BadInputException($"unknown network '{name}': use {string.Join(", ", Nets)}"),
     };
 
     internal static string ToText(INetwork n)

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using BrainSeg.Cli.Common;
-using BrainSeg.Mri;
 using BrainSeg.Mri.IO;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Inference;
 
 namespace BrainSeg.Cli.Commands;
@@ -24,7 +24,7 @@ internal static class SegmentCommand
         command.SetAction(parsed =>
         {
             if (parsed.GetValue(batchSlices) < 1)
-                throw new ArgumentException($"--batch-slices must be at least 1, got {parsed.GetValue(batchSlices)}.");
+                throw new BadInputException($"--batch-slices must be at least 1, got {parsed.GetValue(batchSlices)}.");
             Run(parsed.GetValue(model)!, parsed.GetValue(input)!, parsed.GetValue(output)!, parsed.GetValue(probabilities),
                 parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output);
             return ExitCodes.Success;
@@ -36,7 +36,7 @@ internal static class SegmentCommand
     {
         foreach (var target in new[] { outputPath, probabilitiesPath })
             if (target is not null && Path.GetFullPath(target) == Path.GetFullPath(inputPath))
-                throw new ArgumentException($"The output {target} is the input image; give another name (inputs are never overwritten).");
+                throw new BadInputException($"The output {target} is the input image; give another name (inputs are never overwritten).");
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
         using var backend = Devices.Open(device);

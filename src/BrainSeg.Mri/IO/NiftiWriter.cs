@@ -57,7 +57,7 @@ public static class NiftiWriter
         if (header.Version == 1)
             foreach (long d in header.Dim)
                 if (d > short.MaxValue)
-                    throw new ArgumentException($"Dimension {d} is too large for NIfTI-1 (at most 32767); write NIfTI-2 (set Version = 2).");
+                    throw new BadInputException($"Dimension {d} is too large for NIfTI-1 (at most 32767); write NIfTI-2 (set Version = 2).");
 
         byte[] extensionBlock = ExtensionBlock(header);
         long headerBytes = header.HeaderSize + extensionBlock.Length;
@@ -109,7 +109,7 @@ public static class NiftiWriter
         string gz = gzip ? ".gz" : "";
         if (bare.EndsWith(".nii")) return (path, null, gzip);
         if (bare.EndsWith(".hdr") || bare.EndsWith(".img")) return (stem + ".hdr" + gz, stem + ".img" + gz, gzip);
-        throw new ArgumentException($"Cannot tell the format from the name {path}: use .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.", nameof(path));
+        throw new BadInputException($"Cannot tell the format from the name {path}: use .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.");
     }
 
     /// <summary>Writes each file to a temporary name in its folder, then renames them all; on failure removes the temporaries.</summary>

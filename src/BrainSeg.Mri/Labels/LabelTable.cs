@@ -35,7 +35,7 @@ public sealed class LabelTable
     public static LabelTable Preset(string name)
     {
         if (!PresetNames.Contains(name))
-            throw new ArgumentException($"Unknown label preset \"{name}\": choose one of {string.Join(", ", PresetNames)}, or give a .tsv table.");
+            throw new BadInputException($"Unknown label preset \"{name}\": choose one of {string.Join(", ", PresetNames)}, or give a .tsv table.");
         using var stream = typeof(LabelTable).Assembly.GetManifestResourceStream($"BrainSeg.Mri.Labels.Presets.{name}.tsv")
             ?? throw new InvalidOperationException($"The label preset {name} is missing from the assembly.");
         using var reader = new StreamReader(stream);

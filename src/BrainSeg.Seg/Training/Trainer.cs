@@ -3,6 +3,7 @@ using System.Globalization;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Optim;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Networks;
 
@@ -68,7 +69,7 @@ public sealed class Trainer : IDisposable
                 ? new FcnNetwork(backend, data.Classes, netOptions)
                 : new DilatedNetwork(backend, data.Classes, netOptions));
         if (options.Adversarial && Segmenter.TrainingInputSize < Discriminator.PatchSize)
-            throw new ArgumentException($"The {Segmenter.Title}'s training input ({Segmenter.TrainingInputSize}) is smaller than the discriminator's {Discriminator.PatchSize}×{Discriminator.PatchSize} image patch.");
+            throw new BadInputException($"The {Segmenter.Title}'s training input ({Segmenter.TrainingInputSize}) is smaller than the discriminator's {Discriminator.PatchSize}×{Discriminator.PatchSize} image patch.");
         _segmenterGroup = new ParamGroup("segmenter", Segmenter.NamedParameters(), options.LearningRateSegmentation);
         SegmentationOptimizer = new RmsProp([_segmenterGroup]);
         if (options.Adversarial)
@@ -265,7 +266,7 @@ public sealed class Trainer : IDisposable
         // Checked before anything is written, so a run that cannot start leaves no folder or log behind.
         var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
         if (perEpoch == 0)
-            throw new ArgumentException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
+            throw new BadInputException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
         Directory.CreateDirectory(runDirectory);
         var checkpointPath = Path.Combine(runDirectory, CheckpointFile);
         using var log = new TrainingLog(Path.Combine(runDirectory, LogFile), GlobalIteration);
@@ -390,16 +391,18 @@ public sealed class Trainer : IDisposable
     /// A trainer that continues the run saved in <paramref name="checkpoint"/>: the options, weights, statistics,
     /// optimiser state, generator offset and position are all the checkpoint's.
     /// </summary>
+    /// <param name="amend">Changes the saved options may take (more epochs, another log or checkpoint interval).</param>
     public static Trainer Resume(IBackend backend, IPatchSource data, string checkpoint, IReadOnlyDictionary<string, string>? description = null,
-        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null)
+        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null, Func<TrainingOptions, TrainingOptions>? amend = null)
     {
         var (tensors, meta) = SafeTensors.Read(checkpoint);
         if (!meta.TryGetValue("format", out var format) || format != FormatTag)
             throw new InvalidDataException($"{checkpoint} is not a brainseg training checkpoint (format '{format}', expected '{FormatTag}').");
         var options = TrainingOptions.ReadFrom(meta, checkpoint);
+        if (amend is not null) options = amend(options);
         var classes = Long(meta, "classes", checkpoint);
         if (classes != data.Classes)
-            throw new ArgumentException($"{checkpoint} was trained with {classes} classes but the data has {data.Classes}: use the same label map as the original run.");
+            throw new BadInputException($"{checkpoint} was trained with {classes} classes but the data has {data.Classes}: use the same label map as the original run.");
         var merged = new Dictionary<string, string>(meta, StringComparer.Ordinal);
         if (description is not null) foreach (var (k, v) in description) merged[k] = v;
         var trainer = new Trainer(backend, data, options, merged, segmenterFactory);

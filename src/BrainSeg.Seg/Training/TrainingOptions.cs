@@ -1,5 +1,6 @@
 using System.Globalization;
 using BrainSeg.Mri.Geometry;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Seg.Training;
@@ -9,6 +10,15 @@ public enum NetworkKind { Fcn, Dilated }
 /// <summary>Everything that decides how a run trains. The defaults are the paper's (sections 2.3 and 3.1).</summary>
 public sealed record TrainingOptions
 {
+    // The largest values accepted from the command line or a checkpoint: far beyond any real run, small
+    // enough that counts of patches and iterations stay exact in 64 bits and a time span stays representable.
+    public const int MaxEpochs = 100_000;
+    public const int MaxPatchesPerClass = 10_000_000;
+    public const int MaxBatch = 100_000;
+    public const double MaxLearningRate = 10;
+    public const int MaxLogEvery = 10_000_000;
+    public const double MaxCheckpointMinutes = 525_600; // a year
+
     public NetworkKind Network { get; init; } = NetworkKind.Dilated;
 
     /// <summary>Alternate Ls, Ld and La updates (paper 2.3) instead of Ls alone (the baseline).</summary>
@@ -69,18 +79,18 @@ public sealed record TrainingOptions
     {
         static void Require(bool ok, string message)
         {
-            if (!ok) throw new ArgumentException(message);
+            if (!ok) throw new BadInputException(message);
         }
-        Require(Epochs >= 1, $"--epochs must be at least 1, got {Epochs}.");
-        Require(PatchesPerClass >= 1, $"--patches-per-class must be at least 1, got {PatchesPerClass}.");
-        Require(Batch >= 1, $"--batch must be at least 1, got {Batch}.");
+        Require(Epochs is >= 1 and <= MaxEpochs, $"--epochs must be from 1 to {MaxEpochs}, got {Epochs}.");
+        Require(PatchesPerClass is >= 1 and <= MaxPatchesPerClass, $"--patches-per-class must be from 1 to {MaxPatchesPerClass}, got {PatchesPerClass}.");
+        Require(Batch is >= 1 and <= MaxBatch, $"--batch must be from 1 to {MaxBatch}, got {Batch}.");
         Require(!Adversarial || Batch >= 3 && Batch % 3 == 0, $"--batch must be a multiple of 3 in adversarial training (three minibatches of a third each), got {Batch}.");
-        Require(LearningRateSegmentation > 0 && double.IsFinite(LearningRateSegmentation), $"--lr-seg must be positive, got {LearningRateSegmentation}.");
-        Require(LearningRateDiscriminator > 0 && double.IsFinite(LearningRateDiscriminator), $"--lr-disc must be positive, got {LearningRateDiscriminator}.");
-        Require(LearningRateSegmentationAdversarial is null or > 0, $"--lr-seg-adversarial must be positive, got {LearningRateSegmentationAdversarial}.");
+        Require(LearningRateSegmentation is > 0 and <= MaxLearningRate, $"--lr-seg must be above 0 and at most {MaxLearningRate}, got {LearningRateSegmentation}.");
+        Require(LearningRateDiscriminator is > 0 and <= MaxLearningRate, $"--lr-disc must be above 0 and at most {MaxLearningRate}, got {LearningRateDiscriminator}.");
+        Require(LearningRateSegmentationAdversarial is null or > 0 and <= MaxLearningRate, $"--lr-seg-adversarial must be above 0 and at most {MaxLearningRate}, got {LearningRateSegmentationAdversarial}.");
         Require(DropoutP is >= 0 and < 1, $"--dropout must be in [0, 1), got {DropoutP}.");
-        Require(LogEvery >= 1, $"--log-every must be at least 1, got {LogEvery}.");
-        Require(CheckpointEvery > TimeSpan.Zero, "--checkpoint-minutes must be positive.");
+        Require(LogEvery is >= 1 and <= MaxLogEvery, $"--log-every must be from 1 to {MaxLogEvery}, got {LogEvery}.");
+        Require(CheckpointEvery > TimeSpan.Zero && CheckpointEvery.TotalMinutes <= MaxCheckpointMinutes, $"--checkpoint-minutes must be above 0 and at most {MaxCheckpointMinutes}.");
     }
 
     internal NetworkOptions NetworkOptions(Engine.Autograd.RandomStream random) => new() { DropoutP = DropoutP, Random = random, Seed = Seed };
