@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using BrainSeg.Cli.Common;
 using BrainSeg.Mri;
 using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
@@ -16,8 +18,7 @@ internal static class EvaluateCommand
         var pred = new Option<string>("--pred") { Description = "Segmentation to score (class numbers, as written by 'brainseg segment')", Required = true };
         var reference = new Option<string>("--ref") { Description = "Reference label map on the same grid", Required = true };
         var labelMap = new Option<string?>("--label-map") { Description = $"Maps the reference's raw labels to classes: a preset ({string.Join(", ", LabelTable.PresetNames)}) or a .tsv table; without it the reference must hold class numbers" };
-        var connectivity = new Option<int>("--connectivity") { Description = "Neighbourhood of the 3-D connected components: 6 (faces), 18 or 26 (faces, edges, corners)", DefaultValueFactory = _ => 6 };
-        connectivity.AcceptOnlyFromAmong("6", "18", "26");
+        var connectivity = Opt.Choice("--connectivity", "Neighbourhood of the 3-D connected components: 6 (faces), 18 or 26 (faces, edges, corners)", "6", "6", "18", "26");
         var json = new Option<string?>("--json") { Description = "Also write the scores as JSON to this file (input of 'brainseg compare')" };
         var command = new Command("evaluate", "Score a segmentation against a reference: Dice per class, 3-D connected components, volumes in mL");
         command.Options.Add(pred);
@@ -29,7 +30,8 @@ internal static class EvaluateCommand
         {
             string predPath = parsed.GetValue(pred)!, refPath = parsed.GetValue(reference)!;
             string? jsonPath = parsed.GetValue(json);
-            var result = Run(predPath, refPath, parsed.GetValue(labelMap), parsed.GetValue(connectivity));
+            OutputGuard.Check([predPath, refPath, parsed.GetValue(labelMap)], [jsonPath]);
+            var result = Run(predPath, refPath, parsed.GetValue(labelMap), int.Parse(parsed.GetValue(connectivity)!, CultureInfo.InvariantCulture));
             if (jsonPath is not null)
                 AtomicFile.WriteAllText(jsonPath, result.ToJson());
             parsed.InvocationConfiguration.Output.WriteLine(result.ToText());

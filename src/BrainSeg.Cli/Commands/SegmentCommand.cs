@@ -10,21 +10,22 @@ namespace BrainSeg.Cli.Commands;
 /// <summary>`brainseg segment --model RUN_DIR/model.safetensors --input T1 --output seg.nii.gz [--probabilities] [--device] [--batch-slices]`.</summary>
 internal static class SegmentCommand
 {
+    /// <summary>The most slices one forward pass takes.</summary>
+    public const int MaxBatchSlices = 4096;
+
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "RUN_DIR/model.safetensors written by 'brainseg train'", Required = true };
         var input = new Option<string>("--input", "-i") { Description = "T1-weighted image: NIfTI (.nii, .nii.gz) or MGH/MGZ", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Label map to write (.nii or .nii.gz): the model's class numbers on the input's grid", Required = true };
         var probabilities = new Option<string?>("--probabilities") { Description = "Also write the class probabilities as a 4-D float32 NIfTI (one volume per class)" };
-        var batchSlices = new Option<int>("--batch-slices") { Description = "Slices per forward pass (memory grows with it)", DefaultValueFactory = _ => 8 };
+        var batchSlices = Opt.Int("--batch-slices", "Slices per forward pass (memory grows with it)", 1, MaxBatchSlices, 8);
         var device = DeviceOption.Create();
         var command = new Command("segment", "Segment a whole image slice by slice with a trained network");
         foreach (Option o in new Option[] { model, input, output, probabilities, batchSlices, device })
             command.Options.Add(o);
         command.SetAction(parsed =>
         {
-            if (parsed.GetValue(batchSlices) < 1)
-                throw new BadInputException($"--batch-slices must be at least 1, got {parsed.GetValue(batchSlices)}.");
             Run(parsed.GetValue(model)!, parsed.GetValue(input)!, parsed.GetValue(output)!, parsed.GetValue(probabilities),
                 parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output);
             return ExitCodes.Success;
@@ -34,9 +35,10 @@ internal static class SegmentCommand
 
     internal static void Run(string modelPath, string inputPath, string outputPath, string? probabilitiesPath, int batchSlices, string device, TextWriter stdout)
     {
-        foreach (var target in new[] { outputPath, probabilitiesPath })
-            if (target is not null && Path.GetFullPath(target) == Path.GetFullPath(inputPath))
-                throw new BadInputException($"The output {target} is the input image; give another name (inputs are never overwritten).");
+        // Names and places of the outputs are checked before the work starts.
+        NiftiWriter.CheckName(outputPath);
+        if (probabilitiesPath is not null) NiftiWriter.CheckName(probabilitiesPath);
+        OutputGuard.Check([modelPath, inputPath], [outputPath, probabilitiesPath]);
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
         using var backend = Devices.Open(device);

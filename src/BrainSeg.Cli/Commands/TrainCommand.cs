@@ -3,13 +3,15 @@ using System.Globalization;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 using BrainSeg.Mri.Datasets;
 using BrainSeg.Mri.Geometry;
+using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Mri.Sampling;
-using BrainSeg.Mri;
+using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
 
@@ -120,6 +122,12 @@ internal static class TrainCommand
     {
         options.Validate();
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
+        // The checkpoint is read when resuming; the files the run writes are never its inputs.
+        OutputGuard.Check([IsImage(data) ? data : null, labels, labelMap is not null && File.Exists(labelMap) ? labelMap : null],
+            new[] { Trainer.ModelFile, Trainer.LogFile, "curve.png" }.Select(f => Path.Combine(runDir, f)));
+        if (File.Exists(runDir))
+            throw new BadInputException($"--out {runDir} is a file; give a folder for the run.");
+        AtomicFile.RemoveStale(runDir);
         // A resumed run normalises its images as the run it continues did.
         if (resume && File.Exists(checkpoint) && Seg.Checkpoints.SafeTensors.Read(checkpoint).Metadata.TryGetValue("normalisation", out var saved))
             normalisation = saved;

@@ -100,16 +100,22 @@ public static class NiftiWriter
         return block.ToArray();
     }
 
+    /// <summary>Refuses (<see cref="BadInputException"/>) a name whose format cannot be told, before any work is done.</summary>
+    public static void CheckName(string path) => OutputNames(path);
+
     private static (string Header, string? Image, bool Gzip) OutputNames(string path)
     {
         string lower = path.ToLowerInvariant();
         bool gzip = lower.EndsWith(".gz");
         string bare = gzip ? lower[..^3] : lower;
-        string stem = path[..(path.Length - (gzip ? 3 : 0) - 4)];
         string gz = gzip ? ".gz" : "";
         if (bare.EndsWith(".nii")) return (path, null, gzip);
-        if (bare.EndsWith(".hdr") || bare.EndsWith(".img")) return (stem + ".hdr" + gz, stem + ".img" + gz, gzip);
-        throw new BadInputException($"Cannot tell the format from the name {path}: use .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.");
+        if (bare.EndsWith(".hdr") || bare.EndsWith(".img"))
+        {
+            string stem = path[..(bare.Length - 4)];
+            return (stem + ".hdr" + gz, stem + ".img" + gz, gzip);
+        }
+        throw new BadInputException($"Cannot tell the image format from the name {path}: end it in .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.");
     }
 
     /// <summary>Writes each file to a temporary name in its folder, then renames them all; on failure removes the temporaries.</summary>
