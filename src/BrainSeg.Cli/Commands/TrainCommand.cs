@@ -11,6 +11,7 @@ using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Mri.Sampling;
+using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
@@ -129,8 +130,8 @@ internal static class TrainCommand
             throw new BadInputException($"--out {runDir} is a file; give a folder for the run.");
         AtomicFile.RemoveStale(runDir);
         // A resumed run normalises its images as the run it continues did.
-        if (resume && File.Exists(checkpoint) && Seg.Checkpoints.SafeTensors.Read(checkpoint).Metadata.TryGetValue("normalisation", out var saved))
-            normalisation = saved;
+        if (resume && File.Exists(checkpoint))
+            normalisation = CheckpointMetadata.Read(SafeTensors.ReadMetadata(checkpoint), checkpoint).Normalisation.ToString();
         if (!resume && File.Exists(checkpoint))
             throw new BadInputException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
         if (resume && !File.Exists(checkpoint))

@@ -9,7 +9,7 @@ namespace BrainSeg.Mri.IO;
 /// declares: memory follows the declared size, never what a stream would inflate to. Only regular files
 /// are read; every failure is an <see cref="ImageFormatException"/>.
 /// </summary>
-internal static class FileBytes
+public static class FileBytes
 {
     /// <summary>The largest decoded file accepted: the largest .NET array (just under 2 GiB).</summary>
     public static long MaxDecodedBytes => Array.MaxLength;

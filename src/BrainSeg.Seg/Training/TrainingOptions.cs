@@ -1,4 +1,3 @@
-using System.Globalization;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri;
 using BrainSeg.Seg.Networks;
@@ -94,59 +93,4 @@ public sealed record TrainingOptions
     }
 
     internal NetworkOptions NetworkOptions(Engine.Autograd.RandomStream random) => new() { DropoutP = DropoutP, Random = random, Seed = Seed };
-
-    /// <summary>The options as checkpoint metadata (invariant culture, round-trippable).</summary>
-    public void WriteTo(IDictionary<string, string> m)
-    {
-        m["network"] = Network == NetworkKind.Fcn ? "fcn" : "dilated";
-        m["scheme"] = Adversarial ? "adversarial" : "baseline";
-        m["epochs"] = I(Epochs);
-        m["patches_per_class"] = I(PatchesPerClass);
-        m["batch"] = I(Batch);
-        m["lr_seg"] = R(LearningRateSegmentation);
-        m["lr_disc"] = R(LearningRateDiscriminator);
-        m["lr_seg_adversarial"] = R(AdversarialSegmentationRate);
-        m["lr_seg_adversarial_follows"] = LearningRateSegmentationAdversarial is null ? "lr_disc" : "option";
-        m["adversarial_update"] = NonSaturating ? "non-saturating (theta_s descends La with flipped labels)" : "ascent (theta_s ascends La, grad scale -1)";
-        m["ld_inputs"] = DiscriminatorSeesGenerated ? "manual+generated" : "manual";
-        m["plane"] = Plane.ToString().ToLowerInvariant();
-        m["seed"] = Seed.ToString(CultureInfo.InvariantCulture);
-        m["dropout"] = R(DropoutP);
-        m["log_every"] = I(LogEvery);
-        m["checkpoint_minutes"] = R(CheckpointEvery.TotalMinutes);
-    }
-
-    /// <summary>The options a checkpoint was written with (the inverse of <see cref="WriteTo"/>).</summary>
-    public static TrainingOptions ReadFrom(IReadOnlyDictionary<string, string> m, string file)
-    {
-        string Get(string key) => m.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"{file}: checkpoint metadata lacks '{key}'; it was not written by brainseg train.");
-        try
-        {
-            return new TrainingOptions
-            {
-                Network = Get("network") == "fcn" ? NetworkKind.Fcn : NetworkKind.Dilated,
-                Adversarial = Get("scheme") == "adversarial",
-                Epochs = int.Parse(Get("epochs"), CultureInfo.InvariantCulture),
-                PatchesPerClass = int.Parse(Get("patches_per_class"), CultureInfo.InvariantCulture),
-                Batch = int.Parse(Get("batch"), CultureInfo.InvariantCulture),
-                LearningRateSegmentation = double.Parse(Get("lr_seg"), CultureInfo.InvariantCulture),
-                LearningRateDiscriminator = double.Parse(Get("lr_disc"), CultureInfo.InvariantCulture),
-                LearningRateSegmentationAdversarial = Get("lr_seg_adversarial_follows") == "option" ? double.Parse(Get("lr_seg_adversarial"), CultureInfo.InvariantCulture) : null,
-                NonSaturating = Get("adversarial_update").StartsWith("non-saturating", StringComparison.Ordinal),
-                DiscriminatorSeesGenerated = Get("ld_inputs") == "manual+generated",
-                Plane = Enum.Parse<Plane>(Get("plane"), ignoreCase: true),
-                Seed = ulong.Parse(Get("seed"), CultureInfo.InvariantCulture),
-                DropoutP = double.Parse(Get("dropout"), CultureInfo.InvariantCulture),
-                LogEvery = int.Parse(Get("log_every"), CultureInfo.InvariantCulture),
-                CheckpointEvery = TimeSpan.FromMinutes(double.Parse(Get("checkpoint_minutes"), CultureInfo.InvariantCulture)),
-            };
-        }
-        catch (FormatException e)
-        {
-            throw new InvalidDataException($"{file}: checkpoint metadata has a malformed value ({e.Message}).", e);
-        }
-    }
-
-    private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
-    private static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }
