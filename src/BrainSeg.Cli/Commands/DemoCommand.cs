@@ -1,7 +1,7 @@
 using System.CommandLine;
+using BrainSeg.Mri;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Phantom;
-using BrainSeg.Mri;
 using BrainSeg.Seg.Experiments;
 
 namespace BrainSeg.Cli.Commands;
@@ -32,6 +32,10 @@ internal static class DemoCommand
             string? subject = parsed.GetValue(data);
             if (subject is null)
             {
+                // The phantoms need neither a label map nor a slab; saying so beats ignoring the option.
+                foreach (Option o in new Option[] { labelMap, options.Exclude })
+                    if (parsed.GetResult(o) is { Implicit: false })
+                        throw new BadInputException($"{o.Name} applies to a real subject given with --data IMAGE:LABELS; the built-in phantoms need none. Drop {o.Name} or add --data.");
                 var settings = options.Read(parsed, defaultEpochs: 1, defaultPatches: 45);
                 var train = new[] { 1UL, 2UL }.Select(Phantom).ToList();
                 var test = new[] { 3UL, 4UL, 5UL }.Select(Phantom).ToList();

@@ -41,6 +41,7 @@ internal static class SegmentCommand
         OutputGuard.Check([modelPath, inputPath], [outputPath, probabilitiesPath]);
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
+        InputWarnings.NonFinite(inputPath, image.Voxels);
         using var backend = Devices.Open(device);
         using var loaded = SegmentationModel.Load(backend, modelPath);
         stdout.WriteLine($"Segmenting {inputPath} ({string.Join("x", image.Shape)}) with the {loaded.Network.Title} on {backend.Name}, {loaded.Plane.ToString().ToLowerInvariant()} slices.");

@@ -122,12 +122,12 @@ internal static class TrainCommand
         Func<TrainingOptions, TrainingOptions>? amend = null)
     {
         options.Validate();
+        Devices.CheckThreads(device, threads);
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
         // The checkpoint is read when resuming; the files the run writes are never its inputs.
         OutputGuard.Check([IsImage(data) ? data : null, labels, labelMap is not null && File.Exists(labelMap) ? labelMap : null],
             new[] { Trainer.ModelFile, Trainer.LogFile, "curve.png" }.Select(f => Path.Combine(runDir, f)));
-        if (File.Exists(runDir))
-            throw new BadInputException($"--out {runDir} is a file; give a folder for the run.");
+        OutputGuard.CheckFolder(runDir);
         AtomicFile.RemoveStale(runDir);
         // A resumed run normalises its images as the run it continues did.
         if (resume && File.Exists(checkpoint))
@@ -250,6 +250,7 @@ internal static class TrainCommand
         foreach (var subject in training)
         {
             var (image, labelVolume) = DatasetLayout.Load(subject);
+            InputWarnings.NonFinite(subject.ImagePath, image.Voxels);
             images.Add(new TrainingImage(normalisation.Apply(image), table.Apply(labelVolume!.Voxels, subject.LabelPath!)));
         }
         return (new SampledPatchSource(images, table.ClassCount), new Dictionary<string, string>

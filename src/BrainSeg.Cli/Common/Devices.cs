@@ -50,12 +50,18 @@ public static class Devices
     public static IBackend Open(string device, int threads)
     {
         if (threads == 0) return Open(device);
-        if (DeviceSpec.Parse(device).Kind == DeviceKind.Cuda)
-            throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} computes on the GPU; drop --threads or use --device cpu.");
+        CheckThreads(device, threads);
         IBackend backend = Open(device);
         if (backend is CpuBackend) return new CpuBackend(threads);
         backend.Dispose();
         throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} found a GPU; drop --threads or use --device cpu.");
+    }
+
+    /// <summary>Refuses CPU threads for an explicit GPU before any work starts.</summary>
+    public static void CheckThreads(string device, int threads)
+    {
+        if (threads > 0 && DeviceSpec.Parse(device).Kind == DeviceKind.Cuda)
+            throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} computes on the GPU; drop --threads or use --device cpu.");
     }
 
     static string FirstLine(string message)

@@ -14,7 +14,8 @@ public static class OutputGuard
     public static void Check(IEnumerable<string?> inputs, IEnumerable<string?> outputs)
     {
         var inputFiles = inputs.OfType<string>().SelectMany(i => Files(i).Select(f => (Name: i, File: f))).ToList();
-        var seen = new List<(string Name, string File)>();
+        var seen = new List<(int Index, string Name, string File)>();
+        int index = 0;
         foreach (string output in outputs.OfType<string>())
         {
             CheckPlace(output);
@@ -22,13 +23,21 @@ public static class OutputGuard
             {
                 foreach (var input in inputFiles)
                     if (Same(file, input.File))
-                        throw new BadInputException($"The output {output} would overwrite the input {input.Name}{Pair(file, input.File)}; give the output another name (inputs are never overwritten).");
+                        throw new BadInputException($"The output {output} would overwrite the input {input.Name}{Pair(input.File)}; give the output another name (inputs are never overwritten).");
                 foreach (var other in seen)
-                    if (other.Name != output && (Path.GetFullPath(file) == Path.GetFullPath(other.File) || Same(file, other.File)))
+                    if (other.Index != index && (Path.GetFullPath(file) == Path.GetFullPath(other.File) || Same(file, other.File)))
                         throw new BadInputException($"The outputs {other.Name} and {output} name the same file; give them different names.");
-                seen.Add((output, file));
+                seen.Add((index, output, file));
             }
+            index++;
         }
+    }
+
+    /// <summary>Refuses an output folder that is a file (an input, perhaps) or a device.</summary>
+    public static void CheckFolder(string folder)
+    {
+        if (FileIdentity.KindOf(folder) is FileKind.Regular or FileKind.Other)
+            throw new BadInputException($"The output folder {folder} is a file; give a folder (it is created when missing).");
     }
 
     /// <summary>The files of a .hdr/.img pair name (either member, with or without .gz); otherwise the name itself.</summary>
@@ -64,6 +73,6 @@ public static class OutputGuard
 
     static bool Same(string a, string b) => FileIdentity.Of(a) is { } x && FileIdentity.Of(b) is { } y && x == y;
 
-    static string Pair(string file, string inputFile) =>
+    static string Pair(string inputFile) =>
         Files(inputFile).Count > 1 ? $" (its file {Path.GetFileName(inputFile)}, one of a .hdr/.img pair)" : "";
 }

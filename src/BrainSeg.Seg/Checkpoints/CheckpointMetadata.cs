@@ -58,10 +58,10 @@ public sealed record CheckpointMetadata
             Epochs = Parse("epochs", 1, TrainingOptions.MaxEpochs),
             PatchesPerClass = Parse("patches_per_class", 1, TrainingOptions.MaxPatchesPerClass),
             Batch = Parse("batch", 1, TrainingOptions.MaxBatch),
-            LearningRateSegmentation = Parse("lr_seg", double.Epsilon, TrainingOptions.MaxLearningRate),
-            LearningRateDiscriminator = Parse("lr_disc", double.Epsilon, TrainingOptions.MaxLearningRate),
+            LearningRateSegmentation = Parse("lr_seg", double.Epsilon, double.MaxValue),
+            LearningRateDiscriminator = Parse("lr_disc", double.Epsilon, double.MaxValue),
             LearningRateSegmentationAdversarial = OneOf("lr_seg_adversarial_follows", "lr_disc", "option") == "option"
-                ? Parse("lr_seg_adversarial", double.Epsilon, TrainingOptions.MaxLearningRate) : null,
+                ? Parse("lr_seg_adversarial", double.Epsilon, double.MaxValue) : null,
             NonSaturating = Get("adversarial_update").StartsWith("non-saturating", StringComparison.Ordinal),
             DiscriminatorSeesGenerated = OneOf("ld_inputs", "manual", "manual+generated") == "manual+generated",
             Plane = Enum.Parse<Plane>(OneOf("plane", "axial", "coronal", "sagittal"), ignoreCase: true),

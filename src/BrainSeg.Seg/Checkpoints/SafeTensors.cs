@@ -223,7 +223,7 @@ public static class SafeTensors
                 foreach (int d in shape)
                 {
                     if (d != 0 && size > dataLength / d)
-                        throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' of shape [{string.Join(",", shape)}] needs more bytes than the file's {dataLength} bytes of data"));
+                        throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' of shape [{string.Join(",", shape)}] needs more bytes than the file's {dataLength} bytes of data (truncated?)"));
                     size *= d;
                 }
                 if (offsets[0] < 0 || offsets[1] - offsets[0] != size)
@@ -234,7 +234,7 @@ public static class SafeTensors
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {
             // Malformed JSON or UTF-8, a missing key, a value of the wrong kind or out of range.
-            throw new InvalidDataException(Bad(path, $"the header is not valid safetensors JSON ({e.Message})"), e);
+            throw new InvalidDataException(Bad(path, $"the header is not JSON or not the safetensors layout ({e.Message})"), e);
         }
 
         // The data must be covered exactly: no gaps, no overlaps, nothing past the end.

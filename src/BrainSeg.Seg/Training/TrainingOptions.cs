@@ -14,6 +14,7 @@ public sealed record TrainingOptions
     public const int MaxEpochs = 100_000;
     public const int MaxPatchesPerClass = 10_000_000;
     public const int MaxBatch = 100_000;
+    /// <summary>The largest rate the command line accepts (the paper's are 1e-3 and 1e-5).</summary>
     public const double MaxLearningRate = 10;
     public const int MaxLogEvery = 10_000_000;
     public const double MaxCheckpointMinutes = 525_600; // a year
@@ -84,9 +85,11 @@ public sealed record TrainingOptions
         Require(PatchesPerClass is >= 1 and <= MaxPatchesPerClass, $"--patches-per-class must be from 1 to {MaxPatchesPerClass}, got {PatchesPerClass}.");
         Require(Batch is >= 1 and <= MaxBatch, $"--batch must be from 1 to {MaxBatch}, got {Batch}.");
         Require(!Adversarial || Batch >= 3 && Batch % 3 == 0, $"--batch must be a multiple of 3 in adversarial training (three minibatches of a third each), got {Batch}.");
-        Require(LearningRateSegmentation is > 0 and <= MaxLearningRate, $"--lr-seg must be above 0 and at most {MaxLearningRate}, got {LearningRateSegmentation}.");
-        Require(LearningRateDiscriminator is > 0 and <= MaxLearningRate, $"--lr-disc must be above 0 and at most {MaxLearningRate}, got {LearningRateDiscriminator}.");
-        Require(LearningRateSegmentationAdversarial is null or > 0 and <= MaxLearningRate, $"--lr-seg-adversarial must be above 0 and at most {MaxLearningRate}, got {LearningRateSegmentationAdversarial}.");
+        // Rates only need to be positive and finite here (an absurd one diverges, which the trainer reports);
+        // the command line holds them to (0, MaxLearningRate].
+        Require(LearningRateSegmentation > 0 && double.IsFinite(LearningRateSegmentation), $"--lr-seg must be positive, got {LearningRateSegmentation}.");
+        Require(LearningRateDiscriminator > 0 && double.IsFinite(LearningRateDiscriminator), $"--lr-disc must be positive, got {LearningRateDiscriminator}.");
+        Require(LearningRateSegmentationAdversarial is null or > 0 and < double.PositiveInfinity, $"--lr-seg-adversarial must be positive, got {LearningRateSegmentationAdversarial}.");
         Require(DropoutP is >= 0 and < 1, $"--dropout must be in [0, 1), got {DropoutP}.");
         Require(LogEvery is >= 1 and <= MaxLogEvery, $"--log-every must be from 1 to {MaxLogEvery}, got {LogEvery}.");
         Require(CheckpointEvery > TimeSpan.Zero && CheckpointEvery.TotalMinutes <= MaxCheckpointMinutes, $"--checkpoint-minutes must be above 0 and at most {MaxCheckpointMinutes}.");
