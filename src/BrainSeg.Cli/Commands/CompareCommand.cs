@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Statistics;
@@ -27,6 +28,7 @@ internal static class CompareCommand
             string[] methodNames = parsed.GetValue(names)!.Split(',', StringSplitOptions.TrimEntries);
             if (methodNames.Length != 2 || methodNames.Any(string.IsNullOrEmpty))
                 throw new BadInputException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
+            OutputGuard.Check(parsed.GetValue(first)!.Concat(parsed.GetValue(second)!), [parsed.GetValue(csv), parsed.GetValue(json)]);
             var a = parsed.GetValue(first)!.Select(Load).ToList();
             var b = parsed.GetValue(second)!.Select(Load).ToList();
             var comparison = MethodComparison.Compare(a, b, methodNames[0], methodNames[1]);
@@ -40,10 +42,13 @@ internal static class CompareCommand
         return command;
     }
 
+    /// <summary>The largest evaluation file read (one holds a few kilobytes).</summary>
+    const int MaxEvaluationBytes = 16 << 20;
+
     static EvaluationResult Load(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: no such evaluation file; write one with 'brainseg evaluate --json'.", path);
-        return EvaluationResult.FromJson(File.ReadAllText(path), path);
+        return EvaluationResult.FromJson(System.Text.Encoding.UTF8.GetString(FileBytes.ReadSmall(path, MaxEvaluationBytes, "evaluation")), path);
     }
 }

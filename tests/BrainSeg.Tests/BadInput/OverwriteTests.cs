@@ -84,4 +84,16 @@ public class OverwriteTests
         File.Copy(image, folder.File("model.safetensors"));
         Cli.Refused(["train", "--data", folder.File("model.safetensors"), "--labels", image, "--label-map", "freesurfer-to-adult6", "--out", folder.Path, "--device", "cpu"], "overwrite");
     }
+
+    [Test]
+    public void CompareOutputsOntoItsInputsAreRefused()
+    {
+        using var folder = new RunFolder();
+        string a = folder.File("a.json"), b = folder.File("b.json");
+        File.WriteAllText(a, "{}");
+        File.WriteAllText(b, "{}");
+        Cli.Refused(["compare", a, "--vs", b, "--json", b], "overwrite", "b.json");
+        Cli.Refused(["compare", a, "--vs", b, "--csv", a], "overwrite", "a.json");
+        Assert.That(File.ReadAllText(a) + File.ReadAllText(b), Is.EqualTo("{}{}"));
+    }
 }
