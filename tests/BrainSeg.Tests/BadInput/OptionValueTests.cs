@@ -22,7 +22,7 @@ public class OptionValueTests
         ["segment"] = ["segment", "--model", M("model.safetensors"), "-i", M("t1.nii.gz"), "-o", M("seg.nii.gz"), "--device", "cpu"],
         ["experiment"] = ["experiment", "--train", M("a.nii.gz") + ":" + M("b.nii.gz"), "--label-map", "freesurfer-to-adult6", "--out", M("exp"), "--device", "cpu"],
         ["demo"] = ["demo", "--data", M("a.nii.gz") + ":" + M("b.nii.gz"), "--label-map", "freesurfer-to-adult6", "--out", M("demo"), "--device", "cpu"],
-        ["bench"] = ["bench", "--device", "cpu", "--step", "batchnorm", "--batch", "1", "--reps", "1", "--warmup", "0", "--json"],
+        ["bench"] = ["bench", "--device", "cpu", "--step", "batchnorm", "--batch", "1", "--reps", "1", "--warmup", "0", "--time-limit", "2", "--json"],
         ["model"] = ["model", "--net", "fcn"],
     };
 
