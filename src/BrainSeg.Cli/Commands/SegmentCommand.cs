@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using BrainSeg.Cli.Common;
 using BrainSeg.Mri.IO;
 using BrainSeg.Mri;
+using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Inference;
 
 namespace BrainSeg.Cli.Commands;
@@ -39,6 +40,8 @@ internal static class SegmentCommand
         NiftiWriter.CheckName(outputPath);
         if (probabilitiesPath is not null) NiftiWriter.CheckName(probabilitiesPath);
         OutputGuard.Check([modelPath, inputPath], [outputPath, probabilitiesPath]);
+        // The model's metadata is checked before the image is decoded or a device opened.
+        CheckpointMetadata.Read(SafeTensors.ReadMetadata(modelPath), modelPath);
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
         InputWarnings.NonFinite(inputPath, image.Voxels);
