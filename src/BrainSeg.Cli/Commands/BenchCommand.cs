@@ -3,7 +3,10 @@ using BrainSeg.Cli.Common;
 using BrainSeg.Cuda;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
+using BrainSeg.Mri.Labels;
 using BrainSeg.Seg.Benchmarking;
+using BrainSeg.Seg.Training;
 
 namespace BrainSeg.Cli.Commands;
 
@@ -16,25 +19,22 @@ internal static class BenchCommand
     public static Command Create()
     {
         var device = DeviceOption.Create("auto");
-        var step = new Option<string>("--step")
-        {
-            Description = "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), cohort (volumes per minute through 'segment --output-dir', files read and written), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
-            DefaultValueFactory = _ => "fcn",
-        };
-        step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "cohort", "conv", "batchnorm");
-        var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
+        var step = Opt.Choice("--step",
+            "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), cohort (volumes per minute through 'segment --output-dir', files read and written), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
+            "fcn", "fcn", "dilated", "adversarial", "segment", "cohort", "conv", "batchnorm");
+        var batch = Opt.Int("--batch", "Patches per step (slices per forward pass for segment; default 100, 16 for segment)", 1, TrainingOptions.MaxBatch, 100);
         var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
         var nondeterministic = new Option<bool>("--nondeterministic")
         {
             Description = "Let cuDNN use its fastest algorithms even where they are not deterministic (CUDA only; the default prefers deterministic ones, PyTorch's benchmark mode does not).",
         };
-        var reps = new Option<int>("--reps") { Description = "Timed repetitions; the median is reported (segment: max(3, reps/10)).", DefaultValueFactory = _ => 50 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first (segment: 1).", DefaultValueFactory = _ => 10 };
-        var classes = new Option<int>("--classes") { Description = "Output classes.", DefaultValueFactory = _ => 7 };
-        var volume = new Option<int>("--volume") { Description = "Side of the cubic volume for segment and cohort.", DefaultValueFactory = _ => 256 };
-        var volumes = new Option<int>("--volumes") { Description = "Images in the cohort measurement.", DefaultValueFactory = _ => 8 };
-        var dilation = new Option<int>("--dilation") { Description = "Dilation of the conv layer (1..16).", DefaultValueFactory = _ => 1 };
-        var timeLimit = new Option<double>("--time-limit") { Description = "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran). 0: no limit." };
+        var reps = Opt.Int("--reps", "Timed repetitions; the median is reported (segment: max(3, reps/10))", 1, 100_000, 50);
+        var warmup = Opt.Int("--warmup", "Untimed repetitions first (segment: 1)", 0, 100_000, 10);
+        var classes = Opt.Int("--classes", "Output classes", 2, LabelTable.MaxClasses, 7);
+        var volume = Opt.Int("--volume", "Side of the cubic volume for segment and cohort", 1, 1024, 256);
+        var volumes = Opt.Int("--volumes", "Images in the cohort measurement", 1, 10_000, 8);
+        var dilation = Opt.Int("--dilation", "Dilation of the conv layer", 1, 16, 1);
+        var timeLimit = Opt.Real("--time-limit", "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran); 0: no limit", 0, 86_400, 0);
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
@@ -64,7 +64,7 @@ internal static class BenchCommand
             var deterministic = !parsed.GetValue(nondeterministic);
             using var backend = Open(parsed.GetValue(device)!, new CudaBackendOptions { AllowTf32 = allowTf32, DeterministicAlgorithms = deterministic });
             if ((allowTf32 || !deterministic) && backend is not CudaBackend)
-                throw new ArgumentException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
+                throw new BadInputException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {

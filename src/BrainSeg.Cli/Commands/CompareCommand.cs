@@ -1,4 +1,6 @@
 using System.CommandLine;
+using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Statistics;
@@ -25,7 +27,8 @@ internal static class CompareCommand
         {
             string[] methodNames = parsed.GetValue(names)!.Split(',', StringSplitOptions.TrimEntries);
             if (methodNames.Length != 2 || methodNames.Any(string.IsNullOrEmpty))
-                throw new ArgumentException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
+                throw new BadInputException($"--names takes two names separated by a comma, e.g. --names baseline,adversarial; got \"{parsed.GetValue(names)}\".");
+            OutputGuard.Check(parsed.GetValue(first)!.Concat(parsed.GetValue(second)!), [parsed.GetValue(csv), parsed.GetValue(json)]);
             var a = parsed.GetValue(first)!.SelectMany(Load).ToList();
             var b = parsed.GetValue(second)!.SelectMany(Load).ToList();
             CheckSameImages(a, b);
@@ -40,12 +43,15 @@ internal static class CompareCommand
         return command;
     }
 
+    /// <summary>The largest evaluation file read (a cohort's holds a few kilobytes per image).</summary>
+    const int MaxEvaluationBytes = 16 << 20;
+
     /// <summary>One image's evaluation (named null), or every image of a cohort's evaluation (named as matched).</summary>
     static IEnumerable<(string? Name, EvaluationResult Scores)> Load(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: no such evaluation file; write one with 'brainseg evaluate --json'.", path);
-        string text = File.ReadAllText(path);
+        string text = System.Text.Encoding.UTF8.GetString(FileBytes.ReadSmall(path, MaxEvaluationBytes, "evaluation"));
         return CohortEvaluation.IsCohort(text)
             ? CohortEvaluation.ReadImages(text, path).Select(i => ((string?)i.Name, i.Scores))
             : [(null, EvaluationResult.FromJson(text, path))];
@@ -58,6 +64,6 @@ internal static class CompareCommand
         var onlyA = a.Select(i => i.Name).Except(b.Select(i => i.Name)).ToList();
         var onlyB = b.Select(i => i.Name).Except(a.Select(i => i.Name)).ToList();
         if (onlyA.Count + onlyB.Count > 0 || !a.Select(i => i.Name).SequenceEqual(b.Select(i => i.Name)))
-            throw new ArgumentException($"The two methods scored different images (only in A: {string.Join(", ", onlyA.Take(5))}; only in B: {string.Join(", ", onlyB.Take(5))}); evaluate both on the same references.");
+            throw new BadInputException($"The two methods scored different images (only in A: {string.Join(", ", onlyA.Take(5))}; only in B: {string.Join(", ", onlyB.Take(5))}); evaluate both on the same references.");
     }
 }

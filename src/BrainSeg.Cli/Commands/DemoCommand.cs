@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BrainSeg.Mri;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Seg.Experiments;
@@ -31,6 +32,10 @@ internal static class DemoCommand
             string? subject = parsed.GetValue(data);
             if (subject is null)
             {
+                // The phantoms need neither a label map nor a slab; saying so beats ignoring the option.
+                foreach (Option o in new Option[] { labelMap, options.Exclude })
+                    if (parsed.GetResult(o) is { Implicit: false })
+                        throw new BadInputException($"{o.Name} applies to a real subject given with --data IMAGE:LABELS; the built-in phantoms need none. Drop {o.Name} or add --data.");
                 var settings = options.Read(parsed, defaultEpochs: 1, defaultPatches: 45);
                 var train = new[] { 1UL, 2UL }.Select(Phantom).ToList();
                 var test = new[] { 3UL, 4UL, 5UL }.Select(Phantom).ToList();
@@ -38,7 +43,7 @@ internal static class DemoCommand
                 return SharedOptions.RunExperiment(parsed, options, train, test, SyntheticPhantom.ClassNames, parsed.GetValue(output)!, settings,
                     $"synthetic phantoms ({PhantomSize}^3, 1 mm), training seeds 1-2, test seeds 3-5");
             }
-            string map = parsed.GetValue(labelMap) ?? throw new ArgumentException("--data needs --label-map (source labels to classes), e.g. freesurfer-to-adult6.");
+            string map = parsed.GetValue(labelMap) ?? throw new BadInputException("--data needs --label-map (source labels to classes), e.g. freesurfer-to-adult6.");
             var table = LabelTable.Load(map);
             var image = ExperimentCommand.Load(subject, table);
             var real = options.Read(parsed);
@@ -71,7 +76,7 @@ internal static class DemoCommand
                         low = Math.Min(low, at);
                         high = Math.Max(high, at);
                     }
-        if (high < 0) throw new ArgumentException($"{image.Id} has no labelled voxels under the label map; check --label-map.");
+        if (high < 0) throw new BadInputException($"{image.Id} has no labelled voxels under the label map; check --label-map.");
         int middle = (low + high) / 2;
         return (middle - 4, middle + 3);
     }

@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
 using BrainSeg.Cli.Common;
+using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Reports;
@@ -17,8 +20,7 @@ internal static class EvaluateCommand
         var pred = new Option<string>("--pred") { Description = "Segmentation to score (class numbers, as written by 'brainseg segment'), or a folder of them", Required = true };
         var reference = new Option<string>("--ref") { Description = "Reference label map on the same grid, or a folder of them matched by name (a.nii.gz scored against a.nii.gz, a.nii or a.mgz at the same relative path)", Required = true };
         var labelMap = new Option<string?>("--label-map") { Description = $"Maps the reference's raw labels to classes: a preset ({string.Join(", ", LabelTable.PresetNames)}) or a .tsv table; without it the reference must hold class numbers" };
-        var connectivity = new Option<int>("--connectivity") { Description = "Neighbourhood of the 3-D connected components: 6 (faces), 18 or 26 (faces, edges, corners)", DefaultValueFactory = _ => 6 };
-        connectivity.AcceptOnlyFromAmong("6", "18", "26");
+        var connectivity = Opt.Choice("--connectivity", "Neighbourhood of the 3-D connected components: 6 (faces), 18 or 26 (faces, edges, corners)", "6", "6", "18", "26");
         var json = new Option<string?>("--json") { Description = "Also write the scores as JSON to this file (input of 'brainseg compare'); for folders, every image's scores and the mean ± sd per class" };
         var csv = new Option<string?>("--csv") { Description = "For folders: also write one row per image (Dice and volumes per class) as CSV to this file" };
         var summaryCsv = new Option<string?>("--summary-csv") { Description = "For folders: also write the mean ± sd over the images of each measure as CSV to this file" };
@@ -34,12 +36,14 @@ internal static class EvaluateCommand
         {
             string predPath = parsed.GetValue(pred)!, refPath = parsed.GetValue(reference)!;
             string? jsonPath = parsed.GetValue(json);
+            int neighbours = int.Parse(parsed.GetValue(connectivity)!, CultureInfo.InvariantCulture);
             if (Directory.Exists(predPath) || Directory.Exists(refPath))
-                return RunCohort(predPath, refPath, parsed.GetValue(labelMap), parsed.GetValue(connectivity), jsonPath, parsed.GetValue(csv), parsed.GetValue(summaryCsv),
+                return RunCohort(predPath, refPath, parsed.GetValue(labelMap), neighbours, jsonPath, parsed.GetValue(csv), parsed.GetValue(summaryCsv),
                     parsed.InvocationConfiguration.Output, parsed.InvocationConfiguration.Error);
             if (parsed.GetValue(csv) is not null || parsed.GetValue(summaryCsv) is not null)
-                throw new ArgumentException("--csv and --summary-csv apply to folders of images; for one image use --json.");
-            var result = Run(predPath, refPath, parsed.GetValue(labelMap), parsed.GetValue(connectivity));
+                throw new BadInputException("--csv and --summary-csv apply to folders of images; for one image use --json.");
+            OutputGuard.Check([predPath, refPath, parsed.GetValue(labelMap)], [jsonPath]);
+            var result = Run(predPath, refPath, parsed.GetValue(labelMap), neighbours);
             if (jsonPath is not null)
                 AtomicFile.WriteAllText(jsonPath, result.ToJson());
             parsed.InvocationConfiguration.Output.WriteLine(result.ToText());

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
+using BrainSeg.Mri;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
@@ -37,12 +38,12 @@ internal static class ExperimentCommand
             if (options.ExcludedSlices(parsed) is { } slab)
             {
                 if (trainImages.Count != 1 || testImages.Count != 0)
-                    throw new ArgumentException("--exclude-slices is for single-subject experiments: give exactly one --train IMAGE:LABELS and no --test (the held-out slab is the test).");
+                    throw new BadInputException("--exclude-slices is for single-subject experiments: give exactly one --train IMAGE:LABELS and no --test (the held-out slab is the test).");
                 (trainImages, var heldOut) = ExperimentRunner.HoldOutSlab(trainImages[0], settings.Plane, slab.First, slab.Last);
                 testImages = [heldOut];
             }
             if (testImages.Count == 0)
-                throw new ArgumentException("Give --test IMAGE:LABELS images, or --exclude-slices a:b to hold out a slab of the one training image.");
+                throw new BadInputException("Give --test IMAGE:LABELS images, or --exclude-slices a:b to hold out a slab of the one training image.");
             string data = $"train {string.Join(", ", parsed.GetValue(train)!)}; test {string.Join(", ", (parsed.GetValue(test) ?? []).DefaultIfEmpty("held-out slab"))}; label map {table.Name}";
             return SharedOptions.RunExperiment(parsed, options, trainImages, testImages, table.ClassNames, parsed.GetValue(output)!, settings, data);
         });
@@ -53,12 +54,13 @@ internal static class ExperimentCommand
     {
         int split = pair.LastIndexOf(':');
         if (split <= 0 || split == pair.Length - 1)
-            throw new ArgumentException($"\"{pair}\" is not IMAGE:LABELS; give the image and its label map joined by a colon, e.g. t1.nii.gz:aseg.nii.gz.");
+            throw new BadInputException($"\"{pair}\" is not IMAGE:LABELS; give the image and its label map joined by a colon, e.g. t1.nii.gz:aseg.nii.gz.");
         string imagePath = pair[..split], labelPath = pair[(split + 1)..];
         var image = ImageReader.ReadVolume(imagePath);
+        InputWarnings.NonFinite(imagePath, image.Voxels);
         var labels = ImageReader.ReadVolume(labelPath);
         if (!image.SameGridAs(labels))
-            throw new ArgumentException($"{imagePath} and {labelPath} are on different grids; the label map must share the image's shape and affine.");
+            throw new BadInputException($"{imagePath} and {labelPath} are on different grids; the label map must share the image's shape and affine.");
         string id = Path.GetFileName(imagePath);
         foreach (var ext in new[] { ".nii.gz", ".nii", ".mgz", ".mgh" })
             if (id.EndsWith(ext, StringComparison.OrdinalIgnoreCase)) { id = id[..^ext.Length]; break; }
@@ -72,22 +74,16 @@ internal sealed class SharedOptions
 {
     public Option<string> Nets { get; } = new("--nets") { Description = "Networks to run, comma-separated: fcn, dilated", DefaultValueFactory = _ => "fcn,dilated" };
     public Option<bool> Quick { get; } = new("--quick") { Description = "Smoke-test settings: 1 epoch, 60 patches per class" };
-    public Option<int?> Epochs { get; } = new("--epochs") { Description = "Epochs per run (default 2; 1 with --quick)" };
-    public Option<int?> PatchesPerClass { get; } = new("--patches-per-class") { Description = "Patches per class per training image in an epoch (default 300; 60 with --quick)" };
-    public Option<int> Batch { get; } = new("--batch") { Description = "Patches per iteration (a multiple of 3)", DefaultValueFactory = _ => 30 };
-    public Option<string> Plane { get; } = new("--plane") { Description = "Plane of training and segmentation", DefaultValueFactory = _ => "axial" };
-    public Option<int> Connectivity { get; } = new("--connectivity") { Description = "Connectivity of the 3-D components: 6, 18 or 26", DefaultValueFactory = _ => 6 };
+    public Option<int?> Epochs { get; } = Opt.OptionalInt("--epochs", "Epochs per run (default 2; 1 with --quick)", 1, TrainingOptions.MaxEpochs);
+    public Option<int?> PatchesPerClass { get; } = Opt.OptionalInt("--patches-per-class", "Patches per class per training image in an epoch (default 300; 60 with --quick)", 1, TrainingOptions.MaxPatchesPerClass);
+    public Option<int> Batch { get; } = Opt.Int("--batch", "Patches per iteration, a multiple of 3", 3, TrainingOptions.MaxBatch, 30);
+    public Option<string> Plane { get; } = Opt.Choice("--plane", "Plane of training and segmentation", "axial", "axial", "coronal", "sagittal");
+    public Option<string> Connectivity { get; } = Opt.Choice("--connectivity", "Connectivity of the 3-D components: 6, 18 or 26", "6", "6", "18", "26");
     public Option<string?> Exclude { get; } = new("--exclude-slices") { Description = "a:b — hold out slices a..b (inclusive, in --plane) of the single training image; they are never sampled and form the test set" };
-    public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of weights, dropout and sampling", DefaultValueFactory = _ => 1 };
+    public Option<ulong> Seed { get; } = Opt.Seed("--seed", "Seed of weights, dropout and sampling", 1);
     public Option<string> Device { get; } = DeviceOption.Create();
 
-    public static SharedOptions Create()
-    {
-        var o = new SharedOptions();
-        o.Plane.AcceptOnlyFromAmong("axial", "coronal", "sagittal");
-        o.Connectivity.AcceptOnlyFromAmong("6", "18", "26");
-        return o;
-    }
+    public static SharedOptions Create() => new();
 
     public void AddTo(Command command)
     {
@@ -102,14 +98,13 @@ internal sealed class SharedOptions
         {
             "fcn" => NetworkKind.Fcn,
             "dilated" => NetworkKind.Dilated,
-            _ => throw new ArgumentException($"--nets: unknown network \"{n}\"; use fcn, dilated or fcn,dilated."),
+            _ => throw new BadInputException($"--nets: unknown network \"{n}\"; use fcn, dilated or fcn,dilated."),
         }).Distinct().ToArray();
-        if (nets.Length == 0) throw new ArgumentException("--nets names no network; use fcn, dilated or fcn,dilated.");
+        if (nets.Length == 0) throw new BadInputException("--nets names no network; use fcn, dilated or fcn,dilated.");
         int batch = parsed.GetValue(Batch);
-        if (batch < 3 || batch % 3 != 0) throw new ArgumentException($"--batch must be a positive multiple of 3 (adversarial minibatches for Ls, Ld and La), got {batch}.");
+        if (batch % 3 != 0) throw new BadInputException($"--batch must be a positive multiple of 3 (adversarial minibatches for Ls, Ld and La), got {batch}.");
         int epochs = parsed.GetValue(Epochs) ?? (quick ? 1 : defaultEpochs);
         int patches = parsed.GetValue(PatchesPerClass) ?? (quick ? 60 : defaultPatches);
-        if (epochs < 1 || patches < 1) throw new ArgumentException("--epochs and --patches-per-class must be positive.");
         return new ExperimentOptions
         {
             Networks = nets,
@@ -118,7 +113,7 @@ internal sealed class SharedOptions
             Batch = batch,
             Seed = parsed.GetValue(Seed),
             Plane = Orientation.ParsePlane(parsed.GetValue(Plane)!),
-            Connectivity = parsed.GetValue(Connectivity),
+            Connectivity = int.Parse(parsed.GetValue(Connectivity)!, CultureInfo.InvariantCulture),
         };
     }
 
@@ -130,13 +125,14 @@ internal sealed class SharedOptions
         if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int a)
             && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int b) && a <= b)
             return (a, b);
-        throw new ArgumentException($"--exclude-slices \"{text}\" is not a:b with a ≤ b (slice numbers from 0, inclusive), e.g. 120:135.");
+        throw new BadInputException($"--exclude-slices \"{text}\" is not a:b with a ≤ b (slice numbers from 0, inclusive), e.g. 120:135.");
     }
 
     internal static int RunExperiment(ParseResult parsed, SharedOptions options, List<LabelledImage> train, List<LabelledImage> test,
         IReadOnlyList<string> classNames, string outDirectory, ExperimentOptions settings, string data)
     {
         var stdout = parsed.InvocationConfiguration.Output;
+        OutputGuard.CheckFolder(outDirectory);
         using IBackend backend = Devices.Open(parsed.GetValue(options.Device)!);
         var result = ExperimentRunner.Run(backend, train, test, classNames, IntensityNormalisation.Default, outDirectory, settings, Figures(stdout), stdout, data);
         foreach (var (network, _, _, comparison) in result.Networks)

@@ -5,6 +5,8 @@ using System.Text.Json;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
+using BrainSeg.Mri.Labels;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Cli.Commands;
@@ -16,23 +18,10 @@ internal static class ModelCommand
 
     public static Command Create()
     {
-        var net = new Option<string>("--net")
-        {
-            Description = "Which network: fcn (fully convolutional), dilated, or disc (discriminator).",
-            Required = true,
-            HelpName = "fcn|dilated|disc",
-        };
-        net.AcceptOnlyFromAmong(Nets);
-        var classes = new Option<int>("--classes", "-c")
-        {
-            Description = "Number of classes C including background (7 for the adult data, 8 for the elderly).",
-            DefaultValueFactory = _ => 7,
-        };
-        classes.Validators.Add(r =>
-        {
-            var c = r.GetValueOrDefault<int>();
-            if (c < 2) r.AddError($"--classes must be at least 2 (background and one tissue), got {c}");
-        });
+        var net = Opt.Choice("--net", "Which network: fcn (fully convolutional), dilated, or disc (discriminator).", "fcn", Nets);
+        net.Required = true;
+        var classes = Opt.Int("--classes", "Number of classes C including background (7 for the adult data, 8 for the elderly)", 2, LabelTable.MaxClasses, 7);
+        classes.Aliases.Add("-c");
         var gamma = new Option<bool>("--bn-scale") { Description = "Add a learnable batch-norm scale γ to every hidden layer (not in the paper)." };
         var json = new Option<bool>("--json") { Description = "Print the description as JSON." };
 
@@ -58,7 +47,7 @@ internal static class ModelCommand
         "fcn" => new FcnNetwork(backend, classes, options),
         "dilated" => new DilatedNetwork(backend, classes, options),
         "disc" => new Discriminator(backend, classes, options),
-        _ => throw new ArgumentException($"unknown network '{name}': use {string.Join(", ", Nets)}"),
+        _ => throw new BadInputException($"unknown network '{name}': use {string.Join(", ", Nets)}"),
     };
 
     internal static string ToText(INetwork n)

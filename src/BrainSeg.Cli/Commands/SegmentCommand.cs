@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using BrainSeg.Cli.Common;
-using BrainSeg.Mri;
 using BrainSeg.Mri.IO;
+using BrainSeg.Mri;
+using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Inference;
 using BrainSeg.Seg.Reports;
 
@@ -14,6 +15,9 @@ namespace BrainSeg.Cli.Commands;
 /// </summary>
 internal static class SegmentCommand
 {
+    /// <summary>The most slices one forward pass takes.</summary>
+    public const int MaxBatchSlices = 4096;
+
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "RUN_DIR/model.safetensors written by 'brainseg train'", Required = true };
@@ -23,29 +27,27 @@ internal static class SegmentCommand
         var shard = new Option<string?>("--shard") { Description = "With --output-dir: take share i of n (0-based, by sorted relative path), so that n processes cover the cohort exactly once" };
         var skipExisting = new Option<bool>("--skip-existing") { Description = "With --output-dir, on by default: leave inputs whose label map exists (outputs are written whole or not at all, so a rerun continues after a failure); 'false' segments them again", DefaultValueFactory = _ => true };
         var probabilities = new Option<string?>("--probabilities") { Description = "Also write the class probabilities as a 4-D float32 NIfTI (one volume per class)" };
-        var batchSlices = new Option<int>("--batch-slices") { Description = "Slices per forward pass (memory grows with it)", DefaultValueFactory = _ => 8 };
+        var batchSlices = Opt.Int("--batch-slices", "Slices per forward pass (memory grows with it)", 1, MaxBatchSlices, 8);
         var device = DeviceOption.Create();
         var command = new Command("segment", "Segment a whole image slice by slice with a trained network");
         foreach (Option o in new Option[] { model, input, output, outputDir, shard, skipExisting, probabilities, batchSlices, device })
             command.Options.Add(o);
         command.SetAction(parsed =>
         {
-            if (parsed.GetValue(batchSlices) < 1)
-                throw new ArgumentException($"--batch-slices must be at least 1, got {parsed.GetValue(batchSlices)}.");
             if (parsed.GetValue(outputDir) is { } folder)
             {
                 if (parsed.GetValue(output) is not null || parsed.GetValue(probabilities) is not null)
-                    throw new ArgumentException("--output and --probabilities name one image's outputs; with --output-dir the names follow the inputs, so drop them.");
+                    throw new BadInputException("--output and --probabilities name one image's outputs; with --output-dir the names follow the inputs, so drop them.");
                 var share = parsed.GetValue(shard) is { } text ? Shard.Parse(text) : Shard.All;
                 return RunCohort(parsed.GetValue(model)!, parsed.GetValue(input)!, folder, share, parsed.GetValue(skipExisting),
                     parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output, parsed.InvocationConfiguration.Error);
             }
             if (parsed.GetValue(shard) is not null || parsed.GetResult(skipExisting) is { Implicit: false })
-                throw new ArgumentException("--shard and --skip-existing apply to a cohort; add --output-dir OUT.");
+                throw new BadInputException("--shard and --skip-existing apply to a cohort; add --output-dir OUT.");
             if (CohortInputs.NamesMany(parsed.GetValue(input)!))
-                throw new ArgumentException($"--input {parsed.GetValue(input)} names many images; add --output-dir OUT for their label maps.");
+                throw new BadInputException($"--input {parsed.GetValue(input)} names many images; add --output-dir OUT for their label maps.");
             if (parsed.GetValue(output) is null)
-                throw new ArgumentException("Option '--output' is required for a single image (or give --output-dir for a cohort).");
+                throw new BadInputException("Option '--output' is required for a single image (or give --output-dir for a cohort).");
             Run(parsed.GetValue(model)!, parsed.GetValue(input)!, parsed.GetValue(output)!, parsed.GetValue(probabilities),
                 parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output);
             return ExitCodes.Success;
@@ -55,11 +57,15 @@ internal static class SegmentCommand
 
     internal static void Run(string modelPath, string inputPath, string outputPath, string? probabilitiesPath, int batchSlices, string device, TextWriter stdout)
     {
-        foreach (var target in new[] { outputPath, probabilitiesPath })
-            if (target is not null && Path.GetFullPath(target) == Path.GetFullPath(inputPath))
-                throw new ArgumentException($"The output {target} is the input image; give another name (inputs are never overwritten).");
+        // Names and places of the outputs are checked before the work starts.
+        NiftiWriter.CheckName(outputPath);
+        if (probabilitiesPath is not null) NiftiWriter.CheckName(probabilitiesPath);
+        OutputGuard.Check([modelPath, inputPath], [outputPath, probabilitiesPath]);
+        // The model's metadata is checked before the image is decoded or a device opened.
+        CheckpointMetadata.Read(SafeTensors.ReadMetadata(modelPath), modelPath);
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
+        InputWarnings.NonFinite(inputPath, image.Voxels);
         using var backend = Devices.Open(device);
         using var loaded = SegmentationModel.Load(backend, modelPath);
         stdout.WriteLine($"Segmenting {inputPath} ({string.Join("x", image.Shape)}) with the {loaded.Network.Title} on {backend.Name}, {loaded.Plane.ToString().ToLowerInvariant()} slices.");

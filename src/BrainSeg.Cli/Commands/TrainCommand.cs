@@ -3,12 +3,16 @@ using System.Globalization;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 using BrainSeg.Mri.Datasets;
 using BrainSeg.Mri.Geometry;
+using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Mri.Sampling;
+using BrainSeg.Seg.Checkpoints;
+using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
 
@@ -33,28 +37,26 @@ internal static class TrainCommand
         var labels = new Option<string?>("--labels") { Description = "The label map of the --data image, on the same grid.", HelpName = "labels.nii.gz" };
         var labelMap = new Option<string?>("--label-map") { Description = $"Source labels to classes: a preset ({string.Join(", ", LabelTable.PresetNames)}) or a TSV of 'label-or-range<TAB>class' lines.", HelpName = "preset|file.tsv" };
         var normalisation = new Option<string>("--normalisation") { Description = "Image intensities: percentile[:LOW:HIGH] (brain percentiles to 0 and 1) or zscore.", DefaultValueFactory = _ => IntensityNormalisation.Default.ToString() };
-        var net = new Option<string>("--net") { Description = "Segmentation network: fcn (15 conv layers, 51×51 input) or dilated (87×87 input).", DefaultValueFactory = _ => "dilated" };
-        net.AcceptOnlyFromAmong("fcn", "dilated");
+        var net = Opt.Choice("--net", "Segmentation network: fcn (15 conv layers, 51×51 input) or dilated (87×87 input).", "dilated", "fcn", "dilated");
         var adversarial = new Option<bool>("--adversarial") { Description = "Alternate Ls, Ld and La updates (paper section 2.3) instead of Ls alone." };
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoint.safetensors, model.safetensors, log.csv, curve.png.", HelpName = "RUN_DIR" };
         var d = new TrainingOptions();
-        var epochs = new Option<int>("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => d.Epochs };
-        var perClass = new Option<int?>("--patches-per-class") { Description = $"N: patches per class per image in an epoch (default {d.PatchesPerClass}; {QuickPatchesPerClass} with --quick)." };
-        var batch = new Option<int>("--batch") { Description = "Patches per iteration (adversarial: three minibatches of a third for Ls, Ld and La).", DefaultValueFactory = _ => d.Batch };
-        var lrSeg = new Option<double>("--lr-seg") { Description = "RMSprop rate of the segmentation loss Ls.", DefaultValueFactory = _ => d.LearningRateSegmentation };
-        var lrDisc = new Option<double>("--lr-disc") { Description = "RMSprop rate of the discriminator losses Ld and La.", DefaultValueFactory = _ => d.LearningRateDiscriminator };
-        var lrSegAdv = new Option<double?>("--lr-seg-adversarial") { Description = "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other)." };
+        var epochs = Opt.Int("--epochs", "Epochs", 1, TrainingOptions.MaxEpochs, d.Epochs);
+        var perClass = Opt.OptionalInt("--patches-per-class", $"N: patches per class per image in an epoch (default {d.PatchesPerClass}; {QuickPatchesPerClass} with --quick)", 1, TrainingOptions.MaxPatchesPerClass);
+        var batch = Opt.Int("--batch", "Patches per iteration (adversarial: three minibatches of a third for Ls, Ld and La)", 1, TrainingOptions.MaxBatch, d.Batch);
+        var lrSeg = Opt.Real("--lr-seg", "RMSprop rate of the segmentation loss Ls", 0, TrainingOptions.MaxLearningRate, d.LearningRateSegmentation, minExclusive: true);
+        var lrDisc = Opt.Real("--lr-disc", "RMSprop rate of the discriminator losses Ld and La", 0, TrainingOptions.MaxLearningRate, d.LearningRateDiscriminator, minExclusive: true);
+        var lrSegAdv = Opt.OptionalReal("--lr-seg-adversarial", "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other)", 0, TrainingOptions.MaxLearningRate, minExclusive: true);
         var nonSaturating = new Option<bool>("--non-saturating") { Description = "θs descends La with flipped labels instead of ascending it (not the paper's)." };
         var ldGenerated = new Option<bool>("--ld-with-generated") { Description = "Ld minibatches also hold generated segmentations labelled generated (not the paper's wording)." };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of weights, dropout and patch sampling.", DefaultValueFactory = _ => d.Seed };
+        var seed = Opt.Seed("--seed", "Seed of weights, dropout and patch sampling", d.Seed);
         var device = DeviceOption.Create();
-        var plane = new Option<string>("--plane") { Description = "Plane of the 2-D patches.", DefaultValueFactory = _ => "axial" };
-        plane.AcceptOnlyFromAmong("axial", "coronal", "sagittal");
-        var threads = new Option<int>("--threads") { Description = "CPU worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (its options win)." };
+        var plane = Opt.Choice("--plane", "Plane of the 2-D patches.", "axial", "axial", "coronal", "sagittal");
+        var threads = Devices.ThreadsOption();
+        var resume = new Option<bool>("--resume") { Description = $"Continue the run in --out from its last checkpoint with its saved options; only {string.Join(", ", ResumeMayChange)} may be given to change them." };
         var quick = new Option<bool>("--quick") { Description = $"Smoke run: N = {QuickPatchesPerClass} (or enough for three minibatches) unless --patches-per-class is given." };
-        var logEvery = new Option<int>("--log-every") { Description = "A log.csv row every K iterations.", DefaultValueFactory = _ => d.LogEvery };
-        var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint this often (and at each epoch's end).", DefaultValueFactory = _ => d.CheckpointEvery.TotalMinutes };
+        var logEvery = Opt.Int("--log-every", "A log.csv row every K iterations", 1, TrainingOptions.MaxLogEvery, d.LogEvery);
+        var checkpointMinutes = Opt.Real("--checkpoint-minutes", "Also checkpoint this often (and at each epoch's end)", 0, TrainingOptions.MaxCheckpointMinutes, d.CheckpointEvery.TotalMinutes, minExclusive: true);
 
         var command = new Command("train", "Train a segmentation network, baseline or adversarial (Moeskops et al. 2017, sections 2.3 and 3.1).");
         foreach (Option o in new Option[] { data, labels, labelMap, normalisation, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
@@ -63,28 +65,17 @@ internal static class TrainCommand
 
         command.Validators.Add(result =>
         {
-            if (result.GetValue(output) is null) result.AddError("--out is required: the folder that receives the checkpoints and logs.");
-            if (result.GetValue(data) is null) result.AddError("--data is required: an image with --labels, or 'phantom'.");
-            else if (result.GetValue(data) != "phantom" && result.GetValue(labelMap) is null)
+            // Values that failed to parse are already errors; reading them here would throw.
+            if (result.GetResult(output) is null) result.AddError("--out is required: the folder that receives the checkpoints and logs.");
+            if (result.GetResult(data)?.Tokens is not [{ } dataToken]) { result.AddError("--data is required: an image with --labels, or 'phantom'."); return; }
+            if (dataToken.Value != "phantom" && result.GetResult(labelMap) is null)
                 result.AddError("--data needs --label-map (source labels to classes): a preset or a .tsv table.");
-            else if (IsImage(result.GetValue(data)!) && result.GetValue(labels) is null)
+            else if (IsImage(dataToken.Value) && result.GetResult(labels) is null)
                 result.AddError("--data with one image needs --labels, its label map on the same grid.");
-            void Positive<T>(Option<T> o, Func<T, bool> ok) where T : notnull
-            {
-                var r = result.GetResult(o);
-                if (r is not null && !ok(result.GetValue(o)!)) result.AddError($"{o.Name} must be positive, got {result.GetValue(o)}.");
-            }
-            Positive(epochs, v => v >= 1);
-            Positive(batch, v => v >= 1);
-            Positive(lrSeg, v => v > 0);
-            Positive(lrDisc, v => v > 0);
-            Positive(logEvery, v => v >= 1);
-            Positive(checkpointMinutes, v => v > 0);
-            if (result.GetValue(perClass) is < 1) result.AddError($"--patches-per-class must be positive, got {result.GetValue(perClass)}.");
-            if (result.GetValue(lrSegAdv) is <= 0) result.AddError($"--lr-seg-adversarial must be positive, got {result.GetValue(lrSegAdv)}.");
-            if (result.GetValue(threads) < 0) result.AddError($"--threads must be 0 (all cores) or positive, got {result.GetValue(threads)}.");
-            if (result.GetValue(adversarial) && result.GetValue(batch) % 3 != 0)
-                result.AddError($"--batch must be a multiple of 3 with --adversarial (minibatches for Ls, Ld and La), got {result.GetValue(batch)}.");
+            if (result.GetResult(resume) is not null)
+                foreach (Option o in new Option[] { normalisation, net, adversarial, perClass, batch, lrSeg, lrDisc, lrSegAdv, nonSaturating, ldGenerated, seed, plane, quick })
+                    if (result.GetResult(o) is { Implicit: false })
+                        result.AddError($"{o.Name} cannot change when a run resumes (it continues with its saved options); drop it, or start a new run in another --out. With --resume only {string.Join(", ", ResumeMayChange)} may be given.");
         });
 
         command.SetAction(parsed =>
@@ -106,31 +97,52 @@ internal static class TrainCommand
                 LogEvery = parsed.GetValue(logEvery),
                 CheckpointEvery = TimeSpan.FromMinutes(parsed.GetValue(checkpointMinutes)),
             };
+            if (parsed.GetValue(adversarial) && parsed.GetValue(batch) % 3 != 0)
+                throw new BadInputException($"--batch must be a multiple of 3 with --adversarial (minibatches for Ls, Ld and La), got {parsed.GetValue(batch)}.");
+            // A resumed run keeps its saved options except those given again that may change.
+            bool Given(Option o) => parsed.GetResult(o) is { Implicit: false };
+            TrainingOptions Amend(TrainingOptions saved) => saved with
+            {
+                Epochs = Given(epochs) ? options.Epochs : saved.Epochs,
+                LogEvery = Given(logEvery) ? options.LogEvery : saved.LogEvery,
+                CheckpointEvery = Given(checkpointMinutes) ? options.CheckpointEvery : saved.CheckpointEvery,
+            };
             return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
                 parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output,
-                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null);
+                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null, amend: Amend);
         });
         return command;
     }
 
+    /// <summary>What a resumed run may change; every other option is the checkpoint's.</summary>
+    internal static readonly string[] ResumeMayChange = ["--epochs", "--checkpoint-minutes", "--log-every", "--device", "--threads"];
+
     internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
-        string device, int threads, bool resume, TextWriter stdout, bool quick = false)
+        string device, int threads, bool resume, TextWriter stdout, bool quick = false,
+        Func<TrainingOptions, TrainingOptions>? amend = null)
     {
         options.Validate();
+        Devices.CheckThreads(device, threads);
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
+        // The checkpoint is read when resuming; the files the run writes are never its inputs.
+        OutputGuard.Check([IsImage(data) ? data : null, labels, labelMap is not null && File.Exists(labelMap) ? labelMap : null],
+            new[] { Trainer.ModelFile, Trainer.LogFile, "curve.png" }.Select(f => Path.Combine(runDir, f)));
+        OutputGuard.CheckFolder(runDir);
+        AtomicFile.RemoveStale(runDir);
         // A resumed run normalises its images as the run it continues did.
-        if (resume && File.Exists(checkpoint) && Seg.Checkpoints.SafeTensors.Read(checkpoint).Metadata.TryGetValue("normalisation", out var saved))
-            normalisation = saved;
+        if (resume && File.Exists(checkpoint))
+            normalisation = CheckpointMetadata.Read(SafeTensors.ReadMetadata(checkpoint), checkpoint).Normalisation.ToString();
         if (!resume && File.Exists(checkpoint))
-            throw new ArgumentException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
+            throw new BadInputException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
         var (source, description) = LoadData(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
         if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
-        using var backend = OpenBackend(device, threads);
+        using var backend = Devices.Open(device, threads);
         using var trainer = resume
-            ? Trainer.Resume(backend, source, checkpoint, description)
+            ? Trainer.Resume(backend, source, checkpoint, description,
+                amend: amend)
             : new Trainer(backend, source, options, description);
         if (trainer.IsComplete)
         {
@@ -208,9 +220,6 @@ internal static class TrainCommand
         return outcome;
     }
 
-    private static IBackend OpenBackend(string device, int threads) =>
-        DeviceSpec.Parse(device).Kind == DeviceKind.Cpu && threads > 0 ? new CpuBackend(threads) : Devices.Open(device);
-
     private static bool IsImage(string path) =>
         !Directory.Exists(path) && !path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) && path != "phantom";
 
@@ -236,11 +245,12 @@ internal static class TrainCommand
             : [new Subject(Path.GetFileName(data), data, labels, "train")];
         var training = subjects.Where(s => s.Split == "train" && s.LabelPath is not null).ToList();
         if (training.Count == 0)
-            throw new ArgumentException($"{data} lists no labelled images in the split 'train'.");
+            throw new BadInputException($"{data} lists no labelled images in the split 'train'.");
         var images = new List<TrainingImage>();
         foreach (var subject in training)
         {
             var (image, labelVolume) = DatasetLayout.Load(subject);
+            InputWarnings.NonFinite(subject.ImagePath, image.Voxels);
             images.Add(new TrainingImage(normalisation.Apply(image), table.Apply(labelVolume!.Voxels, subject.LabelPath!)));
         }
         return (new SampledPatchSource(images, table.ClassCount), new Dictionary<string, string>

@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using BrainSeg.Cuda;
+using BrainSeg.Mri;
+using BrainSeg.Seg.Training;
 
 namespace BrainSeg.Cli.Common;
 
 /// <summary>
 /// Parses, invokes and turns failures into exit codes, so that every verb behaves alike:
-/// a usage error or a user-facing exception prints one line <c>brainseg: error: ...</c> and exits 2;
-/// only a defect in brainseg itself prints a stack trace.
+/// a usage error or a refused input prints one line <c>brainseg: error: ...</c> and exits 2; a failed
+/// result one line and exit 1; only a defect in brainseg itself prints a stack trace (exit 70).
 /// </summary>
 public static class CliHost
 {
@@ -39,15 +42,12 @@ public static class CliHost
         }
     }
 
+    /// <summary>One line: the first parse error (the others usually follow from it) and where the usage is.</summary>
     static int ReportParseErrors(ParseResult parsed, TextWriter stderr)
     {
-        foreach (ParseError error in parsed.Errors)
-            stderr.WriteLine($"brainseg: error: {error.Message}");
         // --help clears parse errors, so 'brainseg no-such-verb --help' leaves only unmatched tokens behind.
-        if (parsed.Errors.Count == 0)
-            foreach (string token in parsed.UnmatchedTokens)
-                stderr.WriteLine($"brainseg: error: unrecognized command or argument '{token}'");
-        stderr.WriteLine($"Run '{CommandPath(parsed.CommandResult)} --help' for usage.");
+        string message = parsed.Errors.Count > 0 ? OneLine(parsed.Errors[0].Message) : $"unrecognized command or argument '{parsed.UnmatchedTokens[0]}'";
+        stderr.WriteLine($"brainseg: error: {message} (see '{CommandPath(parsed.CommandResult)} --help')");
         return ExitCodes.UsageError;
     }
 
@@ -64,42 +64,45 @@ public static class CliHost
     {
         e = Unwrap(e);
         bool debug = Environment.GetEnvironmentVariable(DebugVariable) == "1";
-        if (IsUserError(e))
+        int code = ExitCodeOf(e);
+        if (code == ExitCodes.InternalError)
         {
-            stderr.WriteLine($"brainseg: error: {OneLine(e.Message)}");
-            if (debug)
-                stderr.WriteLine(e);
-            return ExitCodes.UsageError;
+            stderr.WriteLine($"brainseg: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            stderr.WriteLine(e);
+            return code;
         }
-        if (e is OperationCanceledException)
-        {
-            stderr.WriteLine("brainseg: cancelled");
-            return ExitCodes.Failure;
-        }
-        stderr.WriteLine($"brainseg: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
-        stderr.WriteLine(e);
-        return ExitCodes.InternalError;
+        stderr.WriteLine(e is OperationCanceledException ? "brainseg: cancelled" : $"brainseg: {(code == ExitCodes.Failure ? "failed" : "error")}: {OneLine(e.Message)}");
+        if (debug)
+            stderr.WriteLine(e);
+        return code;
     }
 
     static Exception Unwrap(Exception e)
     {
-        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException is not null)
+        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException or TypeInitializationException && e.InnerException is not null)
             e = e.InnerException!;
         return e;
     }
 
     /// <summary>
-    /// Errors the user can fix: bad input, missing or unreadable files, a missing GPU or NVIDIA library.
-    /// The project's own exceptions (namespace BrainSeg.*) are written to carry a message that names the
-    /// problem and the fix, so they count as user-facing too.
+    /// 2 for what the user can fix: a refused request (<see cref="BadInputException"/>, which image, checkpoint
+    /// and option errors are), a malformed file, a file or folder that cannot be read or written, a missing
+    /// GPU, NVIDIA library or GPU memory. 1 for a result that failed (training diverged, cancelled).
+    /// 70 for everything else: a broken invariant of brainseg (ArgumentException, InvalidOperationException,
+    /// a failing CUDA call, ...), printed with its stack trace.
     /// </summary>
-    public static bool IsUserError(Exception e) => e switch
+    public static int ExitCodeOf(Exception e) => e switch
     {
-        ArgumentException or FormatException or InvalidDataException or NotSupportedException => true,
-        IOException or UnauthorizedAccessException => true, // FileNotFound, DirectoryNotFound, EndOfStream, ...
-        DllNotFoundException or EntryPointNotFoundException => true,
-        _ => e.GetType().Namespace?.StartsWith("BrainSeg", StringComparison.Ordinal) == true,
+        BadInputException or InvalidDataException => ExitCodes.UsageError,
+        IOException or UnauthorizedAccessException => ExitCodes.UsageError, // not found, access denied, disk full
+        DllNotFoundException or EntryPointNotFoundException or CudaUnavailableException => ExitCodes.UsageError,
+        CudaException { ErrorName: "CUDA_ERROR_OUT_OF_MEMORY" } => ExitCodes.UsageError,
+        TrainingDivergedException or OperationCanceledException => ExitCodes.Failure,
+        _ => ExitCodes.InternalError,
     };
+
+    /// <summary>True for what <see cref="ExitCodeOf"/> reports as the user's to fix (exit 2): a cohort records such an image as failed and goes on.</summary>
+    public static bool IsUserError(Exception e) => ExitCodeOf(e) == ExitCodes.UsageError;
 
     static string OneLine(string message)
     {

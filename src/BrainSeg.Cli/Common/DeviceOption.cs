@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using BrainSeg.Mri;
 
 namespace BrainSeg.Cli.Common;
 
@@ -16,7 +17,7 @@ public readonly record struct DeviceSpec(DeviceKind Kind, int Ordinal = 0)
     {
         if (TryParse(text, out var spec))
             return spec;
-        throw new ArgumentException($"unknown device '{text}': use {Syntax} (N is the CUDA device number, 0 first)", nameof(text));
+        throw new BadInputException($"unknown device '{text}': use {Syntax} (N is the CUDA device number, 0 first)");
     }
 
     public static bool TryParse(string? text, out DeviceSpec spec)

@@ -1,6 +1,8 @@
+using System.CommandLine;
 using BrainSeg.Cuda;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 
 namespace BrainSeg.Cli.Common;
 
@@ -32,6 +34,34 @@ public static class Devices
                     return CpuBackend.Instance;
                 }
         }
+    }
+
+    /// <summary>The most CPU worker threads <c>--threads</c> accepts.</summary>
+    public const int MaxThreads = 256;
+
+    /// <summary>The shared <c>--threads</c> option: CPU workers, 0 for one per core.</summary>
+    public static Option<int> ThreadsOption() =>
+        Opt.Int("--threads", "CPU worker threads, 0 for one per core; with --device cpu, or auto when it falls back to the CPU", 0, MaxThreads, 0);
+
+    /// <summary>
+    /// As <see cref="Open(string)"/>, with <paramref name="threads"/> CPU workers (0: one per core) when the
+    /// backend is the CPU; a thread count for a GPU is refused rather than ignored.
+    /// </summary>
+    public static IBackend Open(string device, int threads)
+    {
+        if (threads == 0) return Open(device);
+        CheckThreads(device, threads);
+        IBackend backend = Open(device);
+        if (backend is CpuBackend) return new CpuBackend(threads);
+        backend.Dispose();
+        throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} found a GPU; drop --threads or use --device cpu.");
+    }
+
+    /// <summary>Refuses CPU threads for an explicit GPU before any work starts.</summary>
+    public static void CheckThreads(string device, int threads)
+    {
+        if (threads > 0 && DeviceSpec.Parse(device).Kind == DeviceKind.Cuda)
+            throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} computes on the GPU; drop --threads or use --device cpu.");
     }
 
     static string FirstLine(string message)

@@ -65,6 +65,6 @@ public static class Orientation
         "axial" => Plane.Axial,
         "coronal" => Plane.Coronal,
         "sagittal" => Plane.Sagittal,
-        _ => throw new ArgumentException($"Unknown plane \"{name}\": use axial, coronal or sagittal."),
+        _ => throw new BadInputException($"Unknown plane \"{name}\": use axial, coronal or sagittal."),
     };
 }

@@ -14,8 +14,21 @@ public static class MghReader
 
     public static MriImage Read(string path)
     {
-        byte[] file = FileBytes.Load(path);
+        // The header's dimensions and type bound what is read; FromBytes checks them again with its messages.
+        byte[] file = FileBytes.Load(path, HeaderSize, prefix => prefix.Length < HeaderSize ? prefix.Length : HeaderSize + DeclaredVoxelBytes(prefix));
         return FromBytes(file, path);
+    }
+
+    /// <summary>Voxel bytes the header declares (saturating at long.MaxValue; FromBytes refuses what is too large).</summary>
+    private static long DeclaredVoxelBytes(byte[] header)
+    {
+        long bytes = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(20)) switch { 0 => 1, 4 => 2, _ => 4 };
+        for (int o = 4; o <= 16; o += 4)
+        {
+            long d = Math.Max(1, BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(o)));
+            bytes = bytes > long.MaxValue / d ? long.MaxValue : bytes * d;
+        }
+        return Math.Min(bytes, long.MaxValue - HeaderSize);
     }
 
     public static MriImage FromBytes(byte[] file, string path)

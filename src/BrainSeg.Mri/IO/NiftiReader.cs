@@ -9,26 +9,40 @@ namespace BrainSeg.Mri.IO;
 /// </summary>
 public static class NiftiReader
 {
+    /// <summary>The largest header file of a .hdr/.img pair read (a header with its extensions).</summary>
+    public const int MaxPairHeaderBytes = 16 << 20;
+
+    /// <summary>Enough of a file for either header version: NIfTI-2's 540 bytes.</summary>
+    private const int HeaderPrefix = 540;
+
     public static MriImage Read(string path)
     {
         var (headerPath, imagePath) = ResolvePair(path);
-        byte[] headerFile = FileBytes.Load(headerPath);
-        var header = NiftiHeader.Parse(headerFile, headerPath);
-        if (!header.IsPair)
+        NiftiHeader? header = null;
+        // Single file: the header, its extensions and the voxels it declares; a pair's header file: at most MaxPairHeaderBytes.
+        byte[] headerFile = FileBytes.Load(headerPath, HeaderPrefix, prefix =>
+        {
+            header = NiftiHeader.Parse(prefix, headerPath);
+            return header.IsPair ? MaxPairHeaderBytes : DataOffset(header) + VoxelBytes(header, headerPath);
+        });
+        if (!header!.IsPair)
             return Decode(header, headerFile, null, headerPath);
         imagePath ??= FindImageFile(headerPath);
-        // The header's own fields were checked by Parse; its claims on the data are checked against the
-        // image file in Decode, before any voxel array is allocated.
-        return Decode(header, headerFile, FileBytes.Load(imagePath), headerPath, imagePath);
+        // The header's claims on the data are checked against the image file in Decode, before any voxel array is allocated.
+        return Decode(header, headerFile, FileBytes.Load(imagePath, 0, _ => header.VoxOffset + VoxelBytes(header, headerPath)), headerPath, imagePath);
     }
 
     /// <summary>The header alone (with its extensions), without reading the voxels.</summary>
     public static NiftiHeader ReadHeader(string path)
     {
         var (headerPath, _) = ResolvePair(path);
-        byte[] headerFile = FileBytes.Load(headerPath);
-        var header = NiftiHeader.Parse(headerFile, headerPath);
-        ReadExtensions(header, headerFile, header.IsPair ? headerFile.Length : DataOffset(header), headerPath);
+        NiftiHeader? header = null;
+        byte[] headerFile = FileBytes.Load(headerPath, HeaderPrefix, prefix =>
+        {
+            header = NiftiHeader.Parse(prefix, headerPath);
+            return header.IsPair ? MaxPairHeaderBytes : DataOffset(header);
+        });
+        ReadExtensions(header!, headerFile, header!.IsPair ? headerFile.Length : DataOffset(header), headerPath);
         return header;
     }
 
@@ -48,18 +62,7 @@ public static class NiftiReader
         long offset = header.IsPair ? header.VoxOffset : DataOffset(header);
         ReadExtensions(header, headerFile, header.IsPair ? headerFile.Length : offset, headerPath);
 
-        long voxels = 1;
-        for (int i = 1; i <= header.Rank; i++)
-        {
-            // Compare before multiplying: 64-bit NIfTI-2 dims could overflow the product.
-            if (header.Dim[i] > Array.MaxLength / voxels)
-                throw new ImageFormatException(headerPath, $"the dimensions [{string.Join(", ", header.Dim.Skip(1).Take(header.Rank))}] claim more voxels than any file can hold here (over 2^31)",
-                    "The header is corrupt; re-export the image.");
-            voxels *= header.Dim[i];
-        }
-        long bytes = voxels * header.DataType.BytesPerVoxel();
-        if (bytes > Array.MaxLength)
-            throw new ImageFormatException(headerPath, $"the voxel data would take {bytes} bytes, more than the 2 GiB this reader supports", "Split the image into smaller files.");
+        long bytes = VoxelBytes(header, headerPath);
         if (offset > dataFile.LongLength)
             throw new ImageFormatException(dataPath, $"vox_offset {offset} lies past the end of the file ({dataFile.LongLength} bytes)", "The file is truncated or its header is corrupt; copy or export it again.");
         if (offset + bytes > dataFile.LongLength)
@@ -78,6 +81,24 @@ public static class NiftiReader
             _ => ImageFormat.Nifti2Pair,
         };
         return new MriImage(header, data, headerPath, format);
+    }
+
+    /// <summary>The size of the voxel data the header declares, refused past 2 GiB before anything is allocated.</summary>
+    private static long VoxelBytes(NiftiHeader header, string headerPath)
+    {
+        long voxels = 1;
+        for (int i = 1; i <= header.Rank; i++)
+        {
+            // Compare before multiplying: 64-bit NIfTI-2 dims could overflow the product.
+            if (header.Dim[i] > Array.MaxLength / voxels)
+                throw new ImageFormatException(headerPath, $"the dimensions [{string.Join(", ", header.Dim.Skip(1).Take(header.Rank))}] claim more voxels than any file can hold here (over 2^31)",
+                    "The header is corrupt; re-export the image.");
+            voxels *= header.Dim[i];
+        }
+        long bytes = voxels * header.DataType.BytesPerVoxel();
+        if (bytes > Array.MaxLength)
+            throw new ImageFormatException(headerPath, $"the voxel data would take {bytes} bytes, more than the 2 GiB this reader supports", "Split the image into smaller files.");
+        return bytes;
     }
 
     /// <summary>Where the voxels of a single-file image start; like nibabel, an offset inside the header means the minimum (header + 4).</summary>

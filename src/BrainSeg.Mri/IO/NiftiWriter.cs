@@ -57,7 +57,7 @@ public static class NiftiWriter
         if (header.Version == 1)
             foreach (long d in header.Dim)
                 if (d > short.MaxValue)
-                    throw new ArgumentException($"Dimension {d} is too large for NIfTI-1 (at most 32767); write NIfTI-2 (set Version = 2).");
+                    throw new BadInputException($"Dimension {d} is too large for NIfTI-1 (at most 32767); write NIfTI-2 (set Version = 2).");
 
         byte[] extensionBlock = ExtensionBlock(header);
         long headerBytes = header.HeaderSize + extensionBlock.Length;
@@ -100,16 +100,22 @@ public static class NiftiWriter
         return block.ToArray();
     }
 
+    /// <summary>Refuses (<see cref="BadInputException"/>) a name whose format cannot be told, before any work is done.</summary>
+    public static void CheckName(string path) => OutputNames(path);
+
     private static (string Header, string? Image, bool Gzip) OutputNames(string path)
     {
         string lower = path.ToLowerInvariant();
         bool gzip = lower.EndsWith(".gz");
         string bare = gzip ? lower[..^3] : lower;
-        string stem = path[..(path.Length - (gzip ? 3 : 0) - 4)];
         string gz = gzip ? ".gz" : "";
         if (bare.EndsWith(".nii")) return (path, null, gzip);
-        if (bare.EndsWith(".hdr") || bare.EndsWith(".img")) return (stem + ".hdr" + gz, stem + ".img" + gz, gzip);
-        throw new ArgumentException($"Cannot tell the format from the name {path}: use .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.", nameof(path));
+        if (bare.EndsWith(".hdr") || bare.EndsWith(".img"))
+        {
+            string stem = path[..(bare.Length - 4)];
+            return (stem + ".hdr" + gz, stem + ".img" + gz, gzip);
+        }
+        throw new BadInputException($"Cannot tell the image format from the name {path}: end it in .nii, .nii.gz, .hdr/.img or .hdr.gz/.img.gz.");
     }
 
     /// <summary>Writes each file to a temporary name in its folder, then renames them all; on failure removes the temporaries.</summary>

@@ -29,13 +29,19 @@ public sealed class LabelTable
     public IReadOnlyList<string> ClassNames { get; }
     public int ClassCount => ClassNames.Count;
 
+    /// <summary>The most classes a table may name: class maps are written one byte per voxel.</summary>
+    public const int MaxClasses = 256;
+
+    /// <summary>The largest table file read (a real table is a few kilobytes).</summary>
+    public const int MaxFileBytes = 1 << 20;
+
     public static IReadOnlyList<string> PresetNames { get; } = ["freesurfer-to-adult6", "mrbrains13", "miccai2012-to-adult6"];
 
     /// <summary>A table shipped with the library (see <see cref="PresetNames"/>).</summary>
     public static LabelTable Preset(string name)
     {
         if (!PresetNames.Contains(name))
-            throw new ArgumentException($"Unknown label preset \"{name}\": choose one of {string.Join(", ", PresetNames)}, or give a .tsv table.");
+            throw new BadInputException($"Unknown label preset \"{name}\": choose one of {string.Join(", ", PresetNames)}, or give a .tsv table.");
         using var stream = typeof(LabelTable).Assembly.GetManifestResourceStream($"BrainSeg.Mri.Labels.Presets.{name}.tsv")
             ?? throw new InvalidOperationException($"The label preset {name} is missing from the assembly.");
         using var reader = new StreamReader(stream);
@@ -48,7 +54,7 @@ public sealed class LabelTable
         if (PresetNames.Contains(presetOrPath)) return Preset(presetOrPath);
         if (!File.Exists(presetOrPath))
             throw new ImageFormatException(presetOrPath, "no such label table", $"Give a .tsv table or one of the presets: {string.Join(", ", PresetNames)}.");
-        return Parse(File.ReadAllText(presetOrPath), presetOrPath);
+        return Parse(System.Text.Encoding.UTF8.GetString(IO.FileBytes.ReadSmall(presetOrPath, MaxFileBytes, "label table")), presetOrPath);
     }
 
     public static LabelTable Parse(string text, string name)
@@ -74,6 +80,8 @@ public sealed class LabelTable
         }
         if (classNames is null)
             throw new ImageFormatException(name, "the label table has no \"# classes, in output order: 0 background, 1 ...\" line", "Add that comment line to fix the class numbers.");
+        if (classNames.Count > MaxClasses)
+            throw new ImageFormatException(name, $"the label table names {classNames.Count} classes, more than the {MaxClasses} a label map holds (one byte per voxel)", "Merge classes until at most 256 remain.");
         var rules = new List<(int, int, int)>();
         foreach (var (from, to, cls, line) in rows)
         {
@@ -122,7 +130,7 @@ public sealed class LabelTable
     /// <summary>Maps a label volume (values must be whole numbers) to class numbers.</summary>
     public byte[] Apply(ReadOnlySpan<float> labels, string sourceForErrors = "label map")
     {
-        if (ClassCount > 256) throw new InvalidOperationException("More than 256 classes do not fit a byte.");
+        if (ClassCount > MaxClasses) throw new InvalidOperationException($"More than {MaxClasses} classes do not fit a byte; Parse refuses such tables.");
         var classes = new byte[labels.Length];
         for (int i = 0; i < labels.Length; i++)
         {

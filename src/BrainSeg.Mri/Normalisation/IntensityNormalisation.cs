@@ -36,7 +36,7 @@ public sealed record IntensityNormalisation(NormalisationMethod Method, double L
             double.TryParse(parts[2], NumberStyles.Float, CultureInfo.InvariantCulture, out double high) &&
             low >= 0 && high <= 100 && low < high)
             return new(NormalisationMethod.Percentile, low, high);
-        throw new ArgumentException($"Unknown normalisation \"{text}\": use zscore, percentile or percentile:LOW:HIGH (0 <= LOW < HIGH <= 100).");
+        throw new BadInputException($"Unknown normalisation \"{text}\": use zscore, percentile or percentile:LOW:HIGH (0 <= LOW < HIGH <= 100).");
     }
 
     /// <summary>A normalised copy of <paramref name="voxels"/>.</summary>

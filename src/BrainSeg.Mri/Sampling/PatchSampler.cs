@@ -19,9 +19,9 @@ public sealed record TrainingImage(Volume Image, byte[] Classes)
     public TrainingImage Validate(int classCount, string name)
     {
         if (Classes.Length != Image.Count)
-            throw new ArgumentException($"{name}: {Classes.Length} labels for {Image.Count} voxels; the label map must share the image grid.");
+            throw new BadInputException($"{name}: {Classes.Length} labels for {Image.Count} voxels; the label map must share the image grid.");
         foreach (byte c in Classes)
-            if (c >= classCount) throw new ArgumentException($"{name}: class {c} is not below the class count {classCount}.");
+            if (c >= classCount) throw new BadInputException($"{name}: class {c} is not below the class count {classCount}.");
         return this;
     }
 }

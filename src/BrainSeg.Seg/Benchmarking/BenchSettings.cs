@@ -1,3 +1,5 @@
+using BrainSeg.Mri;
+
 namespace BrainSeg.Seg.Benchmarking;
 
 /// <summary>What `brainseg bench` measures.</summary>
@@ -53,13 +55,13 @@ public sealed record BenchSettings
 
     public void Validate()
     {
-        if (Batch < 1) throw new ArgumentException($"--batch must be at least 1, got {Batch}.");
-        if (Reps < 1) throw new ArgumentException($"--reps must be at least 1, got {Reps}.");
-        if (Warmup < 0) throw new ArgumentException($"--warmup cannot be negative, got {Warmup}.");
-        if (Classes < 2) throw new ArgumentException($"--classes must be at least 2, got {Classes}.");
-        if (TimeLimitSeconds < 0) throw new ArgumentException($"--time-limit cannot be negative, got {TimeLimitSeconds}.");
-        if (Volume < 1) throw new ArgumentException($"--volume must be at least 1, got {Volume}.");
-        if (Dilation is < 1 or > 16) throw new ArgumentException($"--dilation must be in 1..16 (the 51×51 conv input leaves a 19×19 output at 16), got {Dilation}.");
+        if (Batch < 1) throw new BadInputException($"--batch must be at least 1, got {Batch}.");
+        if (Reps < 1) throw new BadInputException($"--reps must be at least 1, got {Reps}.");
+        if (Warmup < 0) throw new BadInputException($"--warmup cannot be negative, got {Warmup}.");
+        if (Classes < 2) throw new BadInputException($"--classes must be at least 2, got {Classes}.");
+        if (TimeLimitSeconds < 0) throw new BadInputException($"--time-limit cannot be negative, got {TimeLimitSeconds}.");
+        if (Volume < 1) throw new BadInputException($"--volume must be at least 1, got {Volume}.");
+        if (Dilation is < 1 or > 16) throw new BadInputException($"--dilation must be in 1..16 (the 51×51 conv input leaves a 19×19 output at 16), got {Dilation}.");
     }
 }
 

@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using System.Diagnostics;
 using System.Globalization;
 using BrainSeg.Engine;
@@ -16,10 +17,10 @@ public sealed record CohortBenchSettings(int Volumes = 8, int Side = 256, int Ba
 {
     public void Validate()
     {
-        if (Volumes < 1) throw new ArgumentException($"--volumes must be at least 1, got {Volumes}.");
-        if (Side < 16) throw new ArgumentException($"--volume must be at least 16 for the cohort measurement (a phantom needs 16 voxels a side), got {Side}.");
-        if (BatchSlices < 1) throw new ArgumentException($"--batch must be at least 1, got {BatchSlices}.");
-        if (Classes < 2) throw new ArgumentException($"--classes must be at least 2, got {Classes}.");
+        if (Volumes < 1) throw new BadInputException($"--volumes must be at least 1, got {Volumes}.");
+        if (Side < 16) throw new BadInputException($"--volume must be at least 16 for the cohort measurement (a phantom needs 16 voxels a side), got {Side}.");
+        if (BatchSlices < 1) throw new BadInputException($"--batch must be at least 1, got {BatchSlices}.");
+        if (Classes < 2) throw new BadInputException($"--classes must be at least 2, got {Classes}.");
     }
 }
 

@@ -2,7 +2,8 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using BrainSeg.Engine;
-
+using BrainSeg.Mri;
+using BrainSeg.Mri.IO;
 using BrainSeg.Seg.Reports;
 
 namespace BrainSeg.Seg.Checkpoints;
@@ -135,75 +136,119 @@ public static class SafeTensors
         });
     }
 
-    /// <summary>Reads every tensor and the metadata; a truncated or malformed file is an <see cref="InvalidDataException"/> naming the problem.</summary>
+    /// <summary>The largest tensor rank accepted (the networks use at most 4).</summary>
+    public const int MaxRank = 8;
+
+    /// <summary>
+    /// Reads every tensor and the metadata; a file that is not regular, truncated or malformed is an
+    /// <see cref="InvalidDataException"/> naming the problem. Memory is bounded by the file's size: every
+    /// claim of the header (its length, each tensor's shape and offsets) is checked against it first.
+    /// </summary>
     public static (List<SafeTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"No checkpoint at {path}.", path);
-        var bytes = File.ReadAllBytes(path);
-        string Bad(string what) => $"{path} is not a valid safetensors file: {what}. Delete it and resume from an earlier checkpoint, or start the run again.";
-
-        if (bytes.Length < 8) throw new InvalidDataException(Bad($"{bytes.Length} bytes is shorter than the 8-byte header length"));
-        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (headerLength > MaxHeaderBytes || (long)headerLength > bytes.Length - 8)
-            throw new InvalidDataException(Bad($"the header length {headerLength} runs past the end of the {bytes.Length}-byte file (truncated?)"));
-        var dataStart = 8 + (long)headerLength;
-        var dataLength = bytes.Length - dataStart;
-
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength)); }
-        catch (JsonException e) { throw new InvalidDataException(Bad($"the header is not JSON ({e.Message})"), e); }
-
-        using (doc)
+        using var file = OpenChecked(path);
+        var (entries, metadata, dataStart) = ReadHeader(file, path);
+        var tensors = new List<SafeTensor>(entries.Count);
+        foreach (var (name, dtype, shape, begin, end) in entries)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad("the header is not a JSON object"));
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var entries = new List<(string Name, DType DType, int[] Shape, long Begin, long End)>();
+            var data = new byte[end - begin];
+            file.Position = dataStart + begin;
+            file.ReadExactly(data);
+            tensors.Add(new SafeTensor(name, dtype, shape, data));
+        }
+        return (tensors, metadata);
+    }
+
+    /// <summary>The metadata alone, without reading the tensors.</summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        using var file = OpenChecked(path);
+        return ReadHeader(file, path).Metadata;
+    }
+
+    static FileStream OpenChecked(string path)
+    {
+        try
+        {
+            return FileBytes.OpenRegular(path, "model");
+        }
+        catch (ImageFormatException e)
+        {
+            throw new InvalidDataException($"{e.Problem}: {path}; give RUN_DIR/model.safetensors or checkpoint.safetensors written by 'brainseg train'.", e);
+        }
+    }
+
+    static string Bad(string path, string what) => $"{path} is not a valid safetensors file: {what}. Delete it and resume from an earlier checkpoint, or start the run again.";
+
+    /// <summary>The tensors' places (in the header's order), the metadata and where the data starts.</summary>
+    static (List<(string Name, DType DType, int[] Shape, long Begin, long End)> Entries, Dictionary<string, string> Metadata, long DataStart) ReadHeader(FileStream file, string path)
+    {
+        long fileLength = file.Length;
+        if (fileLength < 8) throw new InvalidDataException(Bad(path, $"{fileLength} bytes is shorter than the 8-byte header length"));
+        Span<byte> lengthField = stackalloc byte[8];
+        file.ReadExactly(lengthField);
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthField);
+        if (headerLength > MaxHeaderBytes || (long)headerLength > fileLength - 8)
+            throw new InvalidDataException(Bad(path, $"the header length {headerLength} runs past the end of the {fileLength}-byte file (truncated?) or past the {MaxHeaderBytes} bytes accepted"));
+        var headerBytes = new byte[headerLength];
+        file.ReadExactly(headerBytes);
+        long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
+
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var entries = new List<(string Name, DType DType, int[] Shape, long Begin, long End)>();
+        try
+        {
+            using var doc = JsonDocument.Parse(headerBytes);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad(path, "the header is not a JSON object"));
             foreach (var property in doc.RootElement.EnumerateObject())
             {
                 if (property.Name == "__metadata__")
                 {
-                    if (property.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad("__metadata__ is not an object"));
+                    if (property.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad(path, "__metadata__ is not an object"));
                     foreach (var m in property.Value.EnumerateObject())
                     {
-                        if (m.Value.ValueKind != JsonValueKind.String) throw new InvalidDataException(Bad($"metadata '{m.Name}' is not a string"));
+                        if (m.Value.ValueKind != JsonValueKind.String) throw new InvalidDataException(Bad(path, $"metadata '{m.Name}' is not a string"));
                         metadata[m.Name] = m.Value.GetString()!;
                     }
                     continue;
                 }
-                try
+                var v = property.Value;
+                var dtype = ParseDType(v.GetProperty("dtype").GetString() ?? "", path, property.Name);
+                var shape = v.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
+                var offsets = v.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
+                if (offsets.Length != 2) throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' needs two data_offsets"));
+                if (shape.Length > MaxRank || shape.Any(d => d < 0)) throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' has a negative dimension or more than {MaxRank}"));
+                // The size, compared before each multiplication: a product that wraps around must not pass for a small one.
+                long size = dtype.SizeInBytes();
+                foreach (int d in shape)
                 {
-                    var v = property.Value;
-                    var dtype = ParseDType(v.GetProperty("dtype").GetString() ?? "", path, property.Name);
-                    var shape = v.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
-                    var offsets = v.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
-                    if (offsets.Length != 2) throw new InvalidDataException(Bad($"tensor '{property.Name}' needs two data_offsets"));
-                    if (shape.Any(d => d < 0)) throw new InvalidDataException(Bad($"tensor '{property.Name}' has a negative dimension"));
-                    entries.Add((property.Name, dtype, shape, offsets[0], offsets[1]));
+                    if (d != 0 && size > dataLength / d)
+                        throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' of shape [{string.Join(",", shape)}] needs more bytes than the file's {dataLength} bytes of data (truncated?)"));
+                    size *= d;
                 }
-                catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
-                {
-                    throw new InvalidDataException(Bad($"tensor '{property.Name}' lacks a valid dtype, shape or data_offsets ({e.Message})"), e);
-                }
+                if (offsets[0] < 0 || offsets[1] - offsets[0] != size)
+                    throw new InvalidDataException(Bad(path, $"tensor '{property.Name}' spans bytes [{offsets[0]}, {offsets[1]}) but its shape needs {size}"));
+                entries.Add((property.Name, dtype, shape, offsets[0], offsets[1]));
             }
-
-            // The data must be covered exactly: no gaps, no overlaps, nothing past the end.
-            long expected = 0;
-            var tensors = new List<SafeTensor>(entries.Count);
-            foreach (var (name, dtype, shape, begin, end) in entries.OrderBy(e => e.Begin))
-            {
-                var size = shape.Aggregate(1L, (a, b) => a * b) * dtype.SizeInBytes();
-                if (begin != expected || end - begin != size)
-                    throw new InvalidDataException(Bad($"tensor '{name}' spans bytes [{begin}, {end}) but {size} bytes from {expected} were expected"));
-                if (end > dataLength)
-                    throw new InvalidDataException(Bad($"tensor '{name}' ends at byte {end} of the data but the file holds {dataLength} (truncated?)"));
-                tensors.Add(new SafeTensor(name, dtype, shape, bytes.AsSpan((int)(dataStart + begin), (int)size).ToArray()));
-                expected = end;
-            }
-            if (expected != dataLength)
-                throw new InvalidDataException(Bad($"{dataLength - expected} bytes after the last tensor"));
-            // Hand them back in the header's order.
-            var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-            return (entries.Select(e => byName[e.Name]).ToList(), metadata);
         }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
+        {
+            // Malformed JSON or UTF-8, a missing key, a value of the wrong kind or out of range.
+            throw new InvalidDataException(Bad(path, $"the header is not JSON or not the safetensors layout ({e.Message})"), e);
+        }
+
+        // The data must be covered exactly: no gaps, no overlaps, nothing past the end.
+        long expected = 0;
+        foreach (var (name, _, _, begin, end) in entries.OrderBy(e => e.Begin))
+        {
+            if (begin != expected)
+                throw new InvalidDataException(Bad(path, $"tensor '{name}' spans bytes [{begin}, {end}) but bytes from {expected} were expected"));
+            if (end > dataLength)
+                throw new InvalidDataException(Bad(path, $"tensor '{name}' ends at byte {end} of the data but the file holds {dataLength} (truncated?)"));
+            expected = end;
+        }
+        if (expected != dataLength)
+            throw new InvalidDataException(Bad(path, $"{dataLength - expected} bytes after the last tensor"));
+        return (entries, metadata, dataStart);
     }
 }

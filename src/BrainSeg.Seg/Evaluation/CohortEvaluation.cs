@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -39,7 +40,7 @@ public sealed record CohortEvaluation(IReadOnlyList<CohortImage> Images, IReadOn
         var references = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var r in CohortInputs.Discover(refFolder))
             if (!references.TryAdd(NameOf(r), r.Path))
-                throw new ArgumentException($"{references[NameOf(r)]} and {r.Path} are both the reference for {NameOf(r)}; keep one of them.");
+                throw new BadInputException($"{references[NameOf(r)]} and {r.Path} are both the reference for {NameOf(r)}; keep one of them.");
         var images = new List<CohortImage>();
         var failures = new List<CohortFailure>();
         var matched = new HashSet<string>(StringComparer.Ordinal);

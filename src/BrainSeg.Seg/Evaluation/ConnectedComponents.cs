@@ -1,3 +1,5 @@
+using BrainSeg.Mri;
+
 namespace BrainSeg.Seg.Evaluation;
 
 /// <summary>
@@ -50,7 +52,7 @@ public static class ConnectedComponents
                     int p = y * sizeX + x, i = planeStart + p;
                     byte value = labels[i];
                     if (value >= classCount)
-                        throw new ArgumentException($"Label {value} at voxel ({x}, {y}, {z}) is not below the class count {classCount}.");
+                        throw new BadInputException($"Label {value} at voxel ({x}, {y}, {z}) is not below the class count {classCount}.");
                     bool interior = x > 0 && x < sizeX - 1 && y > 0 && y < sizeY - 1 && z > 0;
                     int label = -1;
                     for (int k = 0; k < offsets.Length; k++)
@@ -90,7 +92,7 @@ public static class ConnectedComponents
             6 => 1,
             18 => 2,
             26 => 3,
-            _ => throw new ArgumentException($"Connectivity must be 6 (faces), 18 (faces and edges) or 26 (faces, edges and corners), got {connectivity}."),
+            _ => throw new BadInputException($"Connectivity must be 6 (faces), 18 (faces and edges) or 26 (faces, edges and corners), got {connectivity}."),
         };
         var offsets = new List<(int, int, int)>();
         for (int dz = -1; dz <= 0; dz++)

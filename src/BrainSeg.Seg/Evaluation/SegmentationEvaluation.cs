@@ -145,10 +145,10 @@ public static class SegmentationEvaluation
         string predictionName = "prediction", string referenceName = "reference")
     {
         if (predicted.Length != reference.Length)
-            throw new ArgumentException($"{predictionName} has {predicted.Length} voxels but {referenceName} has {reference.Length}; evaluate a segmentation on its reference's grid.");
+            throw new BadInputException($"{predictionName} has {predicted.Length} voxels but {referenceName} has {reference.Length}; evaluate a segmentation on its reference's grid.");
         int classCount = classNames.Count;
         if (classCount < 2)
-            throw new ArgumentException($"Evaluation needs at least two classes (background and one tissue), got {classCount}.");
+            throw new BadInputException($"Evaluation needs at least two classes (background and one tissue), got {classCount}.");
         var predComponents = ConnectedComponents.CountPerClass(predicted, sizes.X, sizes.Y, sizes.Z, classCount, connectivity);
         var refComponents = ConnectedComponents.CountPerClass(reference, sizes.X, sizes.Y, sizes.Z, classCount, connectivity);
         var predCounts = new long[classCount];
@@ -173,7 +173,7 @@ public static class SegmentationEvaluation
         Mri.Labels.LabelTable? referenceTable, int connectivity, string predictionName, string referenceName)
     {
         if (!predicted.SameGridAs(reference))
-            throw new ArgumentException(
+            throw new BadInputException(
                 $"{predictionName} ({string.Join("x", predicted.Shape)}) and {referenceName} ({string.Join("x", reference.Shape)}) are on different grids " +
                 "(shape or voxel-to-world affine differ); resample the segmentation onto the reference grid first.");
         byte[] pred = ToClasses(predicted.Voxels, classNames.Count, predictionName);

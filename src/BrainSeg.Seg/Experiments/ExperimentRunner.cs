@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
 using BrainSeg.Engine;
-using BrainSeg.Mri;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Sampling;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Inference;
 using BrainSeg.Seg.Networks;
@@ -54,12 +54,12 @@ public static class ExperimentRunner
         ExperimentFigures? figures = null, TextWriter? log = null, string dataDescription = "")
     {
         log ??= TextWriter.Null;
-        if (training.Count == 0) throw new ArgumentException("The experiment needs at least one training image.");
-        if (test.Count == 0) throw new ArgumentException("The experiment needs at least one test image.");
+        if (training.Count == 0) throw new BadInputException("The experiment needs at least one training image.");
+        if (test.Count == 0) throw new BadInputException("The experiment needs at least one test image.");
         // A paired t-test needs two images; a single test slab is cut into parts that stand in for images.
         var evaluationUnits = test.Count >= 2 ? test.ToList() : SplitSlab(test[0], 4, options.Plane);
         if (evaluationUnits.Count < 2)
-            throw new ArgumentException("The test slab is too thin to compare methods: give at least 2 test images or a slab of at least 2 slices.");
+            throw new BadInputException("The test slab is too thin to compare methods: give at least 2 test images or a slab of at least 2 slices.");
         Directory.CreateDirectory(outDirectory);
         var trainingImages = training.Select(t => new TrainingImage(normalisation.Apply(t.Image), t.Classes)).ToList();
         var source = new SampledPatchSource(trainingImages, classNames.Count);
@@ -203,12 +203,12 @@ public static class ExperimentRunner
         var image = subject.Image;
         int axis = Orientation.SliceAxis(image.Affine, plane), count = image.Size(axis);
         if (first < 0 || last >= count || first > last)
-            throw new ArgumentException($"--exclude-slices {first}:{last} is outside the {count} {plane.ToString().ToLowerInvariant()} slices of {subject.Id} (0..{count - 1}).");
+            throw new BadInputException($"--exclude-slices {first}:{last} is outside the {count} {plane.ToString().ToLowerInvariant()} slices of {subject.Id} (0..{count - 1}).");
         var blocks = new List<LabelledImage>();
         if (first > 0) blocks.Add(Block(subject, axis, 0, first - 1, "below"));
         if (last < count - 1) blocks.Add(Block(subject, axis, last + 1, count - 1, "above"));
         if (blocks.Count == 0)
-            throw new ArgumentException($"--exclude-slices {first}:{last} holds out every slice of {subject.Id}; leave some for training.");
+            throw new BadInputException($"--exclude-slices {first}:{last} holds out every slice of {subject.Id}; leave some for training.");
         return (blocks, subject with { Slices = (first, last) });
     }
 

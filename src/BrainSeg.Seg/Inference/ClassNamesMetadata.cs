@@ -1,5 +1,6 @@
 using System.Text;
 using BrainSeg.Mri.IO;
+using BrainSeg.Mri;
 
 namespace BrainSeg.Seg.Inference;
 
@@ -18,7 +19,7 @@ public static class ClassNamesMetadata
     {
         foreach (var name in classNames)
             if (name.Contains(',') || name.Contains('\n'))
-                throw new ArgumentException($"Class name \"{name}\" may not contain a comma or a line break.");
+                throw new BadInputException($"Class name \"{name}\" may not contain a comma or a line break.");
         var header = source.Clone();
         header.Extensions.RemoveAll(IsOurs);
         header.Extensions.Add(new NiftiExtension(CommentCode, Encoding.UTF8.GetBytes(Prefix + string.Join(',', classNames))));

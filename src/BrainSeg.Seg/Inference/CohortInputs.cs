@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using Microsoft.Extensions.FileSystemGlobbing;
 using nietras.SeparatedValues;
 
@@ -74,7 +75,7 @@ public static class CohortInputs
     public static string OutputPath(CohortInput input, string outputFolder)
     {
         string extension = ImageExtension(input.RelativePath)
-            ?? throw new ArgumentException($"{input.Path} is not a NIfTI or MGH/MGZ image name.");
+            ?? throw new BadInputException($"{input.Path} is not a NIfTI or MGH/MGZ image name.");
         bool compressed = extension.EndsWith(".gz") || extension == ".mgz";
         string stem = input.RelativePath[..^extension.Length];
         return System.IO.Path.Combine(outputFolder, stem + (compressed ? ".nii.gz" : ".nii"));

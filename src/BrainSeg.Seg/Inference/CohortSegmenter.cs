@@ -42,18 +42,20 @@ public static class CohortSegmenter
     public static IReadOnlyList<CohortJob> Plan(IReadOnlyList<CohortInput> cohort, string outputFolder, Shard shard, bool skipExisting)
     {
         var outputs = new Dictionary<string, CohortInput>(StringComparer.Ordinal);
-        var inputs = cohort.Select(i => FileIdentity.Of(i.Path)).ToHashSet(StringComparer.Ordinal);
+        var inputs = cohort.Select(i => RealPath.Of(i.Path)).ToHashSet(StringComparer.Ordinal);
         string summary = Path.Combine(outputFolder, SummaryName(shard));
-        if (inputs.Contains(FileIdentity.Of(summary)))
-            throw new ArgumentException($"The summary {summary} would overwrite an input; give another --output-dir (inputs are never overwritten).");
+        if (inputs.Contains(RealPath.Of(summary)))
+            throw new BadInputException($"The summary {summary} would overwrite an input; give another --output-dir (inputs are never overwritten).");
         foreach (var input in cohort)
         {
-            string output = FileIdentity.Of(CohortInputs.OutputPath(input, outputFolder));
+            string output = RealPath.Of(CohortInputs.OutputPath(input, outputFolder));
             if (inputs.Contains(output))
-                throw new ArgumentException($"The label map for {input.Path} would be {output}, which is an input image; give an --output-dir outside the images (inputs are never overwritten).");
+                throw new BadInputException($"The label map for {input.Path} would be {output}, which is an input image; give an --output-dir outside the images (inputs are never overwritten).");
             if (!outputs.TryAdd(output, input))
-                throw new ArgumentException($"{outputs[output].Path} and {input.Path} would both be written to {output}; rename one of them or segment them into different --output-dir folders.");
+                throw new BadInputException($"{outputs[output].Path} and {input.Path} would both be written to {output}; rename one of them or segment them into different --output-dir folders.");
         }
+        // Device and inode too: a hard link to an input is caught here, where paths alone cannot see it.
+        OutputGuard.Check(cohort.Select(i => i.Path), outputs.Values.Select(i => CohortInputs.OutputPath(i, outputFolder)).Append(summary));
         return shard.Take(cohort).Select(input =>
         {
             string output = CohortInputs.OutputPath(input, outputFolder);
@@ -167,7 +169,7 @@ public static class CohortSegmenter
                     row["read_seconds"].Parse<double>(), row["segment_seconds"].Parse<double>(), row["write_seconds"].Parse<double>(), volumes, "");
             }
         }
-        catch (Exception e) when (e is IOException or FormatException or ArgumentException or KeyNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is IOException or FormatException or BadInputException or ArgumentException or KeyNotFoundException or InvalidDataException)
         {
             // An earlier summary that cannot be read only costs the skipped rows their volumes.
         }

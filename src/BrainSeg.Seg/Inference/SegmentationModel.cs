@@ -43,21 +43,13 @@ public sealed class SegmentationModel : IDisposable
     public static SegmentationModel Load(IBackend backend, string path,
         Func<IBackend, int, NetworkOptions, SegmentationNetwork>? networkFactory = null)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"{path}: no such model; give RUN_DIR/model.safetensors written by 'brainseg train'.", path);
         var (tensors, meta) = SafeTensors.Read(path);
-        if (!meta.TryGetValue("format", out var format) || format != Trainer.FormatTag)
-            throw new InvalidDataException($"{path} is not a brainseg model (format '{format}', expected '{Trainer.FormatTag}'); give RUN_DIR/model.safetensors written by 'brainseg train'.");
-        var options = TrainingOptions.ReadFrom(meta, path);
-        if (!meta.TryGetValue("classes", out var classText) || !int.TryParse(classText, out int classes))
-            throw new InvalidDataException($"{path}: the metadata lacks the class count; retrain with this version of brainseg.");
-        IReadOnlyList<string> names = meta.TryGetValue("class_names", out var n) ? n.Split(',') : DefaultNames(classes);
-        if (names.Count != classes) names = DefaultNames(classes);
-        var normalisation = meta.TryGetValue("normalisation", out var norm) ? IntensityNormalisation.Parse(norm) : IntensityNormalisation.Default;
-
+        // Every value is range-checked before anything is built from it (the class count sizes the last layer).
+        var saved = CheckpointMetadata.Read(meta, path);
+        var options = saved.Options;
         var netOptions = options.NetworkOptions(new RandomStream(options.Seed));
-        SegmentationNetwork network = networkFactory?.Invoke(backend, classes, netOptions)
-            ?? (options.Network == NetworkKind.Fcn ? new FcnNetwork(backend, classes, netOptions) : new DilatedNetwork(backend, classes, netOptions));
+        SegmentationNetwork network = networkFactory?.Invoke(backend, saved.Classes, netOptions)
+            ?? (options.Network == NetworkKind.Fcn ? new FcnNetwork(backend, saved.Classes, netOptions) : new DilatedNetwork(backend, saved.Classes, netOptions));
         try
         {
             var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
@@ -67,7 +59,7 @@ public sealed class SegmentationModel : IDisposable
                     throw new InvalidDataException($"{path} lacks tensor 'segmenter.{name}'; it was written for another network.");
                 stored.CopyTo(t, path);
             }
-            return new SegmentationModel(network, names, normalisation, options.Plane, path);
+            return new SegmentationModel(network, saved.ClassNames, saved.Normalisation, options.Plane, path);
         }
         catch
         {
@@ -75,8 +67,6 @@ public sealed class SegmentationModel : IDisposable
             throw;
         }
     }
-
-    static string[] DefaultNames(int classes) => Enumerable.Range(0, classes).Select(i => i == 0 ? "background" : $"class{i}").ToArray();
 
     public void Dispose() => Network.Dispose();
 }

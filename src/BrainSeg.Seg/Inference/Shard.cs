@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 namespace BrainSeg.Seg.Inference;
 
 /// <summary>
@@ -15,7 +16,7 @@ public readonly record struct Shard(int Index, int Count)
     {
         var parts = text.Split('/');
         if (parts.Length != 2 || !int.TryParse(parts[0], out int index) || !int.TryParse(parts[1], out int count) || count < 1 || index < 0 || index >= count)
-            throw new ArgumentException($"--shard takes i/n with 0 <= i < n (e.g. 0/4 for the first of four shards), got \"{text}\".");
+            throw new BadInputException($"--shard takes i/n with 0 <= i < n (e.g. 0/4 for the first of four shards), got \"{text}\".");
         return new Shard(index, count);
     }
 

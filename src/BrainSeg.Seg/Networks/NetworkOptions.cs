@@ -1,6 +1,7 @@
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Nn;
+using BrainSeg.Mri;
 
 namespace BrainSeg.Seg.Networks;
 
@@ -92,6 +93,6 @@ internal static class Blocks
 
     public static void CheckClasses(int classes)
     {
-        if (classes < 2) throw new ArgumentException($"A segmentation needs at least 2 classes (background and one tissue), got {classes}.");
+        if (classes < 2) throw new BadInputException($"A segmentation needs at least 2 classes (background and one tissue), got {classes}.");
     }
 }

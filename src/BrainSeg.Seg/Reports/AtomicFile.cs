@@ -15,6 +15,36 @@ public static class AtomicFile
         Write(path, stream => stream.Write(copy));
     }
 
+    /// <summary>
+    /// Removes the temporaries a killed writer left in <paramref name="folder"/> (".NAME.PID.GUID.tmp" whose process
+    /// is gone), so that interrupted runs do not pile up partial files. Returns how many were removed.
+    /// </summary>
+    public static int RemoveStale(string folder)
+    {
+        if (!Directory.Exists(folder)) return 0;
+        int removed = 0;
+        foreach (string file in Directory.EnumerateFiles(folder, ".*.tmp"))
+        {
+            string[] parts = Path.GetFileName(file).Split('.');
+            // "", NAME..., PID, GUID, "tmp"
+            if (parts.Length < 5 || !int.TryParse(parts[^3], out int pid) || parts[^2].Length != 32 || IsRunning(pid)) continue;
+            try { File.Delete(file); removed++; } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
+    static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException) { return false; } // no such process
+        catch (InvalidOperationException) { return false; }
+    }
+
     public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);

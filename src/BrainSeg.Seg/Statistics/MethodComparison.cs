@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Evaluation;
 
 namespace BrainSeg.Seg.Statistics;
@@ -18,13 +19,13 @@ public sealed record MethodComparison(string NameA, string NameB, int Images, IR
     public static MethodComparison Compare(IReadOnlyList<EvaluationResult> a, IReadOnlyList<EvaluationResult> b, string nameA = "A", string nameB = "B")
     {
         if (a.Count != b.Count)
-            throw new ArgumentException($"{nameA} has {a.Count} evaluations but {nameB} has {b.Count}; give one evaluation per image for both methods, in the same image order.");
+            throw new BadInputException($"{nameA} has {a.Count} evaluations but {nameB} has {b.Count}; give one evaluation per image for both methods, in the same image order.");
         if (a.Count < 2)
-            throw new ArgumentException($"A paired comparison needs at least 2 images per method, got {a.Count}.");
+            throw new BadInputException($"A paired comparison needs at least 2 images per method, got {a.Count}.");
         var names = a[0].Classes.Select(c => c.Name).ToArray();
         foreach (var (e, i) in a.Concat(b).Select((e, i) => (e, i)))
             if (!e.Classes.Select(c => c.Name).SequenceEqual(names))
-                throw new ArgumentException($"Evaluation {e.Prediction} has classes [{string.Join(", ", e.Classes.Select(c => c.Name))}], not [{string.Join(", ", names)}]; compare evaluations with the same classes.");
+                throw new BadInputException($"Evaluation {e.Prediction} has classes [{string.Join(", ", e.Classes.Select(c => c.Name))}], not [{string.Join(", ", names)}]; compare evaluations with the same classes.");
 
         var rows = new List<ComparisonRow>();
         for (int c = 1; c < names.Length; c++)

@@ -1,3 +1,5 @@
+using BrainSeg.Mri;
+
 namespace BrainSeg.Seg.Statistics;
 
 /// <summary>Mean and sample standard deviation (n − 1 in the denominator; 0 for a single value).</summary>
@@ -33,9 +35,9 @@ public static class PairedTTest
     public static TTestResult Test(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
         if (a.Length != b.Length)
-            throw new ArgumentException($"A paired t-test needs the same images in both groups; got {a.Length} and {b.Length} values.");
+            throw new BadInputException($"A paired t-test needs the same images in both groups; got {a.Length} and {b.Length} values.");
         if (a.Length < 2)
-            throw new ArgumentException($"A paired t-test needs at least 2 pairs, got {a.Length}.");
+            throw new BadInputException($"A paired t-test needs at least 2 pairs, got {a.Length}.");
         var differences = new double[a.Length];
         for (int i = 0; i < a.Length; i++) differences[i] = b[i] - a[i];
         var d = MeanSd.Of(differences);

@@ -1,5 +1,6 @@
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.Sampling;
+using BrainSeg.Mri;
 
 namespace BrainSeg.Seg.Training;
 
@@ -42,8 +43,8 @@ public sealed class SampledPatchSource : IPatchSource
 
     public SampledPatchSource(IReadOnlyList<TrainingImage> images, int classes)
     {
-        if (images.Count == 0) throw new ArgumentException("Training needs at least one labelled image.");
-        if (classes < 2) throw new ArgumentException($"Training needs at least 2 classes, got {classes}.");
+        if (images.Count == 0) throw new BadInputException("Training needs at least one labelled image.");
+        if (classes < 2) throw new BadInputException($"Training needs at least 2 classes, got {classes}.");
         (_images, Classes) = (images, classes);
     }
 

@@ -3,6 +3,8 @@ using System.Globalization;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Optim;
+using BrainSeg.Mri;
+using BrainSeg.Mri.Normalisation;
 using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Networks;
 
@@ -40,7 +42,7 @@ public sealed class Trainer : IDisposable
     public const string CheckpointFile = "checkpoint.safetensors";
     public const string ModelFile = "model.safetensors";
     public const string LogFile = "log.csv";
-    public const string FormatTag = "brainseg-checkpoint/1";
+    public const string FormatTag = Checkpoints.CheckpointMetadata.FormatTag;
 
     // Patch sampling has its own seed, and the sampler keys each epoch's draws by the epoch number, so an
     // epoch's patches never depend on what the networks drew before it (and a resumed run cuts the same ones).
@@ -68,7 +70,7 @@ public sealed class Trainer : IDisposable
                 ? new FcnNetwork(backend, data.Classes, netOptions)
                 : new DilatedNetwork(backend, data.Classes, netOptions));
         if (options.Adversarial && Segmenter.TrainingInputSize < Discriminator.PatchSize)
-            throw new ArgumentException($"The {Segmenter.Title}'s training input ({Segmenter.TrainingInputSize}) is smaller than the discriminator's {Discriminator.PatchSize}×{Discriminator.PatchSize} image patch.");
+            throw new BadInputException($"The {Segmenter.Title}'s training input ({Segmenter.TrainingInputSize}) is smaller than the discriminator's {Discriminator.PatchSize}×{Discriminator.PatchSize} image patch.");
         _segmenterGroup = new ParamGroup("segmenter", Segmenter.NamedParameters(), options.LearningRateSegmentation);
         SegmentationOptimizer = new RmsProp([_segmenterGroup]);
         if (options.Adversarial)
@@ -265,7 +267,7 @@ public sealed class Trainer : IDisposable
         // Checked before anything is written, so a run that cannot start leaves no folder or log behind.
         var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
         if (perEpoch == 0)
-            throw new ArgumentException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
+            throw new BadInputException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
         Directory.CreateDirectory(runDirectory);
         var checkpointPath = Path.Combine(runDirectory, CheckpointFile);
         using var log = new TrainingLog(Path.Combine(runDirectory, LogFile), GlobalIteration);
@@ -366,46 +368,55 @@ public sealed class Trainer : IDisposable
         return tensors;
     }
 
+    /// <summary>The checkpoint's metadata: the typed values of <see cref="Checkpoints.CheckpointMetadata"/>, the run's description and facts for readers.</summary>
     public Dictionary<string, string> CheckpointMetadata()
     {
-        var m = new Dictionary<string, string>(_description, StringComparer.Ordinal) { ["format"] = FormatTag };
-        Options.WriteTo(m);
-        m["classes"] = I(Classes);
-        m["segmenter_input"] = I(Segmenter.TrainingInputSize);
-        m["segmenter_output"] = I(Segmenter.TrainingOutputSize);
-        m["epoch"] = I(Epoch);
-        m["iteration"] = I(Iteration);
-        m["global_iteration"] = I(GlobalIteration);
-        m["random_seed"] = I(Random.Seed);
-        m["random_offset"] = I(Random.Offset);
-        m["sampling_seed"] = I(SamplingSeed);
-        m["sampling"] = "class-balanced, per epoch keyed by (sampling_seed, epoch)";
-        m["elapsed_seconds"] = PreviousSeconds.ToString("R", CultureInfo.InvariantCulture);
-        m["complete"] = IsComplete ? "true" : "false";
-        m["rmsprop"] = $"rho={SegmentationOptimizer.Rho.ToString("R", CultureInfo.InvariantCulture)} eps={SegmentationOptimizer.Eps.ToString("R", CultureInfo.InvariantCulture)}";
-        return m;
+        var names = _description.TryGetValue("class_names", out var n) && n.Split(',') is { } split && split.Length == Classes
+            ? split : Checkpoints.CheckpointMetadata.DefaultNames(Classes);
+        var normalisation = _description.TryGetValue("normalisation", out var text) ? IntensityNormalisation.Parse(text) : IntensityNormalisation.Default;
+        var metadata = new Checkpoints.CheckpointMetadata
+        {
+            Options = Options,
+            Classes = Classes,
+            ClassNames = names,
+            Normalisation = normalisation,
+            Epoch = Epoch,
+            Iteration = Iteration,
+            GlobalIteration = GlobalIteration,
+            RandomOffset = Random.Offset,
+            ElapsedSeconds = PreviousSeconds,
+        };
+        return metadata.Write(_description, new Dictionary<string, string>
+        {
+            ["segmenter_input"] = I(Segmenter.TrainingInputSize),
+            ["segmenter_output"] = I(Segmenter.TrainingOutputSize),
+            ["random_seed"] = I(Random.Seed),
+            ["sampling_seed"] = I(SamplingSeed),
+            ["sampling"] = "class-balanced, per epoch keyed by (sampling_seed, epoch)",
+            ["complete"] = IsComplete ? "true" : "false",
+            ["rmsprop"] = $"rho={SegmentationOptimizer.Rho.ToString("R", CultureInfo.InvariantCulture)} eps={SegmentationOptimizer.Eps.ToString("R", CultureInfo.InvariantCulture)}",
+        });
     }
 
     /// <summary>
     /// A trainer that continues the run saved in <paramref name="checkpoint"/>: the options, weights, statistics,
     /// optimiser state, generator offset and position are all the checkpoint's.
     /// </summary>
+    /// <param name="amend">Changes the saved options may take (more epochs, another log or checkpoint interval).</param>
     public static Trainer Resume(IBackend backend, IPatchSource data, string checkpoint, IReadOnlyDictionary<string, string>? description = null,
-        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null)
+        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null, Func<TrainingOptions, TrainingOptions>? amend = null)
     {
         var (tensors, meta) = SafeTensors.Read(checkpoint);
-        if (!meta.TryGetValue("format", out var format) || format != FormatTag)
-            throw new InvalidDataException($"{checkpoint} is not a brainseg training checkpoint (format '{format}', expected '{FormatTag}').");
-        var options = TrainingOptions.ReadFrom(meta, checkpoint);
-        var classes = Long(meta, "classes", checkpoint);
-        if (classes != data.Classes)
-            throw new ArgumentException($"{checkpoint} was trained with {classes} classes but the data has {data.Classes}: use the same label map as the original run.");
+        var saved = Checkpoints.CheckpointMetadata.Read(meta, checkpoint);
+        var options = amend is null ? saved.Options : amend(saved.Options);
+        if (saved.Classes != data.Classes)
+            throw new BadInputException($"{checkpoint} was trained with {saved.Classes} classes but the data has {data.Classes}: use the same label map as the original run.");
         var merged = new Dictionary<string, string>(meta, StringComparer.Ordinal);
         if (description is not null) foreach (var (k, v) in description) merged[k] = v;
         var trainer = new Trainer(backend, data, options, merged, segmenterFactory);
         try
         {
-            trainer.Load(tensors, meta, checkpoint);
+            trainer.Load(tensors, saved, checkpoint);
             return trainer;
         }
         catch
@@ -415,7 +426,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private void Load(List<SafeTensor> tensors, Dictionary<string, string> meta, string file)
+    private void Load(List<SafeTensor> tensors, Checkpoints.CheckpointMetadata saved, string file)
     {
         var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         SafeTensor Take(string name) => byName.Remove(name, out var t) ? t
@@ -435,17 +446,12 @@ public sealed class Trainer : IDisposable
         if (byName.Count > 0)
             throw new InvalidDataException($"{file} holds tensors this run does not have ({string.Join(", ", byName.Keys.Take(3))}…).");
 
-        Epoch = (int)Long(meta, "epoch", file);
-        Iteration = Long(meta, "iteration", file);
-        GlobalIteration = Long(meta, "global_iteration", file);
-        Random.Offset = (ulong)Long(meta, "random_offset", file);
-        PreviousSeconds = meta.TryGetValue("elapsed_seconds", out var s) && double.TryParse(s, CultureInfo.InvariantCulture, out var v) ? v : 0;
+        Epoch = saved.Epoch;
+        Iteration = saved.Iteration;
+        GlobalIteration = saved.GlobalIteration;
+        Random.Offset = saved.RandomOffset;
+        PreviousSeconds = saved.ElapsedSeconds;
     }
-
-    private static long Long(IReadOnlyDictionary<string, string> meta, string key, string file) =>
-        meta.TryGetValue(key, out var s) && long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v
-        : ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var u) ? (long)u
-        : throw new InvalidDataException($"{file}: checkpoint metadata '{key}' is missing or not a number.");
 
     // ---- helpers ----
 

@@ -1,5 +1,5 @@
-using System.Globalization;
 using BrainSeg.Mri.Geometry;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Seg.Training;
@@ -9,6 +9,16 @@ public enum NetworkKind { Fcn, Dilated }
 /// <summary>Everything that decides how a run trains. The defaults are the paper's (sections 2.3 and 3.1).</summary>
 public sealed record TrainingOptions
 {
+    // The largest values accepted from the command line or a checkpoint: far beyond any real run, small
+    // enough that counts of patches and iterations stay exact in 64 bits and a time span stays representable.
+    public const int MaxEpochs = 100_000;
+    public const int MaxPatchesPerClass = 10_000_000;
+    public const int MaxBatch = 100_000;
+    /// <summary>The largest rate the command line accepts (the paper's are 1e-3 and 1e-5).</summary>
+    public const double MaxLearningRate = 10;
+    public const int MaxLogEvery = 10_000_000;
+    public const double MaxCheckpointMinutes = 525_600; // a year
+
     public NetworkKind Network { get; init; } = NetworkKind.Dilated;
 
     /// <summary>Alternate Ls, Ld and La updates (paper 2.3) instead of Ls alone (the baseline).</summary>
@@ -69,74 +79,21 @@ public sealed record TrainingOptions
     {
         static void Require(bool ok, string message)
         {
-            if (!ok) throw new ArgumentException(message);
+            if (!ok) throw new BadInputException(message);
         }
-        Require(Epochs >= 1, $"--epochs must be at least 1, got {Epochs}.");
-        Require(PatchesPerClass >= 1, $"--patches-per-class must be at least 1, got {PatchesPerClass}.");
-        Require(Batch >= 1, $"--batch must be at least 1, got {Batch}.");
+        Require(Epochs is >= 1 and <= MaxEpochs, $"--epochs must be from 1 to {MaxEpochs}, got {Epochs}.");
+        Require(PatchesPerClass is >= 1 and <= MaxPatchesPerClass, $"--patches-per-class must be from 1 to {MaxPatchesPerClass}, got {PatchesPerClass}.");
+        Require(Batch is >= 1 and <= MaxBatch, $"--batch must be from 1 to {MaxBatch}, got {Batch}.");
         Require(!Adversarial || Batch >= 3 && Batch % 3 == 0, $"--batch must be a multiple of 3 in adversarial training (three minibatches of a third each), got {Batch}.");
+        // Rates only need to be positive and finite here (an absurd one diverges, which the trainer reports);
+        // the command line holds them to (0, MaxLearningRate].
         Require(LearningRateSegmentation > 0 && double.IsFinite(LearningRateSegmentation), $"--lr-seg must be positive, got {LearningRateSegmentation}.");
         Require(LearningRateDiscriminator > 0 && double.IsFinite(LearningRateDiscriminator), $"--lr-disc must be positive, got {LearningRateDiscriminator}.");
-        Require(LearningRateSegmentationAdversarial is null or > 0, $"--lr-seg-adversarial must be positive, got {LearningRateSegmentationAdversarial}.");
+        Require(LearningRateSegmentationAdversarial is null or > 0 and < double.PositiveInfinity, $"--lr-seg-adversarial must be positive, got {LearningRateSegmentationAdversarial}.");
         Require(DropoutP is >= 0 and < 1, $"--dropout must be in [0, 1), got {DropoutP}.");
-        Require(LogEvery >= 1, $"--log-every must be at least 1, got {LogEvery}.");
-        Require(CheckpointEvery > TimeSpan.Zero, "--checkpoint-minutes must be positive.");
+        Require(LogEvery is >= 1 and <= MaxLogEvery, $"--log-every must be from 1 to {MaxLogEvery}, got {LogEvery}.");
+        Require(CheckpointEvery > TimeSpan.Zero && CheckpointEvery.TotalMinutes <= MaxCheckpointMinutes, $"--checkpoint-minutes must be above 0 and at most {MaxCheckpointMinutes}.");
     }
 
     internal NetworkOptions NetworkOptions(Engine.Autograd.RandomStream random) => new() { DropoutP = DropoutP, Random = random, Seed = Seed };
-
-    /// <summary>The options as checkpoint metadata (invariant culture, round-trippable).</summary>
-    public void WriteTo(IDictionary<string, string> m)
-    {
-        m["network"] = Network == NetworkKind.Fcn ? "fcn" : "dilated";
-        m["scheme"] = Adversarial ? "adversarial" : "baseline";
-        m["epochs"] = I(Epochs);
-        m["patches_per_class"] = I(PatchesPerClass);
-        m["batch"] = I(Batch);
-        m["lr_seg"] = R(LearningRateSegmentation);
-        m["lr_disc"] = R(LearningRateDiscriminator);
-        m["lr_seg_adversarial"] = R(AdversarialSegmentationRate);
-        m["lr_seg_adversarial_follows"] = LearningRateSegmentationAdversarial is null ? "lr_disc" : "option";
-        m["adversarial_update"] = NonSaturating ? "non-saturating (theta_s descends La with flipped labels)" : "ascent (theta_s ascends La, grad scale -1)";
-        m["ld_inputs"] = DiscriminatorSeesGenerated ? "manual+generated" : "manual";
-        m["plane"] = Plane.ToString().ToLowerInvariant();
-        m["seed"] = Seed.ToString(CultureInfo.InvariantCulture);
-        m["dropout"] = R(DropoutP);
-        m["log_every"] = I(LogEvery);
-        m["checkpoint_minutes"] = R(CheckpointEvery.TotalMinutes);
-    }
-
-    /// <summary>The options a checkpoint was written with (the inverse of <see cref="WriteTo"/>).</summary>
-    public static TrainingOptions ReadFrom(IReadOnlyDictionary<string, string> m, string file)
-    {
-        string Get(string key) => m.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"{file}: checkpoint metadata lacks '{key}'; it was not written by brainseg train.");
-        try
-        {
-            return new TrainingOptions
-            {
-                Network = Get("network") == "fcn" ? NetworkKind.Fcn : NetworkKind.Dilated,
-                Adversarial = Get("scheme") == "adversarial",
-                Epochs = int.Parse(Get("epochs"), CultureInfo.InvariantCulture),
-                PatchesPerClass = int.Parse(Get("patches_per_class"), CultureInfo.InvariantCulture),
-                Batch = int.Parse(Get("batch"), CultureInfo.InvariantCulture),
-                LearningRateSegmentation = double.Parse(Get("lr_seg"), CultureInfo.InvariantCulture),
-                LearningRateDiscriminator = double.Parse(Get("lr_disc"), CultureInfo.InvariantCulture),
-                LearningRateSegmentationAdversarial = Get("lr_seg_adversarial_follows") == "option" ? double.Parse(Get("lr_seg_adversarial"), CultureInfo.InvariantCulture) : null,
-                NonSaturating = Get("adversarial_update").StartsWith("non-saturating", StringComparison.Ordinal),
-                DiscriminatorSeesGenerated = Get("ld_inputs") == "manual+generated",
-                Plane = Enum.Parse<Plane>(Get("plane"), ignoreCase: true),
-                Seed = ulong.Parse(Get("seed"), CultureInfo.InvariantCulture),
-                DropoutP = double.Parse(Get("dropout"), CultureInfo.InvariantCulture),
-                LogEvery = int.Parse(Get("log_every"), CultureInfo.InvariantCulture),
-                CheckpointEvery = TimeSpan.FromMinutes(double.Parse(Get("checkpoint_minutes"), CultureInfo.InvariantCulture)),
-            };
-        }
-        catch (FormatException e)
-        {
-            throw new InvalidDataException($"{file}: checkpoint metadata has a malformed value ({e.Message}).", e);
-        }
-    }
-
-    private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
-    private static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

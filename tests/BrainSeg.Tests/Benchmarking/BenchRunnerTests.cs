@@ -1,6 +1,7 @@
 using System.Text.Json;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Benchmarking;
 using NUnit.Framework;
 
@@ -98,7 +99,7 @@ public class BenchRunnerTests
     [Test]
     public void BadSettingsNameTheOption()
     {
-        Assert.That(() => new BenchSettings { Batch = 0 }.Validate(), Throws.ArgumentException.With.Message.Contains("--batch"));
-        Assert.That(() => new BenchSettings { Dilation = 17 }.Validate(), Throws.ArgumentException.With.Message.Contains("--dilation"));
+        Assert.That(() => new BenchSettings { Batch = 0 }.Validate(), Throws.TypeOf<BadInputException>().With.Message.Contains("--batch"));
+        Assert.That(() => new BenchSettings { Dilation = 17 }.Validate(), Throws.TypeOf<BadInputException>().With.Message.Contains("--dilation"));
     }
 }

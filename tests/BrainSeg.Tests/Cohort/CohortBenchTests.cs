@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using System.Text.Json;
 using BrainSeg.Engine.Cpu;
 using BrainSeg.Seg.Benchmarking;
@@ -26,5 +27,5 @@ public class CohortBenchTests
 
     [Test]
     public void ABadCohortSizeIsRefusedNamingTheOption() =>
-        Assert.That(() => new CohortBenchSettings(Volumes: 0).Validate(), Throws.ArgumentException.With.Message.Contains("--volumes"));
+        Assert.That(() => new CohortBenchSettings(Volumes: 0).Validate(), Throws.TypeOf<BadInputException>().With.Message.Contains("--volumes"));
 }

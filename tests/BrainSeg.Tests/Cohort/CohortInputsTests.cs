@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using BrainSeg.Seg.Inference;
 using BrainSeg.Tests.Mri;
 using NUnit.Framework;
@@ -32,7 +33,7 @@ public class CohortInputsTests
     [TestCase("1")]
     [TestCase("a/b")]
     public void ABadShardIsRefusedNamingTheOption(string text) =>
-        Assert.That(() => Shard.Parse(text), Throws.ArgumentException.With.Message.Contains("--shard").And.Message.Contains(text));
+        Assert.That(() => Shard.Parse(text), Throws.TypeOf<BadInputException>().With.Message.Contains("--shard").And.Message.Contains(text));
 
     [Test]
     public void AFolderIsSearchedRecursivelyForImagesInSortedOrderLeavingOutTheOutputFolder()
@@ -100,7 +101,7 @@ public class CohortInputsTests
         CohortFixtures.WriteBroken(folder.Path, "a.nii.gz");
         var cohort = CohortInputs.Discover(folder.Path);
         Assert.That(() => CohortSegmenter.Plan(cohort, folder.Path, Shard.All, skipExisting: false),
-            Throws.ArgumentException.With.Message.Contains("is an input image"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("is an input image"));
     }
 
     [Test]
@@ -111,7 +112,7 @@ public class CohortInputsTests
         Directory.CreateSymbolicLink(folder.File("link"), folder.File("in"));
         var cohort = CohortInputs.Discover(folder.File("in"));
         Assert.That(() => CohortSegmenter.Plan(cohort, folder.File("link"), Shard.All, skipExisting: false),
-            Throws.ArgumentException.With.Message.Contains("is an input image"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("is an input image"));
     }
 
     [Test]
@@ -120,9 +121,9 @@ public class CohortInputsTests
         using var folder = new TempFolder();
         CohortFixtures.WriteBroken(folder.Path, "real/sub/a.nii.gz");
         Directory.CreateSymbolicLink(folder.File("link"), "real");
-        Assert.That(FileIdentity.Of(folder.File("link/sub/a.nii.gz")), Is.EqualTo(FileIdentity.Of(folder.File("real/sub/a.nii.gz"))));
-        Assert.That(FileIdentity.Of(folder.File("link/sub/new.nii.gz")), Is.EqualTo(FileIdentity.Of(folder.File("real/sub/new.nii.gz"))), "a file that does not exist yet");
-        Assert.That(FileIdentity.Of(folder.File("link/sub/a.nii.gz")), Is.Not.EqualTo(FileIdentity.Of(folder.File("real/sub/b.nii.gz"))));
+        Assert.That(RealPath.Of(folder.File("link/sub/a.nii.gz")), Is.EqualTo(RealPath.Of(folder.File("real/sub/a.nii.gz"))));
+        Assert.That(RealPath.Of(folder.File("link/sub/new.nii.gz")), Is.EqualTo(RealPath.Of(folder.File("real/sub/new.nii.gz"))), "a file that does not exist yet");
+        Assert.That(RealPath.Of(folder.File("link/sub/a.nii.gz")), Is.Not.EqualTo(RealPath.Of(folder.File("real/sub/b.nii.gz"))));
     }
 
     [Test]
@@ -133,7 +134,7 @@ public class CohortInputsTests
         CohortFixtures.WriteBroken(folder.Path, "in/a.mgz");
         var cohort = CohortInputs.Discover(folder.File("in"));
         Assert.That(() => CohortSegmenter.Plan(cohort, folder.File("out"), Shard.All, skipExisting: false),
-            Throws.ArgumentException.With.Message.Contains("would both be written to"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("would both be written to"));
     }
 
     [Test]

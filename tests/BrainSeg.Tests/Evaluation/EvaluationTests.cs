@@ -108,9 +108,9 @@ public class ConnectedComponentsTests
     public void RejectsUnknownConnectivityAndOutOfRangeLabels()
     {
         var v = Empty(2);
-        Assert.That(() => ConnectedComponents.CountPerClass(v, 2, 2, 2, 2, 8), Throws.ArgumentException.With.Message.Contains("6 (faces)"));
+        Assert.That(() => ConnectedComponents.CountPerClass(v, 2, 2, 2, 2, 8), Throws.TypeOf<BadInputException>().With.Message.Contains("6 (faces)"));
         v[3] = 5;
-        Assert.That(() => ConnectedComponents.CountPerClass(v, 2, 2, 2, 2, 6), Throws.ArgumentException.With.Message.Contains("Label 5"));
+        Assert.That(() => ConnectedComponents.CountPerClass(v, 2, 2, 2, 2, 6), Throws.TypeOf<BadInputException>().With.Message.Contains("Label 5"));
     }
 
     static int[] BreadthFirstCounts(byte[] v, int nx, int ny, int nz, int classes, int connectivity)
@@ -189,8 +189,8 @@ public class DiceAndEvaluationTests
         var a = new Volume(new float[8], 2, 2, 2, Affine.Identity);
         var b = new Volume(new float[8], 2, 2, 2, Affine.Diagonal(1, 1, 1.5));
         var c = new Volume(new float[12], 2, 2, 3, Affine.Identity);
-        Assert.That(() => SegmentationEvaluation.Evaluate(a, b, ["bg", "x"], null, 6, "p", "r"), Throws.ArgumentException.With.Message.Contains("different grids"));
-        Assert.That(() => SegmentationEvaluation.Evaluate(a, c, ["bg", "x"], null, 6, "p", "r"), Throws.ArgumentException.With.Message.Contains("different grids"));
+        Assert.That(() => SegmentationEvaluation.Evaluate(a, b, ["bg", "x"], null, 6, "p", "r"), Throws.TypeOf<BadInputException>().With.Message.Contains("different grids"));
+        Assert.That(() => SegmentationEvaluation.Evaluate(a, c, ["bg", "x"], null, 6, "p", "r"), Throws.TypeOf<BadInputException>().With.Message.Contains("different grids"));
     }
 
     [Test]

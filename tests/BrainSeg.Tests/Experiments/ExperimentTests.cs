@@ -2,6 +2,7 @@ using System.IO.Compression;
 using BrainSeg.Engine.Cpu;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Experiments;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
@@ -68,8 +69,8 @@ public class ExperimentTests
         at[axis] = 12;
         Assert.That(above[0, 0, 0], Is.EqualTo(subject.Image[at[0], at[1], at[2]]));
         Assert.That(above.Affine.Apply(0, 0, 0), Is.EqualTo(subject.Image.Affine.Apply(at[0], at[1], at[2])));
-        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 0, 19), Throws.ArgumentException.With.Message.Contains("every slice"));
-        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 15, 25), Throws.ArgumentException.With.Message.Contains("outside"));
+        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 0, 19), Throws.TypeOf<BadInputException>().With.Message.Contains("every slice"));
+        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 15, 25), Throws.TypeOf<BadInputException>().With.Message.Contains("outside"));
     }
 
     [Test]

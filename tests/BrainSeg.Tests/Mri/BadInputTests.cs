@@ -127,7 +127,7 @@ public class BadInputTests
         File.WriteAllBytes(path, gz[..(gz.Length / 2)]);
         var e = Assert.Throws<ImageFormatException>(() => ImageReader.Read(path))!;
         Assert.That(e.Message, Does.Contain("cut.nii.gz"));
-        Assert.That(e.Message, Does.Contain("truncated data").Or.Contain("corrupt gzip"));
+        Assert.That(e.Message, Does.Contain("truncated data").Or.Contain("corrupt gzip").Or.Contain("footer"));
     }
 
     [Test]

@@ -70,7 +70,7 @@ public class LabelAndDatasetTests
         var table = LabelTable.Parse(header + "1-2\tA\n7\tB\n", "t.tsv");
         Assert.That(table.Apply([0, 1, 2, 7, 9]), Is.EqualTo(new byte[] { 0, 1, 1, 2, 0 }));
         Assert.That(Assert.Throws<ImageFormatException>(() => table.Apply([1.5f]))!.Message, Does.Contain("not a whole-number label"));
-        Assert.Throws<ArgumentException>(() => LabelTable.Preset("nope"));
+        Assert.Throws<BadInputException>(() => LabelTable.Preset("nope"));
     }
 
     private static void WriteVolume(string path, int n, Affine affine, float value)
@@ -141,6 +141,6 @@ public class LabelAndDatasetTests
         Assert.That(IntensityNormalisation.Parse(IntensityNormalisation.Default.ToString()), Is.EqualTo(IntensityNormalisation.Default));
         Assert.That(IntensityNormalisation.Parse("zscore").Method, Is.EqualTo(NormalisationMethod.ZScore));
         Assert.That(IntensityNormalisation.Parse("percentile:2:98").UpperPercentile, Is.EqualTo(98));
-        Assert.Throws<ArgumentException>(() => IntensityNormalisation.Parse("percentile:99:1"));
+        Assert.Throws<BadInputException>(() => IntensityNormalisation.Parse("percentile:99:1"));
     }
 }

@@ -153,7 +153,7 @@ public class NiftiWriterTests
         var header = RichHeader(NiftiDataType.Int16, 1, false);
         string path = temp.File("short.nii");
         Assert.Throws<ArgumentException>(() => NiftiWriter.Write(path, header, new byte[10]));
-        Assert.Throws<ArgumentException>(() => NiftiWriter.Write(temp.File("image.png"), header, RandomVoxels(header, 1)));
+        Assert.Throws<BadInputException>(() => NiftiWriter.Write(temp.File("image.png"), header, RandomVoxels(header, 1)));
         Assert.That(Directory.GetFileSystemEntries(temp.Path), Is.Empty);
 
         // An existing file is replaced only by a complete one.

@@ -151,8 +151,8 @@ public class PhantomAndSamplingTests
     public void BadSamplerArgumentsAreRejected()
     {
         Assert.Throws<ArgumentException>(() => new PatchSampler([], 7, Plane.Axial, PatchGeometry.Fcn, 1, 0));
-        Assert.Throws<ArgumentException>(() => new PatchSampler([new TrainingImage(Small.Image, new byte[3])], 7, Plane.Axial, PatchGeometry.Fcn, 1, 0));
-        Assert.Throws<ArgumentException>(() => new PatchSampler([new TrainingImage(Small.Image, Small.Classes)], 3, Plane.Axial, PatchGeometry.Fcn, 1, 0));
+        Assert.Throws<BadInputException>(() => new PatchSampler([new TrainingImage(Small.Image, new byte[3])], 7, Plane.Axial, PatchGeometry.Fcn, 1, 0));
+        Assert.Throws<BadInputException>(() => new PatchSampler([new TrainingImage(Small.Image, Small.Classes)], 3, Plane.Axial, PatchGeometry.Fcn, 1, 0));
         Assert.Throws<ArgumentException>(() => new PatchSampler([new TrainingImage(Small.Image, Small.Classes)], 7, Plane.Axial, new PatchGeometry(50), 1, 0));
     }
 }

@@ -1,3 +1,4 @@
+using BrainSeg.Mri;
 using BrainSeg.Seg.Evaluation;
 using BrainSeg.Seg.Statistics;
 using NUnit.Framework;
@@ -76,6 +77,6 @@ public class StatisticsTests
         Assert.That(comparison.Rows[3].Test.Mark, Is.EqualTo("**"));
         Assert.That(comparison.ToCsv().Split('\n')[1], Does.StartWith("Dice WM,without,"));
         Assert.That(comparison.ToMarkdown(), Does.Contain("| Dice WM |"));
-        Assert.That(() => MethodComparison.Compare(a, b.Take(5).ToArray()), Throws.ArgumentException.With.Message.Contains("same image order"));
+        Assert.That(() => MethodComparison.Compare(a, b.Take(5).ToArray()), Throws.TypeOf<BadInputException>().With.Message.Contains("same image order"));
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using BrainSeg.Engine;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Training;
 using NUnit.Framework;
@@ -131,7 +132,7 @@ public class CheckpointTests
         using (var trainer = Tiny(new TrainingOptions()))
             trainer.SaveCheckpoint(folder.File("c.safetensors"));
         Assert.That(() => Trainer.Resume(Host, Phantom(classes: 8), folder.File("c.safetensors"), null, TinyNetwork.Create),
-            Throws.ArgumentException.With.Message.Contains("7 classes"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("7 classes"));
     }
 
     [Test]

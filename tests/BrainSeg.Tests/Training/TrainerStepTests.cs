@@ -1,5 +1,6 @@
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Training;
 using NUnit.Framework;
 using static BrainSeg.Tests.Training.TrainingFixtures;
@@ -164,8 +165,8 @@ public class TrainerStepTests
     public void BadOptionsAreRefusedWithTheirName()
     {
         Assert.That(() => new TrainingOptions { Adversarial = true, Batch = 100 }.Validate(),
-            Throws.ArgumentException.With.Message.Contains("--batch"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("--batch"));
         Assert.That(() => new TrainingOptions { LearningRateDiscriminator = -1 }.Validate(),
-            Throws.ArgumentException.With.Message.Contains("--lr-disc"));
+            Throws.TypeOf<BadInputException>().With.Message.Contains("--lr-disc"));
     }
 }

@@ -1,12 +1,11 @@
 namespace BrainSeg.Seg.Inference;
 
 /// <summary>
-/// What two file names are compared by before an output is written, so that no output lands on an input:
-/// the full path with every symbolic link along it resolved, as realpath does (the file itself may not
-/// exist yet). Two names of one file through a hard link compare unequal here; comparing device and inode
-/// would catch those too, and belongs in this one place.
+/// The full path with every symbolic link along it resolved, as realpath does (the file itself may not exist
+/// yet): what a cohort's planned outputs are compared by, so that two inputs never share one label map. Inputs
+/// are protected by device and inode as well (OutputGuard), which also catches hard links.
 /// </summary>
-public static class FileIdentity
+public static class RealPath
 {
     public static string Of(string path) => Resolve(Path.GetFullPath(path), depth: 0);
 
