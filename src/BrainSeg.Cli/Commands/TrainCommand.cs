@@ -3,12 +3,10 @@ using System.Globalization;
 using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
-using BrainSeg.Mri.Datasets;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
-using BrainSeg.Mri.Phantom;
-using BrainSeg.Mri.Sampling;
+using BrainSeg.Seg.Data;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
 
@@ -43,7 +41,7 @@ internal static class TrainCommand
         var batch = new Option<int>("--batch") { Description = "Patches per iteration (adversarial: three minibatches of a third for Ls, Ld and La).", DefaultValueFactory = _ => d.Batch };
         var lrSeg = new Option<double>("--lr-seg") { Description = "RMSprop rate of the segmentation loss Ls.", DefaultValueFactory = _ => d.LearningRateSegmentation };
         var lrDisc = new Option<double>("--lr-disc") { Description = "RMSprop rate of the discriminator losses Ld and La.", DefaultValueFactory = _ => d.LearningRateDiscriminator };
-        var lrSegAdv = new Option<double?>("--lr-seg-adversarial") { Description = "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other)." };
+        var lrSegAdv = new Option<double?>("--lr-seg-adversarial") { Description = "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other; 0 with --adversarial is the control arm: the adversarial schedule without its gradient)." };
         var nonSaturating = new Option<bool>("--non-saturating") { Description = "θs descends La with flipped labels instead of ascending it (not the paper's)." };
         var ldGenerated = new Option<bool>("--ld-with-generated") { Description = "Ld minibatches also hold generated segmentations labelled generated (not the paper's wording)." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of weights, dropout and patch sampling.", DefaultValueFactory = _ => d.Seed };
@@ -81,7 +79,7 @@ internal static class TrainCommand
             Positive(logEvery, v => v >= 1);
             Positive(checkpointMinutes, v => v > 0);
             if (result.GetValue(perClass) is < 1) result.AddError($"--patches-per-class must be positive, got {result.GetValue(perClass)}.");
-            if (result.GetValue(lrSegAdv) is <= 0) result.AddError($"--lr-seg-adversarial must be positive, got {result.GetValue(lrSegAdv)}.");
+            if (result.GetValue(lrSegAdv) is < 0) result.AddError($"--lr-seg-adversarial must be 0 (the control arm) or positive, got {result.GetValue(lrSegAdv)}.");
             if (result.GetValue(threads) < 0) result.AddError($"--threads must be 0 (all cores) or positive, got {result.GetValue(threads)}.");
             if (result.GetValue(adversarial) && result.GetValue(batch) % 3 != 0)
                 result.AddError($"--batch must be a multiple of 3 with --adversarial (minibatches for Ls, Ld and La), got {result.GetValue(batch)}.");
@@ -125,7 +123,7 @@ internal static class TrainCommand
             throw new ArgumentException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
-        var (source, description) = LoadData(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
+        var (source, description) = TrainingData.Load(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
         if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
         using var backend = OpenBackend(device, threads);
@@ -138,7 +136,7 @@ internal static class TrainCommand
             return ExitCodes.Success;
         }
         var o = trainer.Options;
-        stdout.WriteLine($"Training the {trainer.Segmenter.Title} ({(o.Adversarial ? "adversarial" : "baseline")}) on {backend.Name}: " +
+        stdout.WriteLine($"Training the {trainer.Segmenter.Title} ({TrainingOptions.ArmName(o.Arm)}) on {backend.Name}: " +
             $"{source.Classes} classes, {source.ImageCount} image(s), N = {o.PatchesPerClass}, batch {o.Batch}, {o.Epochs} epoch(s)" +
             (resume ? $", resuming at epoch {trainer.Epoch + 1} iteration {trainer.Iteration}" : "") + ".");
 
@@ -208,47 +206,9 @@ internal static class TrainCommand
         return outcome;
     }
 
-    private static IBackend OpenBackend(string device, int threads) =>
+    internal static IBackend OpenBackend(string device, int threads) =>
         DeviceSpec.Parse(device).Kind == DeviceKind.Cpu && threads > 0 ? new CpuBackend(threads) : Devices.Open(device);
 
     private static bool IsImage(string path) =>
         !Directory.Exists(path) && !path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) && path != "phantom";
-
-    /// <summary>The labelled training images (split "train"), normalised and mapped to classes, and what the checkpoint should say of them.</summary>
-    internal static (IPatchSource Source, Dictionary<string, string> Description) LoadData(string data, string? labels, string? labelMap, IntensityNormalisation normalisation)
-    {
-        if (data == "phantom")
-        {
-            var phantom = SyntheticPhantom.Generate();
-            var image = new TrainingImage(normalisation.Apply(phantom.Image), phantom.Classes);
-            return (new SampledPatchSource([image], phantom.ClassNames.Count), new Dictionary<string, string>
-            {
-                ["data"] = "phantom (built-in synthetic brain, 64^3, seed 1)",
-                ["class_names"] = string.Join(",", phantom.ClassNames),
-                ["label_map"] = "phantom classes (numbered as freesurfer-to-adult6)",
-                ["normalisation"] = normalisation.ToString(),
-            });
-        }
-        var table = LabelTable.Load(labelMap!);
-        IReadOnlyList<Subject> subjects =
-            data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? DatasetLayout.Manifest(data)
-            : Directory.Exists(data) ? (Directory.Exists(Path.Combine(data, "TrainingData")) ? DatasetLayout.MrBrainS13(data) : DatasetLayout.Miccai2012(data))
-            : [new Subject(Path.GetFileName(data), data, labels, "train")];
-        var training = subjects.Where(s => s.Split == "train" && s.LabelPath is not null).ToList();
-        if (training.Count == 0)
-            throw new ArgumentException($"{data} lists no labelled images in the split 'train'.");
-        var images = new List<TrainingImage>();
-        foreach (var subject in training)
-        {
-            var (image, labelVolume) = DatasetLayout.Load(subject);
-            images.Add(new TrainingImage(normalisation.Apply(image), table.Apply(labelVolume!.Voxels, subject.LabelPath!)));
-        }
-        return (new SampledPatchSource(images, table.ClassCount), new Dictionary<string, string>
-        {
-            ["data"] = string.Join(";", training.Select(s => $"{s.Id}={Path.GetFullPath(s.ImagePath)}|{Path.GetFullPath(s.LabelPath!)}")),
-            ["class_names"] = string.Join(",", table.ClassNames),
-            ["label_map"] = table.Name,
-            ["normalisation"] = normalisation.ToString(),
-        });
-    }
 }

@@ -11,7 +11,7 @@ public readonly record struct Losses(double Segmentation, double Discriminator, 
 /// <summary>Where a run stands, for progress bars.</summary>
 public sealed record TrainingProgress(
     int Epoch, int Epochs, long Iteration, long IterationsPerEpoch, long GlobalIteration, long TotalIterations,
-    long Patches, double PatchesPerSecond, Losses Last, TimeSpan Elapsed, TimeSpan Remaining);
+    long Patches, double PatchesPerSecond, Losses Last, TimeSpan Elapsed, TimeSpan Remaining, ValidationScore? LastValidation = null);
 
 /// <summary>How <see cref="Trainer.Run"/> ended.</summary>
 public enum TrainingOutcome { Completed, Interrupted }
@@ -25,8 +25,11 @@ public sealed partial class Trainer
     /// log.csv every <see cref="TrainingOptions.LogEvery"/> iterations, checkpoint.safetensors at the end of
     /// each epoch, every <see cref="TrainingOptions.CheckpointEvery"/> and on cancellation, and model.safetensors
     /// at the end. A NaN or infinite loss throws <see cref="TrainingDivergedException"/> and writes nothing more.
+    /// With <paramref name="validation"/> the segmenter is scored every <see cref="Validation.IntervalFor"/>
+    /// iterations and at the end, each score in its own log row.
     /// </summary>
-    public TrainingOutcome Run(string runDirectory, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    public TrainingOutcome Run(string runDirectory, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default,
+        Validation? validation = null)
     {
         // Checked before anything is written, so a run that cannot start leaves no folder or log behind.
         var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
@@ -41,6 +44,9 @@ public sealed partial class Trainer
         string? lastGood = File.Exists(checkpointPath) ? checkpointPath : null;
         long patchesThisProcess = 0;
         var window = new LossWindow();
+        var total = perEpoch * Options.Epochs;
+        var validateEvery = validation?.IntervalFor(total) ?? 0;
+        ValidationScore? lastValidation = null;
 
         void Save()
         {
@@ -52,7 +58,6 @@ public sealed partial class Trainer
 
         while (Epoch < Options.Epochs)
         {
-            var total = perEpoch * Options.Epochs;
             // Batches already trained (before a resume) are drawn again and skipped, so the sampler's stream stays aligned.
             using var batches = EpochBatches(Epoch).Skip((int)Iteration).GetEnumerator();
             while (Iteration < perEpoch)
@@ -71,16 +76,19 @@ public sealed partial class Trainer
                 patchesThisProcess += Options.Batch;
                 window.Add(losses);
 
+                ValidationScore? score = validation is not null && (GlobalIteration % validateEvery == 0 || GlobalIteration == total)
+                    ? validation.Score(Segmenter) : null;
+                lastValidation = score ?? lastValidation;
                 var seconds = wall.Elapsed.TotalSeconds;
-                if (GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch)
-                    log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean());
+                if (score is not null || GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch)
+                    log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean(), score);
                 if (progress is not null)
                 {
                     var rate = patchesThisProcess / Math.Max(seconds, 1e-9);
                     var remaining = (total - GlobalIteration) * Options.Batch / Math.Max(rate, 1e-9);
                     progress(new TrainingProgress(Epoch + 1, Options.Epochs, Iteration, perEpoch, GlobalIteration, total,
                         GlobalIteration * Options.Batch, rate, losses, TimeSpan.FromSeconds(startSeconds + seconds),
-                        TimeSpan.FromSeconds(Math.Min(remaining, TimeSpan.MaxValue.TotalSeconds / 2))));
+                        TimeSpan.FromSeconds(Math.Min(remaining, TimeSpan.MaxValue.TotalSeconds / 2)), lastValidation));
                 }
                 if (wall.Elapsed - lastCheckpoint >= Options.CheckpointEvery && Iteration < perEpoch) Save();
             }
