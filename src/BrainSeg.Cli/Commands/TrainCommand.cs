@@ -52,11 +52,13 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (its options win)." };
         var quick = new Option<bool>("--quick") { Description = $"Smoke run: N = {QuickPatchesPerClass} (or enough for three minibatches) unless --patches-per-class is given." };
         var logEvery = new Option<int>("--log-every") { Description = "A log.csv row every K iterations.", DefaultValueFactory = _ => d.LogEvery };
+        var validation = new Option<string?>("--val") { Description = "IMAGE:LABELS segmented during training (needs --label-map): mean Dice and 3-D components in log.csv and curve.png.", HelpName = "IMAGE:LABELS" };
+        var validateEvery = new Option<int>("--val-every") { Description = $"Validate every K iterations (0: about {Validation.DefaultPassesPerRun} times per run) and at the end.", DefaultValueFactory = _ => 0 };
         var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint this often (and at each epoch's end).", DefaultValueFactory = _ => d.CheckpointEvery.TotalMinutes };
 
         var command = new Command("train", "Train a segmentation network, baseline or adversarial (Moeskops et al. 2017, sections 2.3 and 3.1).");
         foreach (Option o in new Option[] { data, labels, labelMap, normalisation, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
-                     nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes })
+                     nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes, validation, validateEvery })
             command.Options.Add(o);
 
         command.Validators.Add(result =>
@@ -80,6 +82,9 @@ internal static class TrainCommand
             Positive(checkpointMinutes, v => v > 0);
             if (result.GetValue(perClass) is < 1) result.AddError($"--patches-per-class must be positive, got {result.GetValue(perClass)}.");
             if (result.GetValue(lrSegAdv) is < 0) result.AddError($"--lr-seg-adversarial must be 0 (the control arm) or positive, got {result.GetValue(lrSegAdv)}.");
+            if (result.GetValue(validation) is not null && result.GetValue(labelMap) is null)
+                result.AddError("--val needs --label-map (source labels to classes) for its label map.");
+            if (result.GetValue(validateEvery) < 0) result.AddError($"--val-every must be 0 (about {Validation.DefaultPassesPerRun} times per run) or positive, got {result.GetValue(validateEvery)}.");
             if (result.GetValue(threads) < 0) result.AddError($"--threads must be 0 (all cores) or positive, got {result.GetValue(threads)}.");
             if (result.GetValue(adversarial) && result.GetValue(batch) % 3 != 0)
                 result.AddError($"--batch must be a multiple of 3 with --adversarial (minibatches for Ls, Ld and La), got {result.GetValue(batch)}.");
@@ -106,13 +111,13 @@ internal static class TrainCommand
             };
             return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
                 parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output,
-                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null);
+                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null, validation: parsed.GetValue(validation), validateEvery: parsed.GetValue(validateEvery));
         });
         return command;
     }
 
     internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
-        string device, int threads, bool resume, TextWriter stdout, bool quick = false)
+        string device, int threads, bool resume, TextWriter stdout, bool quick = false, string? validation = null, int validateEvery = 0)
     {
         options.Validate();
         var checkpoint = Path.Combine(runDir, Trainer.CheckpointFile);
@@ -124,6 +129,14 @@ internal static class TrainCommand
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
         var (source, description) = TrainingData.Load(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
+        Validation? validator = null;
+        if (validation is not null)
+        {
+            var table = LabelTable.Load(labelMap!);
+            if (table.ClassCount != source.Classes)
+                throw new ArgumentException($"--val: the label map gives {table.ClassCount} classes but the training data has {source.Classes}.");
+            validator = new Validation(LabelledImage.Load(validation, table), table.ClassNames, IntensityNormalisation.Parse(normalisation), options.Plane, validateEvery);
+        }
         if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
         using var backend = OpenBackend(device, threads);
@@ -150,7 +163,7 @@ internal static class TrainCommand
         TrainingOutcome outcome;
         try
         {
-            outcome = RunWithProgress(trainer, runDir, stdout, cancel.Token);
+            outcome = RunWithProgress(trainer, runDir, stdout, cancel.Token, validator);
         }
         finally
         {
@@ -167,13 +180,14 @@ internal static class TrainCommand
         return ExitCodes.Success;
     }
 
-    private static TrainingOutcome RunWithProgress(Trainer trainer, string runDir, TextWriter stdout, CancellationToken cancel)
+    private static TrainingOutcome RunWithProgress(Trainer trainer, string runDir, TextWriter stdout, CancellationToken cancel, Validation? validation)
     {
         static string Line(TrainingProgress p)
         {
             var ci = CultureInfo.InvariantCulture;
             var adversarial = double.IsNaN(p.Last.Discriminator) ? "" : string.Create(ci, $"  Ld {p.Last.Discriminator:F4}  La {p.Last.Adversarial:F4}");
-            return string.Create(ci, $"epoch {p.Epoch}/{p.Epochs}  it {p.Iteration}/{p.IterationsPerEpoch}  {p.PatchesPerSecond:F1} patches/s  Ls {p.Last.Segmentation:F4}{adversarial}  ETA {(int)p.Remaining.TotalHours}:{p.Remaining:mm\\:ss}");
+            var validated = p.LastValidation is { } v ? string.Create(ci, $"  val Dice {v.MeanDice:F3} ({v.Components} components)") : "";
+            return string.Create(ci, $"epoch {p.Epoch}/{p.Epochs}  it {p.Iteration}/{p.IterationsPerEpoch}  {p.PatchesPerSecond:F1} patches/s  Ls {p.Last.Segmentation:F4}{adversarial}{validated}  ETA {(int)p.Remaining.TotalHours}:{p.Remaining:mm\\:ss}");
         }
 
         // A live bar on a terminal; plain lines (one per epoch and at the end) when the output is a file or pipe.
@@ -187,7 +201,7 @@ internal static class TrainCommand
                     lastEpoch = p.Epoch;
                     stdout.WriteLine(Line(p));
                 }
-            }, cancel);
+            }, cancel, validation);
         }
         var outcome = TrainingOutcome.Interrupted;
         AnsiConsole.Progress()
@@ -201,7 +215,7 @@ internal static class TrainCommand
                     task.MaxValue = p.TotalIterations;
                     task.Value = p.GlobalIteration;
                     task.Description = Markup.Escape(Line(p));
-                }, cancel);
+                }, cancel, validation);
             });
         return outcome;
     }

@@ -226,6 +226,7 @@ public static class ExperimentRunner
         md.AppendLine($"Classes: {string.Join(", ", classNames.Select((n, i) => $"{i} {n}"))}.");
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Settings: {o.Epochs} epoch(s), {o.PatchesPerClass} patches per class per image, batch {o.Batch}, RMSprop lr {o.LearningRateSegmentation} (segmenter) / {o.LearningRateDiscriminator} (discriminator; θs's La rate {o.AdversarialSegmentationRate} in the adversarial arm), {o.Plane.ToString().ToLowerInvariant()} plane, seed {o.Seed}, device {device}. Components use {options.Connectivity}-connectivity. Batch-norm statistics re-estimated by the trainer after training over {BatchNormCalibration.DefaultPasses} forward-only training minibatches (in each model.safetensors)."));
+        md.AppendLine($"Cost: {ExperimentOptions.Cost(o, classNames.Count, training.Count, options.Networks.Count * options.Arms.Count)}.");
         md.AppendLine();
         md.AppendLine("## Method notes");
         md.AppendLine();

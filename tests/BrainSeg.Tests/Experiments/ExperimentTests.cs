@@ -13,7 +13,7 @@ namespace BrainSeg.Tests.Experiments;
 
 public class ExperimentTests
 {
-    static LabelledImage Phantom(ulong seed, int size = 24)
+    internal static LabelledImage Phantom(ulong seed, int size = 24)
     {
         var p = SyntheticPhantom.Generate(size, seed);
         return new LabelledImage($"phantom{seed}", p.Image, p.Classes);
