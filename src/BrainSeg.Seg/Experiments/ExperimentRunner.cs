@@ -234,6 +234,7 @@ public static class ExperimentRunner
         md.AppendLine("- **control**: the adversarial schedule without the adversarial gradient. Each iteration splits its patches into three minibatches (Ls, Ld, La), runs the same training-mode forward passes, draws the same dropout masks and trains the discriminator exactly as the adversarial arm does, but θs's La rate is 0.");
         md.AppendLine("- **adversarial**: the paper's scheme, θs ascends La at the rate above.");
         md.AppendLine("- adversarial vs control isolates the effect of the adversarial gradient; control vs baseline the effect of the schedule (Ls on a third of each iteration's patches, the extra passes).");
+        md.AppendLine("- A gap between baseline and adversarial at smoke scale used to come from stale batch-norm statistics in the saved model, not from adversarial training: the adversarial schedule's extra training-mode passes refreshed the running averages twice as often. Calibration now weights its passes equally and the control arm runs the same passes, so adversarial vs control is the comparison that speaks for the adversarial gradient (benchmarks/REPRODUCTION.md, section 2).");
         if (options.Validation is { } v)
             md.AppendLine($"- Validation during training: {v.Describe()}, every {(v.Every > 0 ? $"{v.Every} iterations" : $"1/{Validation.DefaultPassesPerRun} of the run")} and at the end; log.csv columns val_dice and val_components, the second panel of curve.png.");
         if (options.ScaleNote is { } note)
