@@ -174,13 +174,14 @@ public static class ExperimentRunner
                 Overlay.RenderPng(first.Image, [first.Classes, .. options.Arms.Select(a => segmentations[a][0])], classNames, plane, middle));
             overlays.Add(($"{net}: {first.Id}, {plane.ToString().ToLowerInvariant()} slice {middle} — image, reference, {string.Join(", ", options.Arms.Select(TrainingOptions.ArmName))}", overlayFile));
 
-            // Figure 3: Dice per class in each arm; the marks are the adversarial arm's test against the baseline (or the first other arm).
+            // Figure 3: Dice per class in each arm; the marks test the adversarial gradient (against the control arm when it runs).
             if (figures?.DiceBoxplot is { } drawBoxplot)
             {
                 var tissue = classNames.Skip(1).ToArray();
                 var groups = options.Arms.Select(a => (TrainingOptions.ArmName(a),
                     tissue.Select((_, k) => evaluations[a].Select(e => e.Classes[k + 1].Dice).ToArray()).ToArray())).ToList();
-                var marked = comparisons.FirstOrDefault();
+                var marked = comparisons.FirstOrDefault(c => c.Item1 == Arm.Control);
+                if (marked.Item3 is null) marked = comparisons.FirstOrDefault();
                 string marks = marked.Item3 is null ? "" : string.Join(",", marked.Item3.Rows.Take(tissue.Length).Select(r => r.Test.Mark));
                 string boxFile = $"dice-boxplot-{net}.png";
                 if (drawBoxplot($"Dice per class, {net} network ({evaluationUnits.Count} test images)", tissue, groups, marks, Path.Combine(outDirectory, boxFile)))
