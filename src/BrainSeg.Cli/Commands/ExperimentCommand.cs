@@ -28,7 +28,7 @@ internal static class ExperimentCommand
         var paper = TrainingOptions.Paper;
         var command = new Command("experiment",
             "Run the paper's protocol: each network in each arm (baseline, control, adversarial), segment and evaluate the test images, compare with paired t-tests, write a report. " +
-            $"The defaults are the paper's ({paper.Epochs} epochs × {paper.PatchesPerClass:N0} patches per class per image, minibatch {paper.Batch} = 3 × {paper.Batch / 3}, RMSprop {paper.LearningRateSegmentation:G} / {paper.LearningRateDiscriminator:G}). " +
+            $"The defaults are the paper's ({paper.Epochs} epochs × {paper.PatchesPerClass:N0} patches per class per image, minibatch {paper.Batch} = 3 × {paper.Batch / 3}, RMSprop {paper.LearningRateSegmentation:0e0} / {paper.LearningRateDiscriminator:0e0}). " +
             $"What that costs, for one training image of 7 classes, both networks and three arms: {ExperimentOptions.Cost(paper, 7, 1, 6)}. --quick is a smoke run.");
         foreach (Option o in new Option[] { train, test, labelMap, output })
             command.Options.Add(o);
