@@ -1,26 +1,22 @@
 namespace BrainSeg.Cli.Commands;
 
-/// <summary>Figure-3-like boxplots with ScottPlot: Dice per class, without (left, grey) and with (right, blue) adversarial training.</summary>
+/// <summary>Figure-3-like boxplots with ScottPlot: Dice per class, one box per arm side by side (baseline grey, control amber, adversarial blue).</summary>
 internal static class DiceBoxplot
 {
-    public static void Write(string title, IReadOnlyList<string> classes, IReadOnlyList<double[]> without, IReadOnlyList<double[]> with, string marks, string png)
+    static readonly ScottPlot.Color[] Fills = [ScottPlot.Colors.LightGray, ScottPlot.Colors.Orange, ScottPlot.Colors.SteelBlue, ScottPlot.Colors.SeaGreen];
+
+    public static void Write(string title, IReadOnlyList<string> classes, IReadOnlyList<(string Name, double[][] PerClass)> groups, string marks, string png)
     {
         var plot = new ScottPlot.Plot();
         var markList = marks.Split(',');
-        var boxesWithout = new List<ScottPlot.Box>();
-        var boxesWith = new List<ScottPlot.Box>();
-        for (int k = 0; k < classes.Count; k++)
+        int stride = groups.Count + 1;
+        for (int g = 0; g < groups.Count; g++)
         {
-            boxesWithout.Add(BoxOf(without[k], 3 * k));
-            boxesWith.Add(BoxOf(with[k], 3 * k + 1));
+            var boxes = plot.Add.Boxes(Enumerable.Range(0, classes.Count).Select(k => BoxOf(groups[g].PerClass[k], stride * k + g)).ToList());
+            boxes.LegendText = groups[g].Name;
+            boxes.FillColor = Fills[g % Fills.Length];
         }
-        var left = plot.Add.Boxes(boxesWithout);
-        left.LegendText = "without adversarial";
-        left.FillColor = ScottPlot.Colors.LightGray;
-        var right = plot.Add.Boxes(boxesWith);
-        right.LegendText = "with adversarial";
-        right.FillColor = ScottPlot.Colors.SteelBlue;
-        var positions = Enumerable.Range(0, classes.Count).Select(k => 3.0 * k + 0.5).ToArray();
+        var positions = Enumerable.Range(0, classes.Count).Select(k => stride * k + (groups.Count - 1) / 2.0).ToArray();
         var labels = classes.Select((c, k) => k < markList.Length && markList[k].Length > 0 ? $"{c} {markList[k]}" : c).ToArray();
         plot.Axes.Bottom.SetTicks(positions, labels);
         plot.YLabel("Dice");
@@ -52,11 +48,11 @@ internal static class DiceBoxplot
     }
 
     /// <summary>Draws the figure, or says why not (a figure's failure does not fail the experiment).</summary>
-    public static bool TryWrite(string title, IReadOnlyList<string> classes, IReadOnlyList<double[]> without, IReadOnlyList<double[]> with, string marks, string png, TextWriter log)
+    public static bool TryWrite(string title, IReadOnlyList<string> classes, IReadOnlyList<(string Name, double[][] PerClass)> groups, string marks, string png, TextWriter log)
     {
         try
         {
-            Write(title, classes, without, with, marks, png);
+            Write(title, classes, groups, marks, png);
             return true;
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or IOException)

@@ -4,14 +4,12 @@ using BrainSeg.Cli.Common;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Cpu;
 using BrainSeg.Mri;
-using BrainSeg.Mri.Datasets;
 using BrainSeg.Mri.Geometry;
 using BrainSeg.Mri.IO;
 using BrainSeg.Mri.Labels;
 using BrainSeg.Mri.Normalisation;
-using BrainSeg.Mri.Phantom;
-using BrainSeg.Mri.Sampling;
 using BrainSeg.Seg.Checkpoints;
+using BrainSeg.Seg.Data;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
 using Spectre.Console;
@@ -46,7 +44,7 @@ internal static class TrainCommand
         var batch = Opt.Int("--batch", "Patches per iteration (adversarial: three minibatches of a third for Ls, Ld and La)", 1, TrainingOptions.MaxBatch, d.Batch);
         var lrSeg = Opt.Real("--lr-seg", "RMSprop rate of the segmentation loss Ls", 0, TrainingOptions.MaxLearningRate, d.LearningRateSegmentation, minExclusive: true);
         var lrDisc = Opt.Real("--lr-disc", "RMSprop rate of the discriminator losses Ld and La", 0, TrainingOptions.MaxLearningRate, d.LearningRateDiscriminator, minExclusive: true);
-        var lrSegAdv = Opt.OptionalReal("--lr-seg-adversarial", "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other)", 0, TrainingOptions.MaxLearningRate, minExclusive: true);
+        var lrSegAdv = Opt.OptionalReal("--lr-seg-adversarial", "Rate at which θs ascends La (default: --lr-disc, the literal reading; 1e-3 is the other; 0 with --adversarial is the control arm: the adversarial schedule without its gradient)", 0, TrainingOptions.MaxLearningRate);
         var nonSaturating = new Option<bool>("--non-saturating") { Description = "θs descends La with flipped labels instead of ascending it (not the paper's)." };
         var ldGenerated = new Option<bool>("--ld-with-generated") { Description = "Ld minibatches also hold generated segmentations labelled generated (not the paper's wording)." };
         var seed = Opt.Seed("--seed", "Seed of weights, dropout and patch sampling", d.Seed);
@@ -56,11 +54,13 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = $"Continue the run in --out from its last checkpoint with its saved options; only {string.Join(", ", ResumeMayChange)} may be given to change them." };
         var quick = new Option<bool>("--quick") { Description = $"Smoke run: N = {QuickPatchesPerClass} (or enough for three minibatches) unless --patches-per-class is given." };
         var logEvery = Opt.Int("--log-every", "A log.csv row every K iterations", 1, TrainingOptions.MaxLogEvery, d.LogEvery);
+        var validation = new Option<string?>("--val") { Description = "IMAGE:LABELS segmented during training (needs --label-map): mean Dice and 3-D components in log.csv and curve.png.", HelpName = "IMAGE:LABELS" };
+        var validateEvery = Opt.Int("--val-every", $"Validate every K iterations (0: about {Validation.DefaultPassesPerRun} times per run) and at the end", 0, TrainingOptions.MaxLogEvery, 0);
         var checkpointMinutes = Opt.Real("--checkpoint-minutes", "Also checkpoint this often (and at each epoch's end)", 0, TrainingOptions.MaxCheckpointMinutes, d.CheckpointEvery.TotalMinutes, minExclusive: true);
 
         var command = new Command("train", "Train a segmentation network, baseline or adversarial (Moeskops et al. 2017, sections 2.3 and 3.1).");
         foreach (Option o in new Option[] { data, labels, labelMap, normalisation, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
-                     nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes })
+                     nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes, validation, validateEvery })
             command.Options.Add(o);
 
         command.Validators.Add(result =>
@@ -76,6 +76,8 @@ internal static class TrainCommand
                 foreach (Option o in new Option[] { normalisation, net, adversarial, perClass, batch, lrSeg, lrDisc, lrSegAdv, nonSaturating, ldGenerated, seed, plane, quick })
                     if (result.GetResult(o) is { Implicit: false })
                         result.AddError($"{o.Name} cannot change when a run resumes (it continues with its saved options); drop it, or start a new run in another --out. With --resume only {string.Join(", ", ResumeMayChange)} may be given.");
+            if (result.GetResult(validation) is not null && result.GetResult(labelMap) is null)
+                result.AddError("--val needs --label-map (source labels to classes) for its label map.");
         });
 
         command.SetAction(parsed =>
@@ -109,7 +111,8 @@ internal static class TrainCommand
             };
             return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
                 parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output,
-                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null, amend: Amend);
+                quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null, amend: Amend,
+                validation: parsed.GetValue(validation), validateEvery: parsed.GetValue(validateEvery));
         });
         return command;
     }
@@ -119,7 +122,7 @@ internal static class TrainCommand
 
     internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
         string device, int threads, bool resume, TextWriter stdout, bool quick = false,
-        Func<TrainingOptions, TrainingOptions>? amend = null)
+        Func<TrainingOptions, TrainingOptions>? amend = null, string? validation = null, int validateEvery = 0)
     {
         options.Validate();
         Devices.CheckThreads(device, threads);
@@ -136,7 +139,15 @@ internal static class TrainCommand
             throw new BadInputException($"{runDir} already holds a run ({Trainer.CheckpointFile}): pass --resume to continue it, or another --out.");
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: {checkpoint} does not exist; start the run without --resume.", checkpoint);
-        var (source, description) = LoadData(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
+        var (source, description) = TrainingData.Load(data, labels, labelMap, IntensityNormalisation.Parse(normalisation));
+        Validation? validator = null;
+        if (validation is not null)
+        {
+            var table = LabelTable.Load(labelMap!);
+            if (table.ClassCount != source.Classes)
+                throw new BadInputException($"--val: the label map gives {table.ClassCount} classes but the training data has {source.Classes}.");
+            validator = new Validation(LabelledImage.Load(validation, table), table.ClassNames, IntensityNormalisation.Parse(normalisation), options.Plane, validateEvery);
+        }
         if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
         using var backend = Devices.Open(device, threads);
@@ -150,7 +161,7 @@ internal static class TrainCommand
             return ExitCodes.Success;
         }
         var o = trainer.Options;
-        stdout.WriteLine($"Training the {trainer.Segmenter.Title} ({(o.Adversarial ? "adversarial" : "baseline")}) on {backend.Name}: " +
+        stdout.WriteLine($"Training the {trainer.Segmenter.Title} ({TrainingOptions.ArmName(o.Arm)}) on {backend.Name}: " +
             $"{source.Classes} classes, {source.ImageCount} image(s), N = {o.PatchesPerClass}, batch {o.Batch}, {o.Epochs} epoch(s)" +
             (resume ? $", resuming at epoch {trainer.Epoch + 1} iteration {trainer.Iteration}" : "") + ".");
 
@@ -164,7 +175,7 @@ internal static class TrainCommand
         TrainingOutcome outcome;
         try
         {
-            outcome = RunWithProgress(trainer, runDir, stdout, cancel.Token);
+            outcome = RunWithProgress(trainer, runDir, stdout, cancel.Token, validator);
         }
         finally
         {
@@ -181,13 +192,14 @@ internal static class TrainCommand
         return ExitCodes.Success;
     }
 
-    private static TrainingOutcome RunWithProgress(Trainer trainer, string runDir, TextWriter stdout, CancellationToken cancel)
+    private static TrainingOutcome RunWithProgress(Trainer trainer, string runDir, TextWriter stdout, CancellationToken cancel, Validation? validation)
     {
         static string Line(TrainingProgress p)
         {
             var ci = CultureInfo.InvariantCulture;
             var adversarial = double.IsNaN(p.Last.Discriminator) ? "" : string.Create(ci, $"  Ld {p.Last.Discriminator:F4}  La {p.Last.Adversarial:F4}");
-            return string.Create(ci, $"epoch {p.Epoch}/{p.Epochs}  it {p.Iteration}/{p.IterationsPerEpoch}  {p.PatchesPerSecond:F1} patches/s  Ls {p.Last.Segmentation:F4}{adversarial}  ETA {(int)p.Remaining.TotalHours}:{p.Remaining:mm\\:ss}");
+            var validated = p.LastValidation is { } v ? string.Create(ci, $"  val Dice {v.MeanDice:F3} ({v.Components} components)") : "";
+            return string.Create(ci, $"epoch {p.Epoch}/{p.Epochs}  it {p.Iteration}/{p.IterationsPerEpoch}  {p.PatchesPerSecond:F1} patches/s  Ls {p.Last.Segmentation:F4}{adversarial}{validated}  ETA {(int)p.Remaining.TotalHours}:{p.Remaining:mm\\:ss}");
         }
 
         // A live bar on a terminal; plain lines (one per epoch and at the end) when the output is a file or pipe.
@@ -201,7 +213,7 @@ internal static class TrainCommand
                     lastEpoch = p.Epoch;
                     stdout.WriteLine(Line(p));
                 }
-            }, cancel);
+            }, cancel, validation);
         }
         var outcome = TrainingOutcome.Interrupted;
         AnsiConsole.Progress()
@@ -215,50 +227,11 @@ internal static class TrainCommand
                     task.MaxValue = p.TotalIterations;
                     task.Value = p.GlobalIteration;
                     task.Description = Markup.Escape(Line(p));
-                }, cancel);
+                }, cancel, validation);
             });
         return outcome;
     }
 
     private static bool IsImage(string path) =>
         !Directory.Exists(path) && !path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) && path != "phantom";
-
-    /// <summary>The labelled training images (split "train"), normalised and mapped to classes, and what the checkpoint should say of them.</summary>
-    internal static (IPatchSource Source, Dictionary<string, string> Description) LoadData(string data, string? labels, string? labelMap, IntensityNormalisation normalisation)
-    {
-        if (data == "phantom")
-        {
-            var phantom = SyntheticPhantom.Generate();
-            var image = new TrainingImage(normalisation.Apply(phantom.Image), phantom.Classes);
-            return (new SampledPatchSource([image], phantom.ClassNames.Count), new Dictionary<string, string>
-            {
-                ["data"] = "phantom (built-in synthetic brain, 64^3, seed 1)",
-                ["class_names"] = string.Join(",", phantom.ClassNames),
-                ["label_map"] = "phantom classes (numbered as freesurfer-to-adult6)",
-                ["normalisation"] = normalisation.ToString(),
-            });
-        }
-        var table = LabelTable.Load(labelMap!);
-        IReadOnlyList<Subject> subjects =
-            data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? DatasetLayout.Manifest(data)
-            : Directory.Exists(data) ? (Directory.Exists(Path.Combine(data, "TrainingData")) ? DatasetLayout.MrBrainS13(data) : DatasetLayout.Miccai2012(data))
-            : [new Subject(Path.GetFileName(data), data, labels, "train")];
-        var training = subjects.Where(s => s.Split == "train" && s.LabelPath is not null).ToList();
-        if (training.Count == 0)
-            throw new BadInputException($"{data} lists no labelled images in the split 'train'.");
-        var images = new List<TrainingImage>();
-        foreach (var subject in training)
-        {
-            var (image, labelVolume) = DatasetLayout.Load(subject);
-            InputWarnings.NonFinite(subject.ImagePath, image.Voxels);
-            images.Add(new TrainingImage(normalisation.Apply(image), table.Apply(labelVolume!.Voxels, subject.LabelPath!)));
-        }
-        return (new SampledPatchSource(images, table.ClassCount), new Dictionary<string, string>
-        {
-            ["data"] = string.Join(";", training.Select(s => $"{s.Id}={Path.GetFullPath(s.ImagePath)}|{Path.GetFullPath(s.LabelPath!)}")),
-            ["class_names"] = string.Join(",", table.ClassNames),
-            ["label_map"] = table.Name,
-            ["normalisation"] = normalisation.ToString(),
-        });
-    }
 }

@@ -71,7 +71,9 @@ public sealed class BatchNorm2d : Layer
     }
 
     public int Channels { get; }
-    public double Momentum { get; }
+
+    /// <summary>Weight of a batch's statistics in the running ones; settable so that a calibration can average its passes equally.</summary>
+    public double Momentum { get; set; }
     public double Eps { get; }
     public Tensor? Gamma { get; }
     public Tensor Beta { get; }

@@ -14,14 +14,17 @@ public sealed record PhantomSubject(Volume Image, byte[] Classes, IReadOnlyList<
 /// 1 WM, 2 cGM, 3 BGT, 4 CB, 5 BS, 6 lvCSF; 0 background): a cerebrum with a folded cortical ribbon
 /// around white matter, butterfly-shaped lateral ventricles, deep grey nuclei beside them, a cerebellum
 /// and a brain stem below, all with seeded irregular boundaries. Intensities follow T1 contrast
-/// (CSF &lt; cGM &lt; CB &lt; BGT &lt; BS &lt; WM) with Gaussian noise and a smooth multiplicative bias field;
-/// the background is exactly 0, as in a skull-stripped scan. The same seed gives the same phantom.
+/// (CSF &lt; cGM &lt; CB &lt; BGT &lt; BS &lt; WM), spaced so that neighbouring classes stay apart under the
+/// noise and bias field, with Gaussian noise and a smooth multiplicative bias field; the background is
+/// exactly 0, as in a skull-stripped scan. The deep grey nuclei and the brain stem are a few voxels
+/// wider than anatomy would make them at this size, so that a network with 21×21 outputs sees them whole
+/// in a patch and can learn them in a short run. The same seed gives the same phantom.
 /// </summary>
 public static class SyntheticPhantom
 {
     public static IReadOnlyList<string> ClassNames { get; } = ["background", "WM", "cGM", "BGT", "CB", "BS", "lvCSF"];
 
-    private static readonly float[] Intensity = [0f, 1.0f, 0.58f, 0.78f, 0.68f, 0.88f, 0.18f];
+    private static readonly float[] Intensity = [0f, 1.0f, 0.5f, 0.74f, 0.62f, 0.87f, 0.18f];
 
     public static PhantomSubject Generate(int size = 64, ulong seed = 1, double noise = 0.03, double biasAmplitude = 0.08, double voxelSize = 1.0)
     {
@@ -67,7 +70,7 @@ public static class SyntheticPhantom
 
         // Brain stem: a slightly tilted column below the cerebrum's centre.
         double stemV = v + 0.12 + 0.15 * w;
-        if (w < -0.05 && w > -0.95 && (u * u + stemV * stemV) < Math.Pow(0.13 + wobble * 0.3, 2)) return 5;
+        if (w < -0.05 && w > -0.95 && (u * u + stemV * stemV) < Math.Pow(0.19 + wobble * 0.3, 2)) return 5;
 
         double cerebrum = Ellipsoid(u, v, w, 0, 0.05, 0.15, 0.78, 0.9, 0.68) - wobble;
         if (cerebrum < 1)
@@ -75,7 +78,7 @@ public static class SyntheticPhantom
             // Lateral ventricles: two thin curved lobes either side of the midline.
             double lobe = Math.Min(Ellipsoid(u, v, w, 0.11, 0.05 + 0.1 * w, 0.2, 0.07, 0.32, 0.11), Ellipsoid(u, v, w, -0.11, 0.05 + 0.1 * w, 0.2, 0.07, 0.32, 0.11));
             if (lobe - wobble < 1) return 6;
-            double nuclei = Math.Min(Ellipsoid(u, v, w, 0.27, 0.02, 0.08, 0.12, 0.2, 0.13), Ellipsoid(u, v, w, -0.27, 0.02, 0.08, 0.12, 0.2, 0.13));
+            double nuclei = Math.Min(Ellipsoid(u, v, w, 0.3, 0.02, 0.08, 0.16, 0.25, 0.17), Ellipsoid(u, v, w, -0.3, 0.02, 0.08, 0.16, 0.25, 0.17));
             if (nuclei - wobble < 1) return 3;
             // Cortical ribbon: the outer shell, its thickness folded by gyri.
             double theta = Math.Atan2(v, u), phi = Math.Atan2(w, Math.Sqrt(u * u + v * v));

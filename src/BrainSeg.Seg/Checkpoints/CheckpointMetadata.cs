@@ -61,7 +61,7 @@ public sealed record CheckpointMetadata
             LearningRateSegmentation = Parse("lr_seg", double.Epsilon, double.MaxValue),
             LearningRateDiscriminator = Parse("lr_disc", double.Epsilon, double.MaxValue),
             LearningRateSegmentationAdversarial = OneOf("lr_seg_adversarial_follows", "lr_disc", "option") == "option"
-                ? Parse("lr_seg_adversarial", double.Epsilon, double.MaxValue) : null,
+                ? Parse("lr_seg_adversarial", 0.0, double.MaxValue) : null,  // 0: the control arm
             NonSaturating = Get("adversarial_update").StartsWith("non-saturating", StringComparison.Ordinal),
             DiscriminatorSeesGenerated = OneOf("ld_inputs", "manual", "manual+generated") == "manual+generated",
             Plane = Enum.Parse<Plane>(OneOf("plane", "axial", "coronal", "sagittal"), ignoreCase: true),

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
@@ -9,20 +8,6 @@ using BrainSeg.Seg.Checkpoints;
 using BrainSeg.Seg.Networks;
 
 namespace BrainSeg.Seg.Training;
-
-/// <summary>The losses of one iteration; NaN where the scheme has no such loss (Ld and La in the baseline).</summary>
-public readonly record struct Losses(double Segmentation, double Discriminator, double Adversarial)
-{
-    public static readonly Losses None = new(double.NaN, double.NaN, double.NaN);
-}
-
-/// <summary>Where a run stands, for progress bars.</summary>
-public sealed record TrainingProgress(
-    int Epoch, int Epochs, long Iteration, long IterationsPerEpoch, long GlobalIteration, long TotalIterations,
-    long Patches, double PatchesPerSecond, Losses Last, TimeSpan Elapsed, TimeSpan Remaining);
-
-/// <summary>How <see cref="Trainer.Run"/> ended.</summary>
-public enum TrainingOutcome { Completed, Interrupted }
 
 /// <summary>
 /// Trains a segmentation network, alone (baseline) or against the discriminator (paper section 2.3), on any
@@ -37,7 +22,7 @@ public enum TrainingOutcome { Completed, Interrupted }
 /// </list>
 /// Discriminator logits are [N,2]: class 0 manual, class 1 generated.
 /// </summary>
-public sealed class Trainer : IDisposable
+public sealed partial class Trainer : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors";
     public const string ModelFile = "model.safetensors";
@@ -120,232 +105,6 @@ public sealed class Trainer : IDisposable
     public IEnumerable<PatchBatch> EpochBatches(int epoch) => _data.Epoch(Request, epoch);
 
     public bool IsComplete => Epoch >= Options.Epochs;
-
-    // ---- the three updates ----
-
-    /// <summary>Ls: one segmentation-optimiser step on images [n,1,S,S] and labels [n,21,21] (Int32). Returns Ls before the step.</summary>
-    public double SegmentationStep(Tensor images, Tensor labels)
-    {
-        using var tape = new Tape(_backend);
-        var target = F.OneHot(tape, labels, Classes, Segmenter.Options.DType);
-        var loss = F.SoftmaxCrossEntropy(tape, Segmenter.Forward(tape, images), target);
-        SegmentationOptimizer.ZeroGrad();
-        tape.Backward(loss);
-        SegmentationOptimizer.Step();
-        return Scalar(loss);
-    }
-
-    /// <summary>
-    /// Ld: the discriminator learns to call (image, manual segmentation) manual; θd descends, θs is untouched.
-    /// With <see cref="TrainingOptions.DiscriminatorSeesGenerated"/> the same minibatch also holds the
-    /// segmenter's current output for these patches (no gradient to θs), labelled generated; that extra forward
-    /// pass runs in training mode, so it also moves the segmenter's batch-norm running statistics and draws dropout masks.
-    /// <paramref name="images"/> are the segmenter's input patches; the discriminator sees their central 25×25.
-    /// </summary>
-    public double DiscriminatorStep(Tensor images, Tensor labels)
-    {
-        var (disc, opt) = RequireAdversarial();
-        using var tape = new Tape(_backend);
-        var n = images.Shape.N;
-        var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
-        var manual = F.OneHot(tape, labels, Classes, Segmenter.Options.DType);
-        Tensor segmentations = manual, discImages = crops, target;
-        if (Options.DiscriminatorSeesGenerated)
-        {
-            using var noGrad = Tape.NoGrad(_backend);
-            var generated = Segmenter.Probabilities(noGrad, images);
-            segmentations = StackBatch(tape, manual, generated);
-            discImages = StackBatch(tape, crops, crops);
-            target = DiscriminatorTargets(tape, n, n);
-        }
-        else target = DiscriminatorTargets(tape, n, 0);
-        var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, discImages, segmentations), target);
-        opt.ZeroGrad();
-        tape.Backward(loss);
-        opt.Step(_discriminatorGroup!);
-        return Scalar(loss);
-    }
-
-    /// <summary>
-    /// La: the discriminator sees (image, softmax of the segmenter) and learns to call it generated. In one
-    /// backward pass θd gets ∂La/∂θd and θs gets ∂La/∂θs; the discriminator optimiser then steps both groups:
-    /// θd with gradient scale +1 (descent), θs with −1 (ascent). With <see cref="TrainingOptions.NonSaturating"/>
-    /// θd descends La as before, but θs instead descends the loss of the flipped label (generated called manual),
-    /// in a second pass. Returns La before the step.
-    /// </summary>
-    public double AdversarialStep(Tensor images)
-    {
-        var (disc, opt) = RequireAdversarial();
-        var n = images.Shape.N;
-        if (!Options.NonSaturating)
-        {
-            using var tape = new Tape(_backend);
-            var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
-            var generated = Segmenter.Probabilities(tape, images);
-            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, 0, n));
-            opt.ZeroGrad();
-            tape.Backward(loss);
-            opt.Step(); // both groups: θd scale +1, θs scale −1
-            return Scalar(loss);
-        }
-
-        double la;
-        using (var tape = new Tape(_backend))
-        {
-            var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
-            Tensor generated;
-            using (var noGrad = Tape.NoGrad(_backend))
-                generated = tape.Own(noGrad.Keep(Segmenter.Probabilities(noGrad, images)));
-            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, 0, n));
-            opt.ZeroGrad();
-            tape.Backward(loss);
-            opt.Step(_discriminatorGroup!);
-            la = Scalar(loss);
-        }
-        using (var tape = new Tape(_backend))
-        {
-            var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
-            var generated = Segmenter.Probabilities(tape, images);
-            var fooled = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, n, 0));
-            opt.ZeroGrad();
-            tape.Backward(fooled);
-            opt.Step(_adversarialGroup!); // scale +1: descent on the flipped label
-        }
-        return la;
-    }
-
-    /// <summary>One iteration on a minibatch of <see cref="TrainingOptions.Batch"/> patches.</summary>
-    public Losses Iterate(PatchBatch batch)
-    {
-        if (!Options.Adversarial)
-        {
-            var (images, labels) = UploadPatches(batch, 0, batch.Count);
-            using (images)
-            using (labels)
-                return new Losses(SegmentationStep(images, labels), double.NaN, double.NaN);
-        }
-        var third = batch.Count / 3;
-        double ls, ld, la;
-        {
-            var (images, labels) = UploadPatches(batch, 0, third);
-            using (images) using (labels) ls = SegmentationStep(images, labels);
-        }
-        {
-            var (images, labels) = UploadPatches(batch, third, third);
-            using (images) using (labels) ld = DiscriminatorStep(images, labels);
-        }
-        {
-            var (images, labels) = UploadPatches(batch, 2 * third, third);
-            using (images) using (labels) la = AdversarialStep(images);
-        }
-        return new Losses(ls, ld, la);
-    }
-
-    /// <summary>Uploads patches [start, start + count) of a minibatch: images [n,1,S,S] and labels [n,21,21] (Int32).</summary>
-    public (Tensor Images, Tensor Labels) UploadPatches(PatchBatch batch, int start, int count)
-    {
-        int s = Segmenter.TrainingInputSize, o = Segmenter.TrainingOutputSize;
-        if (batch.Images.Length < (start + count) * s * s || batch.Labels.Length < (start + count) * o * o)
-            throw new ArgumentException($"The minibatch holds patches of another size than the {Segmenter.Title}'s {s}×{s} input and {o}×{o} output.");
-        if (_hostLabels.Length != count * o * o) _hostLabels = new int[count * o * o];
-        var labels = batch.Labels.AsSpan(start * o * o, count * o * o);
-        for (var i = 0; i < labels.Length; i++) _hostLabels[i] = labels[i];
-        return (Tensor.FromHost(_backend, batch.Images.AsSpan(start * s * s, count * s * s), count, 1, s, s),
-                Tensor.FromHost(_backend, _hostLabels, count, o, o));
-    }
-
-    // ---- the run ----
-
-    /// <summary>
-    /// Trains from where the trainer stands to the last epoch, writing into <paramref name="runDirectory"/>:
-    /// log.csv every <see cref="TrainingOptions.LogEvery"/> iterations, checkpoint.safetensors at the end of
-    /// each epoch, every <see cref="TrainingOptions.CheckpointEvery"/> and on cancellation, and model.safetensors
-    /// at the end. A NaN or infinite loss throws <see cref="TrainingDivergedException"/> and writes nothing more.
-    /// </summary>
-    public TrainingOutcome Run(string runDirectory, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
-    {
-        // Checked before anything is written, so a run that cannot start leaves no folder or log behind.
-        var perEpoch = _data.PatchesPerEpoch(Request) / Options.Batch;
-        if (perEpoch == 0)
-            throw new BadInputException($"One epoch holds {_data.PatchesPerEpoch(Request)} patches ({Options.PatchesPerClass} per class per image), fewer than one iteration of {Options.Batch}: raise --patches-per-class or lower --batch.");
-        Directory.CreateDirectory(runDirectory);
-        var checkpointPath = Path.Combine(runDirectory, CheckpointFile);
-        using var log = new TrainingLog(Path.Combine(runDirectory, LogFile), GlobalIteration);
-        var startSeconds = PreviousSeconds;
-        var wall = Stopwatch.StartNew();
-        var lastCheckpoint = TimeSpan.Zero;
-        string? lastGood = File.Exists(checkpointPath) ? checkpointPath : null;
-        long patchesThisProcess = 0;
-        var window = new LossWindow();
-
-        void Save()
-        {
-            PreviousSeconds = startSeconds + wall.Elapsed.TotalSeconds;
-            SaveCheckpoint(checkpointPath);
-            lastGood = checkpointPath;
-            lastCheckpoint = wall.Elapsed;
-        }
-
-        while (Epoch < Options.Epochs)
-        {
-            var total = perEpoch * Options.Epochs;
-            // Batches already trained (before a resume) are drawn again and skipped, so the sampler's stream stays aligned.
-            using var batches = EpochBatches(Epoch).Skip((int)Iteration).GetEnumerator();
-            while (Iteration < perEpoch)
-            {
-                if (cancellation.IsCancellationRequested)
-                {
-                    Save();
-                    return TrainingOutcome.Interrupted;
-                }
-                if (!batches.MoveNext() || batches.Current.Count != Options.Batch)
-                    throw new InvalidOperationException($"The data produced fewer than {perEpoch} full minibatches in epoch {Epoch + 1}.");
-                var losses = Iterate(batches.Current);
-                CheckFinite(losses, lastGood);
-                Iteration++;
-                GlobalIteration++;
-                patchesThisProcess += Options.Batch;
-                window.Add(losses);
-
-                var seconds = wall.Elapsed.TotalSeconds;
-                if (GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch)
-                    log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean());
-                if (progress is not null)
-                {
-                    var rate = patchesThisProcess / Math.Max(seconds, 1e-9);
-                    var remaining = (total - GlobalIteration) * Options.Batch / Math.Max(rate, 1e-9);
-                    progress(new TrainingProgress(Epoch + 1, Options.Epochs, Iteration, perEpoch, GlobalIteration, total,
-                        GlobalIteration * Options.Batch, rate, losses, TimeSpan.FromSeconds(startSeconds + seconds),
-                        TimeSpan.FromSeconds(Math.Min(remaining, TimeSpan.MaxValue.TotalSeconds / 2))));
-                }
-                if (wall.Elapsed - lastCheckpoint >= Options.CheckpointEvery && Iteration < perEpoch) Save();
-            }
-            Epoch++;
-            Iteration = 0;
-            Save();
-        }
-        // The model file carries batch-norm statistics re-estimated with the final weights (the checkpoint keeps
-        // the running averages, so a resumed run continues exactly).
-        Inference.BatchNormCalibration.Recalibrate(Segmenter, _data, Request with { Seed = Request.Seed ^ 0xB17 }, Inference.BatchNormCalibration.DefaultPasses);
-        SaveCheckpoint(Path.Combine(runDirectory, ModelFile));
-        return TrainingOutcome.Completed;
-    }
-
-    private void CheckFinite(Losses losses, string? lastGood)
-    {
-        void Check(string name, double value)
-        {
-            if (double.IsNaN(value) && !Options.Adversarial && name != "Ls") return;
-            if (!double.IsFinite(value))
-                throw new TrainingDivergedException(
-                    $"The {name} loss became {value} at iteration {GlobalIteration + 1} (epoch {Epoch + 1}); " +
-                    (lastGood is null ? "no checkpoint was written yet: " : $"the last good checkpoint is {lastGood}: ") +
-                    "lower the learning rates (--lr-seg, --lr-disc) and start again" + (lastGood is null ? "." : ", or --resume from it."));
-        }
-        Check("Ls", losses.Segmentation);
-        Check("Ld", losses.Discriminator);
-        Check("La", losses.Adversarial);
-    }
 
     // ---- checkpoints ----
 
@@ -455,32 +214,6 @@ public sealed class Trainer : IDisposable
 
     // ---- helpers ----
 
-    private (Discriminator, RmsProp) RequireAdversarial() =>
-        Discriminator is null || DiscriminatorOptimizer is null
-            ? throw new InvalidOperationException("This trainer runs the baseline scheme: Ld and La need TrainingOptions.Adversarial.")
-            : (Discriminator, DiscriminatorOptimizer);
-
-    /// <summary>[manual, generated] one-hot rows: <paramref name="manual"/> rows (1,0), then <paramref name="generated"/> rows (0,1).</summary>
-    private Tensor DiscriminatorTargets(Tape tape, int manual, int generated)
-    {
-        var values = new int[manual + generated];
-        values.AsSpan(manual).Fill(1);
-        var labels = tape.Own(Tensor.FromHost(_backend, values, manual + generated, 1, 1));
-        var oneHot = F.OneHot(tape, labels, 2, Segmenter.Options.DType);
-        return F.Reshape(tape, oneHot, manual + generated, 2);
-    }
-
-    /// <summary>[a; b] along the batch: the channel concatenation of the two as single [1, N·C, H, W] images.</summary>
-    private static Tensor StackBatch(Tape tape, Tensor a, Tensor b)
-    {
-        var (n, c, h, w) = (a.Shape.N, a.Shape.C, a.Shape.H, a.Shape.W);
-        var joined = F.ConcatChannels(tape, F.Reshape(tape, a, 1, n * c, h, w), F.Reshape(tape, b, 1, b.Shape.N * c, h, w));
-        return F.Reshape(tape, joined, n + b.Shape.N, c, h, w);
-    }
-
-    private static double Scalar(Tensor loss) =>
-        loss.DType == DType.Float64 ? loss.ToHost<double>()[0] : loss.ToHost<float>()[0];
-
     private static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
     private static string I(ulong v) => v.ToString(CultureInfo.InvariantCulture);
 
@@ -491,23 +224,4 @@ public sealed class Trainer : IDisposable
         Segmenter.Dispose();
         Discriminator?.Dispose();
     }
-
-    /// <summary>Means of the losses since the last log row.</summary>
-    private sealed class LossWindow
-    {
-        private double _ls, _ld, _la;
-        private int _count;
-
-        public void Add(Losses l) { _ls += l.Segmentation; _ld += l.Discriminator; _la += l.Adversarial; _count++; }
-
-        public Losses TakeMean()
-        {
-            var mean = _count == 0 ? Losses.None : new Losses(_ls / _count, _ld / _count, _la / _count);
-            (_ls, _ld, _la, _count) = (0, 0, 0, 0);
-            return mean;
-        }
-    }
 }
-
-/// <summary>A loss became NaN or infinite; the message names the loss, the iteration and the last good checkpoint.</summary>
-public sealed class TrainingDivergedException(string message) : Exception(message);

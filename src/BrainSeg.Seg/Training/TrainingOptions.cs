@@ -6,7 +6,18 @@ namespace BrainSeg.Seg.Training;
 
 public enum NetworkKind { Fcn, Dilated }
 
-/// <summary>Everything that decides how a run trains. The defaults are the paper's (sections 2.3 and 3.1).</summary>
+/// <summary>
+/// The experiment's arms. Control runs the adversarial schedule (the same minibatches, Ld and La passes and
+/// discriminator training) with θs's La rate 0, so adversarial vs control isolates the adversarial gradient
+/// and control vs baseline the schedule.
+/// </summary>
+public enum Arm { Baseline, Control, Adversarial }
+
+/// <summary>
+/// Everything that decides how a run trains. The defaults are the paper's (sections 2.3 and 3.1): 5 epochs of
+/// 50,000 patches per class per image, minibatch 300 (3 × 100 in adversarial training), RMSprop 1e-3 / 1e-5.
+/// train, experiment and the demo start from these.
+/// </summary>
 public sealed record TrainingOptions
 {
     // The largest values accepted from the command line or a checkpoint: far beyond any real run, small
@@ -18,6 +29,8 @@ public sealed record TrainingOptions
     public const double MaxLearningRate = 10;
     public const int MaxLogEvery = 10_000_000;
     public const double MaxCheckpointMinutes = 525_600; // a year
+    /// <summary>The paper's protocol.</summary>
+    public static TrainingOptions Paper { get; } = new();
 
     public NetworkKind Network { get; init; } = NetworkKind.Dilated;
 
@@ -43,7 +56,7 @@ public sealed record TrainingOptions
 
     /// <summary>
     /// The rate at which θs ascends La. Null (default) follows the loss: the discriminator's rate, the literal
-    /// reading of the paper; 1e-3 is the other reading (θs always moves at the segmentation rate).
+    /// reading of the paper; 1e-3 is the other reading (θs always moves at the segmentation rate); 0 is the control arm.
     /// </summary>
     public double? LearningRateSegmentationAdversarial { get; init; }
 
@@ -74,6 +87,27 @@ public sealed record TrainingOptions
 
     public double AdversarialSegmentationRate => LearningRateSegmentationAdversarial ?? LearningRateDiscriminator;
 
+    /// <summary>Which arm of the experiment these options train.</summary>
+    public Arm Arm => !Adversarial ? Arm.Baseline : AdversarialSegmentationRate == 0 ? Arm.Control : Arm.Adversarial;
+
+    /// <summary>These options set to train <paramref name="arm"/>; the adversarial arm keeps the chosen La rate of θs.</summary>
+    public TrainingOptions ForArm(Arm arm) => this with
+    {
+        Adversarial = arm != Arm.Baseline,
+        LearningRateSegmentationAdversarial = arm == Arm.Control ? 0 : LearningRateSegmentationAdversarial is 0 ? null : LearningRateSegmentationAdversarial,
+    };
+
+    public static string ArmName(Arm arm) => arm.ToString().ToLowerInvariant();
+
+    /// <summary>"baseline", "control" or "adversarial" (also the names --arms accepts).</summary>
+    public static Arm ParseArm(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "baseline" => Arm.Baseline,
+        "control" => Arm.Control,
+        "adversarial" => Arm.Adversarial,
+        _ => throw new BadInputException($"--arms: unknown arm \"{name}\"; use baseline, control and/or adversarial, comma-separated."),
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {
@@ -89,7 +123,7 @@ public sealed record TrainingOptions
         // the command line holds them to (0, MaxLearningRate].
         Require(LearningRateSegmentation > 0 && double.IsFinite(LearningRateSegmentation), $"--lr-seg must be positive, got {LearningRateSegmentation}.");
         Require(LearningRateDiscriminator > 0 && double.IsFinite(LearningRateDiscriminator), $"--lr-disc must be positive, got {LearningRateDiscriminator}.");
-        Require(LearningRateSegmentationAdversarial is null or > 0 and < double.PositiveInfinity, $"--lr-seg-adversarial must be positive, got {LearningRateSegmentationAdversarial}.");
+        Require(LearningRateSegmentationAdversarial is null or >= 0 and < double.PositiveInfinity, $"--lr-seg-adversarial must be 0 (the control arm) or positive, got {LearningRateSegmentationAdversarial}.");
         Require(DropoutP is >= 0 and < 1, $"--dropout must be in [0, 1), got {DropoutP}.");
         Require(LogEvery is >= 1 and <= MaxLogEvery, $"--log-every must be from 1 to {MaxLogEvery}, got {LogEvery}.");
         Require(CheckpointEvery > TimeSpan.Zero && CheckpointEvery.TotalMinutes <= MaxCheckpointMinutes, $"--checkpoint-minutes must be above 0 and at most {MaxCheckpointMinutes}.");

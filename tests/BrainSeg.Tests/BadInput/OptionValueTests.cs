@@ -34,7 +34,7 @@ public class OptionValueTests
         new object[] { "train", "--batch", 1, "100001" },
         new object[] { "train", "--lr-seg", 1e-300, "10.5" },
         new object[] { "train", "--lr-disc", 1e-300, "11" },
-        new object[] { "train", "--lr-seg-adversarial", 1e-300, "1e300" },
+        new object[] { "train", "--lr-seg-adversarial", 0, "1e300" },  // 0 is the control arm
         new object[] { "train", "--seed", 0, "18446744073709551616" },
         new object[] { "train", "--threads", 0, "257" },
         new object[] { "train", "--log-every", 1, "10000001" },

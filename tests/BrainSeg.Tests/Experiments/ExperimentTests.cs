@@ -3,6 +3,7 @@ using BrainSeg.Engine.Cpu;
 using BrainSeg.Mri.Normalisation;
 using BrainSeg.Mri.Phantom;
 using BrainSeg.Mri;
+using BrainSeg.Seg.Data;
 using BrainSeg.Seg.Experiments;
 using BrainSeg.Seg.Reports;
 using BrainSeg.Seg.Training;
@@ -13,7 +14,7 @@ namespace BrainSeg.Tests.Experiments;
 
 public class ExperimentTests
 {
-    static LabelledImage Phantom(ulong seed, int size = 24)
+    internal static LabelledImage Phantom(ulong seed, int size = 24)
     {
         var p = SyntheticPhantom.Generate(size, seed);
         return new LabelledImage($"phantom{seed}", p.Image, p.Classes);
@@ -28,10 +29,9 @@ public class ExperimentTests
             var options = new ExperimentOptions
             {
                 Networks = [NetworkKind.Fcn],
-                Epochs = 1,
-                PatchesPerClass = 6,
-                Batch = 12,
+                Training = TrainingOptions.Paper with { Epochs = 1, PatchesPerClass = 6, Batch = 12 },
                 NetworkFactory = TinyNetwork.Create,
+                Validation = new Validation(Phantom(5), SyntheticPhantom.ClassNames, IntensityNormalisation.Default, BrainSeg.Mri.Geometry.Plane.Axial, every: 1, maxSlices: 4),
             };
             var result = ExperimentRunner.Run(CpuBackend.Instance, [Phantom(1)], [Phantom(3), Phantom(4)], SyntheticPhantom.ClassNames,
                 IntensityNormalisation.Default, outDir, options, figures: null, log: null, dataDescription: "test phantoms");
@@ -39,14 +39,22 @@ public class ExperimentTests
             string report = File.ReadAllText(result.ReportPath);
             Assert.That(report, Does.Contain("| Dice WM |"));
             Assert.That(report, Does.Contain("overlay-fcn.png"));
-            Assert.That(report, Does.Contain("**Smoke scale.**"), "a run shorter than the paper's says its comparison is no evidence");
-            var (_, without, with, comparison) = result.Networks.Single();
-            Assert.That(without, Has.Count.EqualTo(2));
-            Assert.That(with, Has.Count.EqualTo(2));
-            Assert.That(comparison.Rows.All(r => r.Test.P is >= 0 and <= 1));
-            Assert.That(File.ReadAllLines(Path.Combine(outDir, "results.csv")), Has.Length.EqualTo(1 + 2 * 2 * 7));
-            foreach (var f in new[] { "overlay-fcn.png", "comparison-fcn.csv", "runs/fcn-baseline/model.safetensors", "runs/fcn-adversarial/log.csv", "evaluations/fcn-adversarial/phantom4.json" })
+            Assert.That(report, Does.Contain("**Smaller than the paper's protocol.**"), "a run shorter than the paper's says its comparison is no evidence");
+            Assert.That(report, Does.Contain("**control**"), "the method notes explain the arms");
+            var network = result.Networks.Single();
+            Assert.That(network.Evaluations.Keys, Is.EqualTo(new[] { Arm.Baseline, Arm.Control, Arm.Adversarial }));
+            Assert.That(network.Evaluations.Values.Select(e => e.Count), Is.All.EqualTo(2));
+            Assert.That(network.Comparisons.Select(c => (c.Other, c.Reference)), Is.EqualTo(new[] { (Arm.Baseline, Arm.Adversarial), (Arm.Control, Arm.Adversarial) }),
+                "the adversarial arm is tested against each other arm");
+            Assert.That(network.Comparisons.SelectMany(c => c.Comparison.Rows).All(r => r.Test.P is >= 0 and <= 1));
+            Assert.That(File.ReadAllLines(Path.Combine(outDir, "results.csv")), Has.Length.EqualTo(1 + 3 * 2 * 7));
+            foreach (var f in new[] { "overlay-fcn.png", "comparison-fcn-baseline-vs-adversarial.csv", "comparison-fcn-control-vs-adversarial.csv", "runs/fcn-baseline/model.safetensors",
+                         "runs/fcn-control/log.csv", "runs/fcn-adversarial/log.csv", "evaluations/fcn-adversarial/phantom4.json" })
                 Assert.That(File.Exists(Path.Combine(outDir, f)), f);
+            // Validation every iteration: every row of the log carries a mean Dice and a component count.
+            var rows = TrainingLog.Read(Path.Combine(outDir, "runs/fcn-control/log.csv"));
+            Assert.That(rows, Is.Not.Empty);
+            Assert.That(rows.All(r => r.ValidationDice is >= 0 and <= 1 && r.Components >= 1), string.Join("; ", rows));
             Assert.That(Directory.GetFiles(outDir, "*.tmp", SearchOption.AllDirectories), Is.Empty, "no temporary files left behind");
         }
         finally
@@ -59,7 +67,7 @@ public class ExperimentTests
     public void HeldOutSlabIsNeverInTheTrainingBlocks()
     {
         var subject = Phantom(2, 20);
-        var (training, test) = ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 8, 11);
+        var (training, test) = Slabs.HoldOut(subject, BrainSeg.Mri.Geometry.Plane.Axial, 8, 11);
         int axis = BrainSeg.Mri.Geometry.Orientation.SliceAxis(subject.Image.Affine, BrainSeg.Mri.Geometry.Plane.Axial);
         Assert.That(training.Select(t => t.Image.Size(axis)), Is.EqualTo(new[] { 8, 8 }));
         Assert.That(test.Slices, Is.EqualTo((8, 11)));
@@ -69,8 +77,8 @@ public class ExperimentTests
         at[axis] = 12;
         Assert.That(above[0, 0, 0], Is.EqualTo(subject.Image[at[0], at[1], at[2]]));
         Assert.That(above.Affine.Apply(0, 0, 0), Is.EqualTo(subject.Image.Affine.Apply(at[0], at[1], at[2])));
-        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 0, 19), Throws.TypeOf<BadInputException>().With.Message.Contains("every slice"));
-        Assert.That(() => ExperimentRunner.HoldOutSlab(subject, BrainSeg.Mri.Geometry.Plane.Axial, 15, 25), Throws.TypeOf<BadInputException>().With.Message.Contains("outside"));
+        Assert.That(() => Slabs.HoldOut(subject, BrainSeg.Mri.Geometry.Plane.Axial, 0, 19), Throws.TypeOf<BadInputException>().With.Message.Contains("every slice"));
+        Assert.That(() => Slabs.HoldOut(subject, BrainSeg.Mri.Geometry.Plane.Axial, 15, 25), Throws.TypeOf<BadInputException>().With.Message.Contains("outside"));
     }
 
     [Test]

@@ -16,7 +16,7 @@ public class RealDataTrainingTests
         var image = SharedData.Require("subject-fs1/t1.nii.gz");
         var labels = SharedData.Require("subject-fs1/aparc.a2009s+aseg.nii.gz");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var (source, description) = TrainCommand.LoadData(image, labels, "freesurfer-to-adult6", IntensityNormalisation.Default);
+        var (source, description) = BrainSeg.Seg.Data.TrainingData.Load(image, labels, "freesurfer-to-adult6", IntensityNormalisation.Default);
         TestContext.Out.WriteLine($"loaded in {clock.Elapsed.TotalSeconds:F1} s");
         Assert.That(source.Classes, Is.EqualTo(7));
         Assert.That(description["class_names"], Is.EqualTo("background,WM,cGM,BGT,CB,BS,lvCSF"));

@@ -1,4 +1,4 @@
-namespace BrainSeg.Cli.Common;
+namespace BrainSeg.Mri;
 
 /// <summary>Things in an input that brainseg handles by a stated rule, said on stderr so they are not silent.</summary>
 public static class InputWarnings
