@@ -30,11 +30,14 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.cu")):
             print(f'    {{"{name}_{suffix}", make(&{name}_{suffix}_ns::{name}_{suffix}), {sync}}},')
 PY
 
-"$cxx" -std=c++20 -O2 -fPIC -shared -pthread -I "$root/kernels" -I "$root/kernels/emulation" \
-    -DREGISTRY="\"$work/registry.inc\"" "$root/kernels/emulation/fake-cuda.cpp" -o "$work/libfake.so"
-echo "" > "$work/empty.c"
-"${CC:-$(command -v clang || command -v clang-14 || command -v gcc)}" -shared -fPIC "$work/empty.c" -o "$work/empty.so"
+cc="${CC:-$(command -v clang || command -v clang-14 || command -v gcc)}"
 mkdir -p "$work/libs"
+"$cc" -shared -fPIC "$root/kernels/emulation/fake-clock.c" -o "$work/libs/libfakeclock.so"
+"$cxx" -std=c++20 -O2 -fPIC -shared -pthread -I "$root/kernels" -I "$root/kernels/emulation" \
+    -DREGISTRY="\"$work/registry.inc\"" "$root/kernels/emulation/fake-cuda.cpp" -o "$work/libfake.so" \
+    -L "$work/libs" -lfakeclock -Wl,-rpath,'$ORIGIN'
+echo "" > "$work/empty.c"
+"$cc" -shared -fPIC "$work/empty.c" -o "$work/empty.so"
 for soname in libcuda.so.1 libnvrtc.so.12 libcublas.so.12 libcudnn.so.9; do cp "$work/libfake.so" "$work/libs/$soname"; done
 for companion in libnvrtc-builtins.so.12.8 libcublasLt.so.12 libcudnn_graph.so.9 libcudnn_engines_precompiled.so.9 \
     libcudnn_engines_runtime_compiled.so.9 libcudnn_heuristic.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9 libcudnn_adv.so.9; do

@@ -46,7 +46,7 @@ public sealed unsafe partial class CudaBackend
         var plan = Plan("Conv2dForward", dt, x, w, y, spec);
         if (y.Numel == 0) return;
         if (x.Numel == 0 || w.Numel == 0) Fill(y, 0); // an empty sum
-        else Convolve(plan, dt, x, w, y);
+        else if (!RunGraph(plan, ConvolutionDirection.Forward, dt, x, w, y, spec)) Convolve(plan, dt, x, w, y);
         if (bias is not null || relu) BiasAndRelu("Conv2dForward", dt, y, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu);
     }
 
@@ -69,6 +69,7 @@ public sealed unsafe partial class CudaBackend
         var plan = Plan("Conv2dBackwardData", dt, dx, w, dy, spec);
         if (dx.Numel == 0) return;
         if (dy.Numel == 0 || w.Numel == 0) { Fill(dx, 0); return; }
+        if (RunGraph(plan, ConvolutionDirection.BackwardData, dt, dx, w, dy, spec)) return;
         var algo = plan.BackwardData ??= SearchBackwardData(plan, Ptr(dy), Ptr(w), Ptr(dx));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
         float f1 = 1, f0 = 0;
@@ -86,6 +87,7 @@ public sealed unsafe partial class CudaBackend
         var plan = Plan("Conv2dBackwardFilter", dt, x, dw, dy, spec);
         if (dw.Numel == 0) return;
         if (x.Numel == 0 || dy.Numel == 0) { Fill(dw, 0); return; }
+        if (RunGraph(plan, ConvolutionDirection.BackwardFilter, dt, x, dw, dy, spec)) return;
         var algo = plan.BackwardFilter ??= SearchBackwardFilter(plan, Ptr(x), Ptr(dy), Ptr(dw));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
         float f1 = 1, f0 = 0;
@@ -96,7 +98,7 @@ public sealed unsafe partial class CudaBackend
             (cudnnConvolutionBwdFilterAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Filter, Ptr(dw)), "cudnnConvolutionBackwardFilter");
     }
 
-    // ---- plans: descriptors per geometry, algorithms measured once per direction ----
+    // ---- plans: descriptors per geometry; the legacy API's algorithms measured once per direction where the graph API fails ----
 
     private readonly record struct ConvKey(DType DType, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
 
@@ -112,9 +114,17 @@ public sealed unsafe partial class CudaBackend
         /// <summary>The math type the algorithm searches run under (each chosen algorithm then sets its own).</summary>
         public cudnnMathType_t SearchMath;
         public ConvAlgorithm? Forward, BackwardData, BackwardFilter;
+        /// <summary>Per pass (ConvolutionDirection): the graph API's chosen engine, or whether that pass falls back to the legacy API.</summary>
+        public readonly GraphPass?[] Passes = new GraphPass?[3];
+        public readonly bool[] Legacy = new bool[3];
 
         public void Dispose()
         {
+            for (var i = 0; i < Passes.Length; i++)
+            {
+                Passes[i]?.Dispose();
+                Passes[i] = null;
+            }
             // Teardown: report nothing, but never leak a descriptor because another failed.
             if (Input != 0) Cudnn.cudnnDestroyTensorDescriptor(Input);
             if (Output != 0) Cudnn.cudnnDestroyTensorDescriptor(Output);

@@ -18,6 +18,12 @@ public sealed record CudaBackendOptions
     public bool DeterministicAlgorithms { get; init; } = true;
 
     /// <summary>
+    /// Choose convolution algorithms with the legacy cudnnFind* search instead of timing the graph API's engines
+    /// (for comparison; the legacy path also serves automatically wherever the graph API fails).
+    /// </summary>
+    public bool LegacyConvolutionSearch { get; init; }
+
+    /// <summary>
     /// The most device memory the one-time cuDNN algorithm search may lend each candidate as workspace;
     /// algorithms needing more are not considered. Also capped at half of the free memory.
     /// </summary>
