@@ -1,14 +1,24 @@
-// Per-channel kernels over NCHW (or [N,C], inner = 1) tensors: bias, bias gradient, batch norm, and the
-// channel/space shape ops. Per-channel reductions run in two stages: blocks (channel, part) each reduce a
-// fixed share of the batch into double partials, then one thread per channel adds its partials in order.
-// No float atomics and a fixed order: the same input always gives the same bits.
+// Per-channel kernels over [N,C,S] tensors (S = H·W, or 1 for [N,C]) in NCHW or channels-last order (the int
+// nhwc): bias, bias gradient, batch norm, and the channel/space shape ops. Per-channel reductions run in two
+// stages: blocks each reduce a fixed share of the batch into double partials (NCHW: one channel's planes per
+// block; channels-last: every channel of a run of pixels per block), then one thread per channel adds its
+// partials in order. No float atomics and a fixed order: the same input always gives the same bits.
 #include "common.cuh"
 
 // y[n,c,s] += bias[c] when bias is given, then with relu y = max(y, 0) as relu_forward computes it; in place,
 // one plane per (n, c). The convolution's epilogue (bias and ReLU after cuDNN's forward) and the plain bias.
+// Channels-last (nhwc): one 1-D loop over the planes·inner values, channel = index mod C.
 template <typename T>
-__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes, int relu)
+__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes, int relu, int nhwc)
 {
+    if (nhwc)
+    {
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            T v = bias ? y[i] + bias[c] : y[i];
+            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
+        });
+        return;
+    }
     PLANE_STRIDE(plane, planes)
     {
         T b = bias ? bias[plane % channels] : (T)0;
@@ -20,8 +30,8 @@ __device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, i
         }
     }
 }
-EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes, int relu),
-                     (y, bias, channels, inner, planes, relu))
+EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes, int relu, int nhwc),
+                     (y, bias, channels, inner, planes, relu, nhwc))
 
 // ---- per-channel reductions, stage 1: one block of REDUCE_THREADS per (channel, part) ----
 // Block b = c·parts + part reduces planes [part·planesPerPart, min(N, (part + 1)·planesPerPart)) of channel c
@@ -63,19 +73,27 @@ __device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit v
     }
 }
 
-// partials[b] = Σ dy over the block's share of its channel, in double.
+// partials[b] = Σ dy over the block's share of its channel, in double. Channels-last: batch and planesPerPart
+// count pixels (N·S) instead of planes.
 template <typename T>
-__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                     int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<1>(channels, batch, planesPerPart, parts, partials,
+                                  [&](long long at, int, double* acc) { acc[0] += (double)dy[at]; });
+        return;
+    }
     double sum = 0;
     for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
     sum = block_sum(sum, shared);
     if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
 EXPORT_FLOAT_KERNELS(channel_partial_sums,
-                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
-                     (dy, partials, channels, inner, batch, planesPerPart, parts))
+                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (dy, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
 // Stage 2 of channel_sum: db[c] = Σ_part partials[c·parts + part], in order. n = C.
 template <typename T>
@@ -92,9 +110,10 @@ EXPORT_FLOAT_KERNELS(channel_sum_totals, (const double* partials, T* db, int par
 
 // ---- batch normalisation over (N, H, W) per channel ----
 
-// The value every block of channel c subtracts before summing: the channel's first value. Shifted sums
-// Σ(x − K), Σ(x − K)² with K a value of the data itself do not cancel when |μ| ≫ σ, so one pass over x gives
-// the variance as accurately as the two-pass reference.
+// The value every block of channel c subtracts before summing: the channel's first value, x[0, c, 0] (at c·S in
+// NCHW; the host passes inner = 1 for channels-last, where it is at c). Shifted sums Σ(x − K), Σ(x − K)² with K a
+// value of the data itself do not cancel when |μ| ≫ σ, so one pass over x gives the variance as accurately as the
+// two-pass reference.
 template <typename T>
 __device__ __forceinline__ double channel_shift(const T* x, long long c, int inner)
 {
@@ -103,9 +122,19 @@ __device__ __forceinline__ double channel_shift(const T* x, long long c, int inn
 
 // Statistics, stage 1: partials[2b], partials[2b + 1] = Σ(x − K), Σ(x − K)² over the block's share, in double.
 template <typename T>
-__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                          int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
+            double d = (double)x[at] - (double)x[c];
+            acc[0] += d;
+            acc[1] += d * d;
+        });
+        return;
+    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double shift = channel_shift(x, p.c, inner);
     double sum = 0, squares = 0;
@@ -123,8 +152,8 @@ __device__ void batchnorm_partial_moments(const T* x, double* partials, int chan
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
-                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
-                     (x, partials, channels, inner, batch, planesPerPart, parts))
+                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (x, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
 // Statistics, stage 2 (one thread per channel, n = C): the batch statistics and running-average update from
 // the partials. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the biased σ²; the running variance takes the
@@ -185,8 +214,16 @@ EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
 // y = x·scale[c] + shift[c] in T (the normalisation of both modes); with relu, y = max(that, 0) as
 // relu_forward computes it, so the fused op keeps no un-rectified copy.
 template <typename T>
-__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu)
+__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc)
 {
+    if (nhwc)
+    {
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            T v = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
+            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
+        });
+        return;
+    }
     PLANE_STRIDE(plane, planes)
     {
         int c = plane % channels;
@@ -199,8 +236,9 @@ __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channe
         }
     }
 }
-EXPORT_FLOAT_KERNELS(channel_affine, (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu),
-                     (x, scaleShift, y, channels, inner, planes, relu))
+EXPORT_FLOAT_KERNELS(channel_affine,
+                     (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc),
+                     (x, scaleShift, y, channels, inner, planes, relu, nhwc))
 
 // dy behind a fused ReLU: only where its output y was positive (relu_backward's rule); all of dy when y is null.
 template <typename T>
@@ -212,9 +250,19 @@ __device__ __forceinline__ double relu_masked(const T* dy, const T* y, long long
 // Backward, stage 1: partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share, x̂ = (x − μ)·invStd.
 template <typename T>
 __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd,
-                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                            int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
+            double g = relu_masked(dy, y, at);
+            acc[0] += g;
+            acc[1] += g * ((double)x[at] - (double)saveMean[c]) * (double)saveInvStd[c];
+        });
+        return;
+    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double mean = (double)saveMean[p.c], invStd = (double)saveInvStd[p.c];
     double sumDy = 0, sumDyXhat = 0;
@@ -233,8 +281,8 @@ __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y,
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
                      (const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd, double* partials,
-                      int channels, int inner, int batch, int planesPerPart, int parts),
-                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts))
+                      int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
 // Backward, stage 2 (one thread per channel, n = C): adds the partials in order into sums[2c], sums[2c + 1]
 // for the data pass, and writes dbeta and dgamma (when not null).
@@ -262,9 +310,18 @@ EXPORT_FLOAT_KERNELS(batchnorm_backward_totals, (const double* partials, int par
 template <typename T>
 __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
                                         const T* saveInvStd, const double* sums, T* dx, int channels, int inner, int planes,
-                                        long long count)
+                                        long long count, int nhwc)
 {
     double m = (double)count;
+    if (nhwc)
+    {
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
+            double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sums[2 * c] - xhat * sums[2 * c + 1]));
+        });
+        return;
+    }
     PLANE_STRIDE(plane, planes)
     {
         int c = plane % channels;
@@ -282,58 +339,79 @@ __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, con
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
                      (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
-                      const double* sums, T* dx, int channels, int inner, int planes, long long count),
-                     (x, dy, y, gamma, saveMean, saveInvStd, sums, dx, channels, inner, planes, count))
+                      const double* sums, T* dx, int channels, int inner, int planes, long long count, int nhwc),
+                     (x, dy, y, gamma, saveMean, saveInvStd, sums, dx, channels, inner, planes, count, nhwc))
 
 // ---- shape ops ----
 
-// y = [a, b] along channels; a: [N,Ca,S], b: [N,Cb,S], y: [N,Ca+Cb,S].
+// y = [a, b] along channels; a: [N,Ca,S], b: [N,Cb,S], y: [N,Ca+Cb,S], all in one layout. n = numel(y).
 template <typename T>
-__device__ void concat_channels(const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n)
+__device__ void concat_channels(const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n, int nhwc)
 {
-    int cy = ca + cb;
     GRID_STRIDE(i, n)
     {
-        long long s = i % inner;
-        long long rest = i / inner;
-        int c = (int)(rest % cy);
-        long long batch = rest / cy;
-        y[i] = c < ca ? a[(batch * ca + c) * inner + s] : b[(batch * cb + (c - ca)) * inner + s];
+        Ncs at = unravel_ncs(i, ca + cb, inner, nhwc);
+        y[i] = at.c < ca ? a[ravel_ncs(at.n, at.c, at.s, ca, inner, nhwc)] : b[ravel_ncs(at.n, at.c - ca, at.s, cb, inner, nhwc)];
     }
 }
-EXPORT_FLOAT_KERNELS(concat_channels, (const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n),
-                     (a, b, y, ca, cb, inner, n))
+EXPORT_FLOAT_KERNELS(concat_channels, (const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n, int nhwc),
+                     (a, b, y, ca, cb, inner, n, nhwc))
 
 // part = channels [first, first + cPart) of dy; dy: [N,Cy,S], part: [N,cPart,S]; n = numel(part).
 template <typename T>
-__device__ void slice_channels(const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n)
+__device__ void slice_channels(const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n, int nhwc)
 {
     GRID_STRIDE(i, n)
     {
-        long long s = i % inner;
-        long long rest = i / inner;
-        int c = (int)(rest % cPart);
-        long long batch = rest / cPart;
-        part[i] = dy[(batch * cy + first + c) * inner + s];
+        Ncs at = unravel_ncs(i, cPart, inner, nhwc);
+        part[i] = dy[ravel_ncs(at.n, first + at.c, at.s, cy, inner, nhwc)];
     }
 }
-EXPORT_FLOAT_KERNELS(slice_channels, (const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n),
-                     (dy, part, cy, first, cPart, inner, n))
+EXPORT_FLOAT_KERNELS(slice_channels, (const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n, int nhwc),
+                     (dy, part, cy, first, cPart, inner, n, nhwc))
 
-// Window copy between planes of different size: y[p,i,j] = x[p, i + oh, j + ow] where inside x, else 0.
-// Centre crop uses oh, ow ≥ 0 (always inside); centre pad uses oh, ow ≤ 0 (zero border).
+// Window copy between images of different size: y[n,c,i,j] = x[n, c, i + oh, j + ow] where inside x, else 0.
+// Centre crop uses oh, ow ≥ 0 (always inside); centre pad uses oh, ow ≤ 0 (zero border). n = numel(y).
 template <typename T>
-__device__ void shift_window(const T* x, T* y, int hx, int wx, int hy, int wy, int oh, int ow, long long n)
+__device__ void shift_window(const T* x, T* y, int channels, int hx, int wx, int hy, int wy, int oh, int ow, long long n, int nhwc)
 {
     GRID_STRIDE(i, n)
     {
-        int j = (int)(i % wy);
-        long long rest = i / wy;
-        int r = (int)(rest % hy);
-        long long plane = rest / hy;
+        Ncs at = unravel_ncs(i, channels, (long long)hy * wy, nhwc);
+        int r = (int)(at.s / wy), j = (int)(at.s - (long long)r * wy);
         int sr = r + oh, sc = j + ow;
-        y[i] = (sr >= 0 && sr < hx && sc >= 0 && sc < wx) ? x[(plane * hx + sr) * wx + sc] : (T)0;
+        y[i] = (sr >= 0 && sr < hx && sc >= 0 && sc < wx)
+            ? x[ravel_ncs(at.n, at.c, (long long)sr * wx + sc, channels, (long long)hx * wx, nhwc)] : (T)0;
     }
 }
-EXPORT_FLOAT_KERNELS(shift_window, (const T* x, T* y, int hx, int wx, int hy, int wy, int oh, int ow, long long n),
-                     (x, y, hx, wx, hy, wy, oh, ow, n))
+EXPORT_FLOAT_KERNELS(shift_window,
+                     (const T* x, T* y, int channels, int hx, int wx, int hy, int wy, int oh, int ow, long long n, int nhwc),
+                     (x, y, channels, hx, wx, hy, wy, oh, ow, n, nhwc))
+
+// dst takes src's elements in NCHW order: the element of NCHW index k moves from src's offset of k to dst's offset
+// of k, each side NCHW or channels-last ([N, C, S] with its own C and S; C = S = 1 describes an NCHW side). The
+// reshape of a channels-last tensor; 4-byte integers use the float kernel (loads and stores move the bits as they
+// are). n = numel, walked in dst's memory order.
+template <typename T>
+__device__ void copy_reshaped(const T* src, T* dst, int cs, long long is, int srcNhwc, int cd, long long id, int dstNhwc, long long n)
+{
+    GRID_STRIDE(i, n)
+    {
+        long long k = i;
+        if (dstNhwc)
+        {
+            Ncs at = unravel_ncs(i, cd, id, 1);
+            k = ravel_ncs(at.n, at.c, at.s, cd, id, 0);
+        }
+        long long from = k;
+        if (srcNhwc)
+        {
+            Ncs at = unravel_ncs(k, cs, is, 0);
+            from = ravel_ncs(at.n, at.c, at.s, cs, is, 1);
+        }
+        dst[i] = src[from];
+    }
+}
+EXPORT_FLOAT_KERNELS(copy_reshaped,
+                     (const T* src, T* dst, int cs, long long is, int srcNhwc, int cd, long long id, int dstNhwc, long long n),
+                     (src, dst, cs, is, srcNhwc, cd, id, dstNhwc, n))

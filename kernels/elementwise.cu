@@ -63,23 +63,30 @@ EXPORT_FLOAT_KERNELS(relu_backward, (const T* y, const T* dy, T* dx, long long n
 
 // ---- dropout ----
 
-// mask[i] = keepValue when (Philox word (seed, offset + i) >> 8) >= threshold, else 0. The host computes
-// threshold (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
+// mask[i] = keepValue when (Philox word (seed, offset + k) >> 8) >= threshold, else 0, k being the element's
+// NCHW index: channels-last masks (nhwc, shape [N, channels, inner]) drop the same elements as the CPU's. The host
+// computes threshold (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
 template <typename T>
 __device__ void dropout_mask(T* mask, unsigned long long seed, unsigned long long offset,
-                             unsigned int threshold, double keepValue, long long n)
+                             unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc)
 {
     T keep = (T)keepValue;
     GRID_STRIDE(i, n)
     {
-        unsigned int word = philox_word(seed, offset + (unsigned long long)i);
+        long long k = i;
+        if (nhwc)
+        {
+            Ncs at = unravel_ncs(i, channels, inner, 1);
+            k = ravel_ncs(at.n, at.c, at.s, channels, inner, 0);
+        }
+        unsigned int word = philox_word(seed, offset + (unsigned long long)k);
         mask[i] = (word >> 8) >= threshold ? keep : (T)0;
     }
 }
 EXPORT_FLOAT_KERNELS(dropout_mask,
                      (T* mask, unsigned long long seed, unsigned long long offset, unsigned int threshold,
-                      double keepValue, long long n),
-                     (mask, seed, offset, threshold, keepValue, n))
+                      double keepValue, int channels, long long inner, long long n, int nhwc),
+                     (mask, seed, offset, threshold, keepValue, channels, inner, n, nhwc))
 
 // ---- optimiser ----
 

@@ -134,7 +134,7 @@ static int gemm(int ta, int tb, int m, int n, int k, const T* alpha, const T* A,
 API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* al, uint64_t A, int lda, uint64_t B, int ldb, const float* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (float*)A, lda, (float*)B, ldb, be, (float*)C, ldc); }
 API int cublasDgemm_v2(void*, int ta, int tb, int m, int n, int k, const double* al, uint64_t A, int lda, uint64_t B, int ldb, const double* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (double*)A, lda, (double*)B, ldb, be, (double*)C, ldc); }
 // ---------------- cuDNN ----------------
-struct Desc { int kind, type = -1, n, c, h, w, pad_h, pad_w, u, v, dil_h, dil_w, mode, math; };
+struct Desc { int kind, type = -1, n, c, h, w, pad_h, pad_w, u, v, dil_h, dil_w, mode, math, format = 0; };
 static int dnnToken;
 API size_t cudnnGetVersion() { return 90100; }
 API const char* cudnnGetErrorString(int) { return "CUDNN_STATUS_FAKE"; }
@@ -144,10 +144,10 @@ API int cudnnDestroy(void*) { return 0; }
 API int cudnnSetStream(void*, void*) { return 0; }
 API int cudnnCreateTensorDescriptor(Desc** d) { *d = new Desc{1}; return 0; }
 API int cudnnDestroyTensorDescriptor(Desc* d) { delete d; return 0; }
-API int cudnnSetTensor4dDescriptor(Desc* d, int format, int type, int n, int c, int h, int w) { if (format != 0 || type > 1) return 3; d->type = type; d->n = n; d->c = c; d->h = h; d->w = w; return 0; }
+API int cudnnSetTensor4dDescriptor(Desc* d, int format, int type, int n, int c, int h, int w) { if (format > 1 || type > 1) return 3; d->format = format; d->type = type; d->n = n; d->c = c; d->h = h; d->w = w; return 0; }
 API int cudnnCreateFilterDescriptor(Desc** d) { *d = new Desc{2}; return 0; }
 API int cudnnDestroyFilterDescriptor(Desc* d) { delete d; return 0; }
-API int cudnnSetFilter4dDescriptor(Desc* d, int type, int format, int k, int c, int h, int w) { if (format != 0 || type > 1) return 3; d->type = type; d->n = k; d->c = c; d->h = h; d->w = w; return 0; }
+API int cudnnSetFilter4dDescriptor(Desc* d, int type, int format, int k, int c, int h, int w) { if (format > 1 || type > 1) return 3; d->format = format; d->type = type; d->n = k; d->c = c; d->h = h; d->w = w; return 0; }
 API int cudnnCreateConvolutionDescriptor(Desc** d) { *d = new Desc{3}; return 0; }
 API int cudnnDestroyConvolutionDescriptor(Desc* d) { delete d; return 0; }
 API int cudnnSetConvolution2dDescriptor(Desc* d, int ph, int pw, int u, int v, int dh, int dw, int mode, int type) { d->pad_h = ph; d->pad_w = pw; d->u = u; d->v = v; d->dil_h = dh; d->dil_w = dw; d->mode = mode; d->type = type; return 0; }
@@ -163,7 +163,11 @@ API int cudnnFindConvolutionBackwardFilterAlgorithmEx(void*, Desc*, uint64_t, De
 API int cudnnGetConvolutionForwardWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 1024; return 0; }
 API int cudnnGetConvolutionBackwardDataWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 2048; return 0; }
 API int cudnnGetConvolutionBackwardFilterWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 0; return 0; }
-// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1.
+// Memory offset of (a, b, r, c) in a 4-D descriptor: NCHW (format 0) or NHWC / KRSC (format 1).
+static size_t at4(const Desc* d, int a, int b, int r, int c) {
+    return d->format ? (((size_t)a * d->h + r) * d->w + c) * d->c + b : (((size_t)a * d->c + b) * d->h + r) * d->w + c; }
+// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1. acc is indexed by the
+// output's memory offsets, so either layout writes back in one loop.
 template <typename T>
 static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T* y, T alpha, T beta) {
     int N = xd->n, C = xd->c, H = xd->h, W = xd->w, K = wd->n, R = wd->h, S = wd->w, Ho = yd->h, Wo = yd->w;
@@ -172,7 +176,7 @@ static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T*
         for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
             int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
             if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-            size_t xi = ((size_t)(n*C+c)*H+hi)*W+wi, wi_ = ((size_t)(k*C+c)*R+p)*S+q, yi = ((size_t)(n*K+k)*Ho+i)*Wo+j;
+            size_t xi = at4(xd, n, c, hi, wi), wi_ = at4(wd, k, c, p, q), yi = at4(yd, n, k, i, j);
             if (dir == 0) acc[yi] += x[xi] * w[wi_]; else if (dir == 1) acc[xi] += y[yi] * w[wi_]; else acc[wi_] += x[xi] * y[yi]; }
     T* out = dir == 0 ? y : dir == 1 ? x : w;
     for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * acc[i] : alpha * acc[i] + beta * out[i];

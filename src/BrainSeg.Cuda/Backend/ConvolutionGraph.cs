@@ -217,9 +217,6 @@ internal sealed unsafe class ConvolutionGraph : IDisposable
     }
 }
 
-/// <summary>How a tensor's elements lie in memory: the CPU's row-major NCHW, or channels-last (NHWC, filters KRSC).</summary>
-public enum TensorLayout { Nchw, Nhwc }
-
 /// <summary>An engine of cuDNN's graph API and its knob settings: all it takes to rebuild the same configuration.</summary>
 public sealed record EngineChoice(long GlobalIndex, (int Type, long Value)[] Knobs)
 {

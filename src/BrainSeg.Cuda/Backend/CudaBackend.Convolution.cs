@@ -100,7 +100,7 @@ public sealed unsafe partial class CudaBackend
 
     // ---- plans: descriptors per geometry; the legacy API's algorithms measured once per direction where the graph API fails ----
 
-    private readonly record struct ConvKey(DType DType, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
+    private readonly record struct ConvKey(DType DType, TensorLayout Layout, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
 
     /// <summary>The chosen cuDNN algorithm of one direction, the math type it runs with and the workspace it needs.</summary>
     private readonly record struct ConvAlgorithm(int Algorithm, cudnnMathType_t Math, long WorkspaceBytes);
@@ -152,7 +152,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The cached plan for input x, filter w and output y (already validated by OpChecks).</summary>
     private ConvPlan Plan(string op, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
-        var key = new ConvKey(dt, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
+        var layout = Nhwc(op, x, w, y) == 1 ? TensorLayout.Nhwc : TensorLayout.Nchw;
+        var key = new ConvKey(dt, layout, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
         if (_convPlans.TryGetValue(key, out var plan)) return plan;
         if (x.Numel == 0 || w.Numel == 0 || y.Numel == 0) return new ConvPlan(); // nothing to run: callers return early
 
@@ -160,17 +161,18 @@ public sealed unsafe partial class CudaBackend
         try
         {
             var type = dt == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE;
-            const cudnnTensorFormat_t nchw = cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
+            // One format for all three: a tensor whose order is trivial is the same memory in either.
+            var format = key.Layout == TensorLayout.Nhwc ? cudnnTensorFormat_t.CUDNN_TENSOR_NHWC : cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
             nint d;
             Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
             plan.Input = d;
-            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W), "cudnnSetTensor4dDescriptor(input)");
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, format, type, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W), "cudnnSetTensor4dDescriptor(input)");
             Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
             plan.Output = d;
-            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, y.Shape.N, y.Shape.C, y.Shape.H, y.Shape.W), "cudnnSetTensor4dDescriptor(output)");
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, format, type, y.Shape.N, y.Shape.C, y.Shape.H, y.Shape.W), "cudnnSetTensor4dDescriptor(output)");
             Check.Cudnn(Cudnn.cudnnCreateFilterDescriptor(&d), "cudnnCreateFilterDescriptor");
             plan.Filter = d;
-            Check.Cudnn(Cudnn.cudnnSetFilter4dDescriptor(d, type, nchw, w.Shape.N, w.Shape.C, w.Shape.H, w.Shape.W), "cudnnSetFilter4dDescriptor");
+            Check.Cudnn(Cudnn.cudnnSetFilter4dDescriptor(d, type, format, w.Shape.N, w.Shape.C, w.Shape.H, w.Shape.W), "cudnnSetFilter4dDescriptor");
             Check.Cudnn(Cudnn.cudnnCreateConvolutionDescriptor(&d), "cudnnCreateConvolutionDescriptor");
             plan.Convolution = d;
             Check.Cudnn(Cudnn.cudnnSetConvolution2dDescriptor(d, spec.Padding, spec.Padding, 1, 1, spec.Dilation, spec.Dilation,

@@ -106,7 +106,7 @@ public sealed unsafe partial class CudaBackend
     private GraphPass ChooseEngine(ConvPlan plan, ConvolutionDirection direction, DType dt, Shape x, Shape w, Shape y, Conv2dSpec spec,
         (int, int, int) alignment, ulong xp, ulong wp, ulong yp)
     {
-        var graph = new ConvolutionGraph(_ctx.CudnnHandle, direction, dt, x, w, y, spec, TensorLayout.Nchw, alignment);
+        var graph = new ConvolutionGraph(_ctx.CudnnHandle, direction, dt, x, w, y, spec, plan.Key.Layout, alignment);
         try
         {
             string key = EngineKey(direction, plan.Key, alignment);
@@ -225,6 +225,6 @@ public sealed unsafe partial class CudaBackend
     /// <summary>What makes a remembered choice valid: device, cuDNN version, pass, geometry, layout, alignment, precision, determinism.</summary>
     private string EngineKey(ConvolutionDirection direction, ConvKey k, (int X, int W, int Y) a) =>
         $"{_ctx.DeviceName.Replace('\t', ' ')} sm{_ctx.ComputeCapability.Major}{_ctx.ComputeCapability.Minor} cudnn{CudnnVersion.Value} " +
-        $"{PassName(direction)} {k.DType} nchw n{k.N} c{k.C} h{k.H} w{k.W} k{k.K} r{k.R} s{k.S} d{k.Dilation} p{k.Padding} " +
+        $"{PassName(direction)} {k.DType} {k.Layout.ToString().ToLowerInvariant()} n{k.N} c{k.C} h{k.H} w{k.W} k{k.K} r{k.R} s{k.S} d{k.Dilation} p{k.Padding} " +
         $"a{a.X}/{a.W}/{a.Y} {(Options.AllowTf32 ? "tf32" : "fp32")} {(Options.DeterministicAlgorithms ? "deterministic" : "any")}";
 }

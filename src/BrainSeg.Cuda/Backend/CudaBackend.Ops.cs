@@ -3,7 +3,8 @@ using BrainSeg.Engine;
 namespace BrainSeg.Cuda;
 
 // Bias, batch norm, activations, dropout, pooling, shape ops, classification and the optimiser step,
-// each a launch (or two) of the kernels in kernels/*.cu; forward and backward side by side.
+// each a launch (or two) of the kernels in kernels/*.cu; forward and backward side by side. Every op works in
+// its tensors' memory order (NCHW or channels-last, see Nhwc); elementwise ops need only that the orders agree.
 public sealed unsafe partial class CudaBackend
 {
     // ---- bias ----
@@ -20,22 +21,25 @@ public sealed unsafe partial class CudaBackend
     {
         var (planes, inner) = Planes(op, y.Shape[0], channels, plane);
         ulong py = Ptr(y), pb = Ptr(bias);
-        int fused = relu ? 1 : 0;
-        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &planes, &fused };
-        LaunchPlanes("channels", "add_channel_bias", dt, planes, inner, args);
+        int fused = relu ? 1 : 0, nhwc = Nhwc(op, y);
+        void** args = stackalloc void*[] { &py, &pb, &channels, &inner, &planes, &fused, &nhwc };
+        if (nhwc == 1) LaunchChannelsLast("channels", "add_channel_bias", dt, planes, inner, args);
+        else LaunchPlanes("channels", "add_channel_bias", dt, planes, inner, args);
     }
 
     public void ChannelSum(Tensor dy, Tensor db)
     {
         Enter();
         var (dt, channels, plane) = OpChecks.ChannelSum(this, dy, db);
-        int batch = dy.Shape[0];
+        int batch = dy.Shape[0], nhwc = Nhwc("ChannelSum", dy);
         var (_, inner) = Planes("ChannelSum", batch, channels, plane);
-        var (planesPerPart, parts) = SplitBatch(batch, channels);
+        // Channels-last: the parts are runs of pixels over every channel, so "batch" counts pixels.
+        if (nhwc == 1) batch *= inner;
+        var (planesPerPart, parts) = nhwc == 1 ? SplitPixels("ChannelSum", batch, channels) : SplitBatch(batch, channels);
         long c = channels;
         ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double));
-        void** partial = stackalloc void*[] { &pdy, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
-        LaunchBlocks("channels", "channel_partial_sums", dt, c * parts, partial);
+        void** partial = stackalloc void*[] { &pdy, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
+        LaunchBlocks("channels", "channel_partial_sums", dt, nhwc == 1 ? parts : c * parts, partial);
         void** totals = stackalloc void*[] { &partials, &pdb, &parts, &c };
         Launch1D("channels", "channel_sum_totals", dt, c, totals);
     }
@@ -48,21 +52,30 @@ public sealed unsafe partial class CudaBackend
         Enter();
         var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         var s = x.Shape;
-        int batch = s.N, channels = s.C, fused = relu ? 1 : 0;
+        int batch = s.N, channels = s.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormForwardTraining", x, y);
         var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
-        var (planesPerPart, parts) = SplitBatch(batch, channels);
         long c = channels, count = (long)batch * inner;
+        // Channels-last: the parts are runs of pixels, and each channel's first value sits at c (stride 1).
+        int units = nhwc == 1 ? (int)count : batch, shiftStride = nhwc == 1 ? 1 : inner;
+        var (planesPerPart, parts) = nhwc == 1 ? SplitPixels("BatchNormForwardTraining", count, channels) : SplitBatch(batch, channels);
         // Scratch: the statistics' partials (double), then the affine coefficients.
         long partialBytes = 2 * c * parts * sizeof(double);
         ulong partials = _scratch.Ensure(partialBytes + 2 * c * dt.SizeInBytes()), scaleShift = partials + (ulong)partialBytes;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
             psm = Ptr(saveMean), psi = Ptr(saveInvStd);
-        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
-        LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
-        void** stats = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &inner, &count, &momentum, &eps, &c };
+        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &units, &planesPerPart, &parts, &nhwc };
+        LaunchBlocks("channels", "batchnorm_partial_moments", dt, nhwc == 1 ? parts : c * parts, moments);
+        void** stats = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &shiftStride, &count, &momentum, &eps, &c };
         Launch1D("channels", "batchnorm_statistics", dt, c, stats);
-        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused };
-        LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
+        ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
+    }
+
+    /// <summary>y = x·scale[c] + shift[c] (then ReLU when fused): the normalisation of both batch-norm modes.</summary>
+    private void ApplyAffine(DType dt, ulong px, ulong scaleShift, ulong py, int channels, int inner, int planes, int fused, int nhwc)
+    {
+        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused, &nhwc };
+        if (nhwc == 1) LaunchChannelsLast("channels", "channel_affine", dt, planes, inner, apply);
+        else LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
     }
 
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps,
@@ -70,15 +83,14 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
-        int channels = x.Shape.C, fused = relu ? 1 : 0;
+        int channels = x.Shape.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormForwardInference", x, y);
         var (planes, inner) = Planes("BatchNormForwardInference", x.Shape.N, channels, (long)x.Shape.H * x.Shape.W);
         long c = channels;
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar);
         ulong scaleShift = _scratch.Ensure(2L * channels * dt.SizeInBytes());
         void** coefficients = stackalloc void*[] { &pg, &pbeta, &prm, &prv, &scaleShift, &eps, &c };
         Launch1D("channels", "batchnorm_inference_coefficients", dt, c, coefficients);
-        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused };
-        LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
+        ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
     }
 
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
@@ -86,20 +98,22 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
-        int batch = x.Shape.N, channels = x.Shape.C;
+        int batch = x.Shape.N, channels = x.Shape.C, nhwc = Nhwc("BatchNormBackward", x, dy, dx, reluOutput);
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
-        var (planesPerPart, parts) = SplitBatch(batch, channels);
         long c = channels, count = (long)batch * inner;
+        int units = nhwc == 1 ? (int)count : batch;
+        var (planesPerPart, parts) = nhwc == 1 ? SplitPixels("BatchNormBackward", count, channels) : SplitBatch(batch, channels);
         // Scratch: the partials, then the per-channel totals Σdy, Σdy·x̂ for the data pass.
         ulong partials = _scratch.Ensure(2 * c * (parts + 1) * sizeof(double)), sums = partials + (ulong)(2 * c * parts * sizeof(double));
         ulong px = Ptr(x), pdy = Ptr(dy), pyr = Ptr(reluOutput), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
-        void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
-        LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
+        void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &units, &planesPerPart, &parts, &nhwc };
+        LaunchBlocks("channels", "batchnorm_backward_partials", dt, nhwc == 1 ? parts : c * parts, partial);
         void** totals = stackalloc void*[] { &partials, &parts, &pdg, &pdb, &sums, &c };
         Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
-        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &pdx, &channels, &inner, &planes, &count };
-        LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
+        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &pdx, &channels, &inner, &planes, &count, &nhwc };
+        if (nhwc == 1) LaunchChannelsLast("channels", "batchnorm_backward_data", dt, planes, inner, data);
+        else LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
     }
 
     // ---- ReLU ----
@@ -108,6 +122,7 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.Elementwise(this, "ReluForward", x, y);
+        Nhwc("ReluForward", x, y);
         ulong px = Ptr(x), py = Ptr(y);
         long n = x.Numel;
         void** args = stackalloc void*[] { &px, &py, &n };
@@ -118,6 +133,7 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.Elementwise(this, "ReluBackward", y, dy, dx);
+        Nhwc("ReluBackward", y, dy, dx);
         ulong py = Ptr(y), pdy = Ptr(dy), pdx = Ptr(dx);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &pdy, &pdx, &n };
@@ -135,7 +151,10 @@ public sealed unsafe partial class CudaBackend
         double keep = 1 / (1 - p);
         ulong pm = Ptr(mask);
         long n = mask.Numel;
-        void** args = stackalloc void*[] { &pm, &seed, &offset, &threshold, &keep, &n };
+        // Channels-last masks draw each element's word at its NCHW index, so both backends drop the same elements.
+        int nhwc = Nhwc("DropoutMask", mask), channels = nhwc == 1 ? mask.Shape.C : 1;
+        long inner = nhwc == 1 ? (long)mask.Shape.H * mask.Shape.W : 1;
+        void** args = stackalloc void*[] { &pm, &seed, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
         Launch1D("elementwise", "dropout_mask", dt, n, args);
     }
 
@@ -147,10 +166,10 @@ public sealed unsafe partial class CudaBackend
         var (dt, ys) = OpChecks.MaxPoolForward(this, x, y, argmax, window, stride);
         var s = x.Shape;
         _poolGeometry.AddOrUpdate(argmax, new PoolGeometry(window, stride));
-        int h = s.H, w = s.W, ho = ys.H, wo = ys.W;
+        int channels = s.C, h = s.H, w = s.W, ho = ys.H, wo = ys.W, nhwc = Nhwc("MaxPoolForward", x, y, argmax);
         ulong px = Ptr(x), py = Ptr(y), pa = Ptr(argmax);
         long n = y.Numel;
-        void** args = stackalloc void*[] { &px, &py, &pa, &h, &w, &ho, &wo, &window, &stride, &n };
+        void** args = stackalloc void*[] { &px, &py, &pa, &channels, &h, &w, &ho, &wo, &window, &stride, &n, &nhwc };
         Launch1D("pooling", "maxpool_forward", dt, n, args);
     }
 
@@ -164,14 +183,15 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.MaxPoolBackward(this, dy, argmax, dx);
-        int h = dx.Shape.H, w = dx.Shape.W, ho = dy.Shape.H, wo = dy.Shape.W;
+        int channels = dx.Shape.C, h = dx.Shape.H, w = dx.Shape.W, ho = dy.Shape.H, wo = dy.Shape.W;
+        int nhwc = Nhwc("MaxPoolBackward", dy, argmax, dx);
         ulong pdy = Ptr(dy), pa = Ptr(argmax), pdx = Ptr(dx);
         if (_poolGeometry.TryGetValue(argmax, out var g) && h >= g.Window && w >= g.Window
             && (h - g.Window) / g.Stride + 1 == ho && (w - g.Window) / g.Stride + 1 == wo)
         {
             int window = g.Window, stride = g.Stride;
             long n = dx.Numel;
-            void** args = stackalloc void*[] { &pdy, &pa, &pdx, &h, &w, &ho, &wo, &window, &stride, &n };
+            void** args = stackalloc void*[] { &pdy, &pa, &pdx, &channels, &h, &w, &ho, &wo, &window, &stride, &n, &nhwc };
             Launch1D("pooling", "maxpool_backward", dt, n, args);
         }
         else
@@ -179,7 +199,7 @@ public sealed unsafe partial class CudaBackend
             if (dx.Numel == 0) return;
             _ctx.Memset32(pdx, 0, dx.ByteLength / 4);
             long planeIn = (long)h * w, planeOut = (long)ho * wo, planes = (long)dx.Shape.N * dx.Shape.C;
-            void** args = stackalloc void*[] { &pdy, &pa, &pdx, &planeIn, &planeOut, &planes };
+            void** args = stackalloc void*[] { &pdy, &pa, &pdx, &channels, &planeIn, &planeOut, &planes, &nhwc };
             Launch1D("pooling", "maxpool_backward_scatter", dt, planes, args);
         }
     }
@@ -192,8 +212,9 @@ public sealed unsafe partial class CudaBackend
         var dt = OpChecks.ConcatChannels(this, a, b, y);
         int ca = a.Shape.C, cb = b.Shape.C;
         long inner = (long)a.Shape.H * a.Shape.W, n = y.Numel;
+        int nhwc = Nhwc("ConcatChannels", a, b, y);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
-        void** args = stackalloc void*[] { &pa, &pb, &py, &ca, &cb, &inner, &n };
+        void** args = stackalloc void*[] { &pa, &pb, &py, &ca, &cb, &inner, &n, &nhwc };
         Launch1D("channels", "concat_channels", dt, n, args);
     }
 
@@ -209,8 +230,9 @@ public sealed unsafe partial class CudaBackend
     {
         int cy = whole.Shape.C, cPart = part.Shape.C;
         long inner = (long)whole.Shape.H * whole.Shape.W, n = part.Numel;
+        int nhwc = Nhwc("SplitChannels", whole, part);
         ulong pw = Ptr(whole), pp = Ptr(part);
-        void** args = stackalloc void*[] { &pw, &pp, &cy, &first, &cPart, &inner, &n };
+        void** args = stackalloc void*[] { &pw, &pp, &cy, &first, &cPart, &inner, &n, &nhwc };
         Launch1D("channels", "slice_channels", dt, n, args);
     }
 
@@ -227,10 +249,10 @@ public sealed unsafe partial class CudaBackend
         // y[i, j] = x[i + oh, j + ow]: a positive offset crops, a negative one pads with zeros.
         int oh = (big.H - small.H) / 2, ow = (big.W - small.W) / 2;
         if (!crop) { oh = -oh; ow = -ow; }
-        int hx = x.Shape.H, wx = x.Shape.W, hy = y.Shape.H, wy = y.Shape.W;
+        int channels = x.Shape.C, hx = x.Shape.H, wx = x.Shape.W, hy = y.Shape.H, wy = y.Shape.W, nhwc = Nhwc(op, x, y);
         ulong px = Ptr(x), py = Ptr(y);
         long n = y.Numel;
-        void** args = stackalloc void*[] { &px, &py, &hx, &wx, &hy, &wy, &oh, &ow, &n };
+        void** args = stackalloc void*[] { &px, &py, &channels, &hx, &wx, &hy, &wy, &oh, &ow, &n, &nhwc };
         Launch1D("channels", "shift_window", dt, n, args);
     }
 
@@ -243,7 +265,8 @@ public sealed unsafe partial class CudaBackend
         if (channels == 0) return;
         ulong pl = Ptr(logits), pp = Ptr(probs);
         long voxels = batch * inner;
-        void** args = stackalloc void*[] { &pl, &pp, &channels, &inner, &voxels };
+        int nhwc = Nhwc("SoftmaxForward", logits, probs);
+        void** args = stackalloc void*[] { &pl, &pp, &channels, &inner, &voxels, &nhwc };
         Launch1D("softmax", "softmax_forward", dt, voxels, args);
     }
 
@@ -258,7 +281,8 @@ public sealed unsafe partial class CudaBackend
         ulong pl = Ptr(logits), pt = Ptr(target), pp = Ptr(probs), ploss = Ptr(loss);
         // Per-voxel losses in double, then one block sums them in a fixed order: deterministic.
         ulong voxelLoss = _scratch.Ensure(voxels * sizeof(double));
-        void** perVoxel = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &channels, &inner, &voxels };
+        int nhwc = Nhwc(op, logits, target, probs);
+        void** perVoxel = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &channels, &inner, &voxels, &nhwc };
         Launch1D("softmax", "softmax_xent_forward", dt, voxels, perVoxel);
         void** reduce = stackalloc void*[] { &voxelLoss, &ploss, &voxels };
         LaunchBlocks("softmax", "mean_reduce", dt, 1, reduce);
@@ -270,7 +294,8 @@ public sealed unsafe partial class CudaBackend
         var (dt, (batch, channels, inner)) = OpChecks.SoftmaxCrossEntropyBackward(this, probs, target, dloss, dlogits);
         ulong pp = Ptr(probs), pt = Ptr(target), pd = Ptr(dloss), pg = Ptr(dlogits);
         long voxels = batch * inner;
-        void** args = stackalloc void*[] { &pp, &pt, &pd, &pg, &channels, &inner, &voxels };
+        int nhwc = Nhwc("SoftmaxCrossEntropyBackward", probs, target, dlogits);
+        void** args = stackalloc void*[] { &pp, &pt, &pd, &pg, &channels, &inner, &voxels, &nhwc };
         Launch1D("softmax", "softmax_xent_backward", dt, voxels, args);
     }
 
@@ -283,8 +308,9 @@ public sealed unsafe partial class CudaBackend
         if (x.Shape.C == 0) throw new ArgumentException($"ArgmaxChannels: {x.Describe()} has no channels to choose from.");
         int channels = x.Shape.C;
         long inner = (long)x.Shape.H * x.Shape.W, voxels = labels.Numel;
+        int nhwc = Nhwc("ArgmaxChannels", x);
         ulong px = Ptr(x), pl = Ptr(labels);
-        void** args = stackalloc void*[] { &px, &pl, &channels, &inner, &voxels };
+        void** args = stackalloc void*[] { &px, &pl, &channels, &inner, &voxels, &nhwc };
         Launch1D("softmax", "argmax_channels", dt, voxels, args);
     }
 
@@ -299,8 +325,9 @@ public sealed unsafe partial class CudaBackend
         var s = y.Shape;
         int channels = s.C;
         long inner = (long)s.H * s.W, n = y.Numel;
+        int nhwc = Nhwc("OneHot", y);
         ulong pl = Ptr(labels), py = Ptr(y);
-        void** args = stackalloc void*[] { &pl, &py, &channels, &inner, &n };
+        void** args = stackalloc void*[] { &pl, &py, &channels, &inner, &n, &nhwc };
         Launch1D("softmax", "one_hot", dt, n, args);
     }
 
@@ -310,6 +337,7 @@ public sealed unsafe partial class CudaBackend
     {
         Enter();
         var dt = OpChecks.Elementwise(this, "RmsPropStep", param, grad, meanSquare);
+        Nhwc("RmsPropStep", param, grad, meanSquare);
         ulong pp = Ptr(param), pg = Ptr(grad), pm = Ptr(meanSquare);
         long n = param.Numel;
         void** args = stackalloc void*[] { &pp, &pg, &pm, &lr, &rho, &eps, &gradScale, &n };

@@ -94,7 +94,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         Enter();
         var bytes = shape.Numel * dtype.SizeInBytes();
         var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
-        return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype);
+        return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype, Options.Layout);
     }
 
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
@@ -103,7 +103,14 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         OpChecks.Upload<T>(this, src.Length, dst);
         if (dst.Numel == 0) return;
         // The copy is queued on the stream; from pageable memory the driver stages the source before the
-        // call returns, so the span may be reused at once.
+        // call returns, so the span may be reused at once. Host arrays are NCHW: channels-last is laid out here.
+        if (dst.IsChannelsLast)
+        {
+            var staged = new T[dst.Numel];
+            Layouts.ToChannelsLast(src, staged, dst.Shape);
+            fixed (T* p = staged) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
+            return;
+        }
         fixed (T* p = src) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
     }
 
@@ -112,6 +119,13 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         Enter();
         OpChecks.Download<T>(this, src, dst.Length);
         if (src.Numel == 0) { _ctx.Synchronize(); return; }
+        if (src.IsChannelsLast)
+        {
+            var staged = new T[src.Numel];
+            fixed (T* p = staged) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
+            Layouts.FromChannelsLast<T>(staged, dst, src.Shape);
+            return;
+        }
         fixed (T* p = dst) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
     }
 
@@ -119,8 +133,38 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     {
         Enter();
         OpChecks.Copy(this, src, dst);
+        Nhwc("Copy", src, dst);
         if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
         _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
+    }
+
+    public void CopyReshaped(Tensor src, Tensor dst)
+    {
+        Enter();
+        OpChecks.CopyReshaped(this, src, dst);
+        if (src.Numel == 0) return;
+        if (src.IsChannelsLast == dst.IsChannelsLast && !src.IsChannelsLast)
+        {
+            _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
+            return;
+        }
+        // Through the logical NCHW index: read src in its order, write dst in its own.
+        ulong ps = Ptr(src), pd = Ptr(dst);
+        int srcNhwc = src.IsChannelsLast ? 1 : 0, dstNhwc = dst.IsChannelsLast ? 1 : 0;
+        int cs = srcNhwc == 1 ? src.Shape.C : 1, cd = dstNhwc == 1 ? dst.Shape.C : 1;
+        long inS = srcNhwc == 1 ? (long)src.Shape.H * src.Shape.W : 1, inD = dstNhwc == 1 ? (long)dst.Shape.H * dst.Shape.W : 1, n = src.Numel;
+        void** args = stackalloc void*[] { &ps, &pd, &cs, &inS, &srcNhwc, &cd, &inD, &dstNhwc, &n };
+        // Int32 moves through the float32 kernel: 4-byte loads and stores copy the bits unchanged.
+        Launch1D("channels", "copy_reshaped", src.DType == DType.Float64 ? DType.Float64 : DType.Float32, n, args);
+    }
+
+    public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count)
+    {
+        Enter();
+        var (from, to, n) = OpChecks.CopyBatch(this, src, srcFirst, dst, dstFirst, count);
+        if (n == 0) return;
+        long size = src.DType.SizeInBytes();
+        _ctx.CopyDeviceToDevice(Ptr(src) + (ulong)(from * size), Ptr(dst) + (ulong)(to * size), n * size);
     }
 
     public void Fill(Tensor t, double value)
@@ -165,6 +209,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     {
         Enter();
         var dt = OpChecks.Elementwise(this, op, a, b, y);
+        Nhwc(op, a, b, y);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &pa, &pb, &py, &n };
@@ -175,6 +220,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     {
         Enter();
         var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
+        Nhwc("AddScaled", y, x);
         ulong py = Ptr(y), px = Ptr(x);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &px, &alpha, &n };
@@ -257,6 +303,44 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         int parts = (int)Math.Clamp((wave + channels - 1) / Math.Max(channels, 1), 1, batch);
         int planesPerPart = (batch + parts - 1) / parts;
         return (planesPerPart, (batch + planesPerPart - 1) / planesPerPart);
+    }
+
+    // ---- layouts ----
+
+    /// <summary>
+    /// The memory order an op works in, as the kernels' int flag: 1 when its tensors lie channels-last. Tensors whose
+    /// order is trivial (<see cref="Layouts.IsTrivial"/>) fit either; two that really differ are refused.
+    /// </summary>
+    private static int Nhwc(string op, params Tensor?[] tensors)
+    {
+        Tensor? nchw = null, nhwc = null;
+        foreach (var t in tensors)
+        {
+            if (t is null || Layouts.IsTrivial(t.Shape)) continue;
+            if (t.IsChannelsLast) nhwc ??= t;
+            else nchw ??= t;
+        }
+        if (nchw is not null && nhwc is not null)
+            throw new ArgumentException($"{op}: {nchw.Describe()} is NCHW but {nhwc.Describe()} is channels-last; use one layout.");
+        return nhwc is null ? 0 : 1;
+    }
+
+    /// <summary>A channels-last per-channel elementwise kernel (for_each_channels_last in common.cuh): a plain 1-D grid.</summary>
+    private void LaunchChannelsLast(string module, string name, DType dtype, int planes, int inner, void** args) =>
+        Launch1D(module, name, dtype, (long)planes * inner, args);
+
+    /// <summary>
+    /// How a channels-last reduction splits the pixels (channels_last_partials in common.cuh): <c>parts</c> blocks of
+    /// <c>pixelsPerPart</c> consecutive pixels, about one full wave of the device; every block covers all C channels.
+    /// </summary>
+    private (int PixelsPerPart, int Parts) SplitPixels(string op, long pixels, int channels)
+    {
+        if (channels > ReduceThreads)
+            throw new ArgumentException($"{op}: {channels} channels exceed the {ReduceThreads} a channels-last reduction block holds; use the NCHW layout.");
+        if (pixels > int.MaxValue) throw new ArgumentException($"{op}: {pixels} pixels exceed the kernels' 32-bit counts.");
+        long wave = (long)Math.Max(1, _ctx.MultiprocessorCount) * ReduceBlocksPerSm;
+        long perPart = Math.Max(1, (pixels + wave - 1) / wave);
+        return ((int)perPart, (int)((pixels + perPart - 1) / perPart));
     }
 
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----

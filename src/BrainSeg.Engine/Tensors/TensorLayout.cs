@@ -1,0 +1,54 @@
+namespace BrainSeg.Engine;
+
+/// <summary>
+/// How a 4-D tensor's elements lie in memory. The shape is always (N, C, H, W); the layout says which index runs
+/// fastest: NCHW (row-major, the CPU backend's and every host array's order) or channels-last NHWC (C fastest; for
+/// filters [K, C, R, S] that is KRSC), which GPU convolution engines prefer. Other ranks have one order.
+/// </summary>
+public enum TensorLayout { Nchw, Nhwc }
+
+/// <summary>Conversions between host NCHW arrays and channels-last memory.</summary>
+public static class Layouts
+{
+    /// <summary>
+    /// True when both layouts put every element at the same offset: not 4-D, one channel, or one pixel per image.
+    /// Such tensors mix freely with either layout.
+    /// </summary>
+    public static bool IsTrivial(Shape shape) => shape.Rank != 4 || shape[1] == 1 || (long)shape[2] * shape[3] == 1;
+
+    /// <summary>nhwc[n, h, w, c] = nchw[n, c, h, w] for a 4-D <paramref name="shape"/>.</summary>
+    public static void ToChannelsLast<T>(ReadOnlySpan<T> nchw, Span<T> nhwc, Shape shape)
+    {
+        var (n, c, pixels) = Dims(shape, nchw.Length, nhwc.Length);
+        for (var b = 0; b < n; b++)
+        {
+            var from = nchw.Slice(b * c * pixels, c * pixels);
+            var to = nhwc.Slice(b * c * pixels, c * pixels);
+            for (var ch = 0; ch < c; ch++)
+                for (int p = 0, at = ch; p < pixels; p++, at += c)
+                    to[at] = from[ch * pixels + p];
+        }
+    }
+
+    /// <summary>nchw[n, c, h, w] = nhwc[n, h, w, c] for a 4-D <paramref name="shape"/>.</summary>
+    public static void FromChannelsLast<T>(ReadOnlySpan<T> nhwc, Span<T> nchw, Shape shape)
+    {
+        var (n, c, pixels) = Dims(shape, nhwc.Length, nchw.Length);
+        for (var b = 0; b < n; b++)
+        {
+            var from = nhwc.Slice(b * c * pixels, c * pixels);
+            var to = nchw.Slice(b * c * pixels, c * pixels);
+            for (var ch = 0; ch < c; ch++)
+                for (int p = 0, at = ch; p < pixels; p++, at += c)
+                    to[ch * pixels + p] = from[at];
+        }
+    }
+
+    private static (int N, int C, int Pixels) Dims(Shape shape, int source, int destination)
+    {
+        if (shape.Rank != 4) throw new ArgumentException($"Only 4-D tensors have a channels-last layout, got {shape}.");
+        if (source != shape.Numel || destination != shape.Numel)
+            throw new ArgumentException($"{shape} has {shape.Numel} elements; the spans hold {source} and {destination}.");
+        return (shape.N, shape.C, shape.H * shape.W);
+    }
+}
