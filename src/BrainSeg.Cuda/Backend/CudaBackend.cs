@@ -46,12 +46,16 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     /// Opens device <paramref name="device"/> (its primary context, one stream, cuBLAS and cuDNN handles).
     /// Throws <see cref="CudaUnavailableException"/> when there is no driver, no such device or a missing library.
     /// </summary>
-    public static CudaBackend Create(int device = 0, CudaBackendOptions? options = null)
+    public static CudaBackend Create(int device = 0, CudaBackendOptions? options = null) =>
+        Create(device, _ => options ?? CudaBackendOptions.Default);
+
+    /// <summary>As <see cref="Create(int, CudaBackendOptions?)"/>, with options that depend on the device's compute capability.</summary>
+    public static CudaBackend Create(int device, Func<(int Major, int Minor), CudaBackendOptions> options)
     {
         var context = CudaContext.Open(device);
         try
         {
-            return new CudaBackend(context, options ?? CudaBackendOptions.Default);
+            return new CudaBackend(context, options(context.ComputeCapability));
         }
         catch
         {

@@ -112,7 +112,7 @@ public static class BenchRunner
     public static string DeviceName(IBackend backend) => backend.IsGpu ? backend.Name : $"cpu x{Environment.ProcessorCount}";
 
     /// <summary>One line of JSON, the peer's fields plus ours (written by hand: no reflection, AOT-safe).</summary>
-    public static string ToJson(BenchResult r, IEnumerable<(string Key, string Value)>? extra = null)
+    public static string ToJson(BenchResult r, IEnumerable<(string Key, string Value)>? extra = null, IEnumerable<(string Key, string Json)>? rawExtra = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -136,6 +136,11 @@ public static class BenchRunner
             if (r.Settings.Step == BenchStep.Segment) w.WriteNumber("volume", r.Settings.Volume);
             if (r.Settings.Step == BenchStep.Conv) w.WriteNumber("dilation", r.Settings.Dilation);
             foreach (var (key, value) in extra ?? []) w.WriteString(key, value);
+            foreach (var (key, json) in rawExtra ?? [])
+            {
+                w.WritePropertyName(key);
+                w.WriteRawValue(json);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
