@@ -232,7 +232,8 @@ public sealed unsafe class KernelCache
         return Path.Combine(CacheFolder(), $"{module}-{key[..32]}.{(target.Cubin ? "cubin" : "ptx")}");
     }
 
-    internal static string CacheFolder()
+    /// <summary>The folder of the compiled kernels (and of the timed convolution engines): $BRAINSEG_KERNEL_CACHE or ~/.cache/brainseg/kernels.</summary>
+    public static string CacheFolder()
     {
         string? configured = Environment.GetEnvironmentVariable(CacheVariable);
         if (!string.IsNullOrWhiteSpace(configured)) return configured;
