@@ -10,8 +10,9 @@ public sealed unsafe partial class CudaBackend
 
     public void AddChannelBias(Tensor y, Tensor bias)
     {
-        Enter();
+        Enter(nameof(AddChannelBias));
         var (dt, channels, plane) = OpChecks.AddChannelBias(this, y, bias);
+        Model(2 * y.ByteLength, y.Numel);
         BiasAndRelu("AddChannelBias", dt, y, bias, channels, plane, relu: false);
     }
 
@@ -27,8 +28,9 @@ public sealed unsafe partial class CudaBackend
 
     public void ChannelSum(Tensor dy, Tensor db)
     {
-        Enter();
+        Enter(nameof(ChannelSum));
         var (dt, channels, plane) = OpChecks.ChannelSum(this, dy, db);
+        Model(dy.ByteLength + db.ByteLength, dy.Numel);
         int batch = dy.Shape[0];
         var (_, inner) = Planes("ChannelSum", batch, channels, plane);
         var (planesPerPart, parts) = SplitBatch(batch, channels);
@@ -45,8 +47,10 @@ public sealed unsafe partial class CudaBackend
     public void BatchNormForwardTraining(Tensor x, Tensor? gamma, Tensor beta, Tensor y,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum, double eps, bool relu = false)
     {
-        Enter();
+        Enter(nameof(BatchNormForwardTraining));
         var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
+        // Two passes: the moments read x, the affine map reads x and writes y.
+        Model(3 * x.ByteLength, x.Numel * (relu ? 6 : 5));
         var s = x.Shape;
         int batch = s.N, channels = s.C, fused = relu ? 1 : 0;
         var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
@@ -68,8 +72,9 @@ public sealed unsafe partial class CudaBackend
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps,
         bool relu = false)
     {
-        Enter();
+        Enter(nameof(BatchNormForwardInference));
         var dt = OpChecks.BatchNormForwardInference(this, x, gamma, beta, y, runningMean, runningVar);
+        Model(2 * x.ByteLength, x.Numel * (relu ? 3 : 2));
         int channels = x.Shape.C, fused = relu ? 1 : 0;
         var (planes, inner) = Planes("BatchNormForwardInference", x.Shape.N, channels, (long)x.Shape.H * x.Shape.W);
         long c = channels;
@@ -84,8 +89,10 @@ public sealed unsafe partial class CudaBackend
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
         Tensor? reluOutput = null)
     {
-        Enter();
+        Enter(nameof(BatchNormBackward));
         var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
+        // Two passes each reading x, dy (and the ReLU output when fused); the second writes dx.
+        Model((reluOutput is null ? 5 : 7) * x.ByteLength, x.Numel * 12);
         int batch = x.Shape.N, channels = x.Shape.C;
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
         var (planesPerPart, parts) = SplitBatch(batch, channels);
@@ -106,8 +113,9 @@ public sealed unsafe partial class CudaBackend
 
     public void ReluForward(Tensor x, Tensor y)
     {
-        Enter();
+        Enter(nameof(ReluForward));
         var dt = OpChecks.Elementwise(this, "ReluForward", x, y);
+        Model(2 * x.ByteLength, x.Numel);
         ulong px = Ptr(x), py = Ptr(y);
         long n = x.Numel;
         void** args = stackalloc void*[] { &px, &py, &n };
@@ -116,8 +124,9 @@ public sealed unsafe partial class CudaBackend
 
     public void ReluBackward(Tensor y, Tensor dy, Tensor dx)
     {
-        Enter();
+        Enter(nameof(ReluBackward));
         var dt = OpChecks.Elementwise(this, "ReluBackward", y, dy, dx);
+        Model(3 * y.ByteLength, y.Numel);
         ulong py = Ptr(y), pdy = Ptr(dy), pdx = Ptr(dx);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &pdy, &pdx, &n };
@@ -128,8 +137,9 @@ public sealed unsafe partial class CudaBackend
 
     public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset)
     {
-        Enter();
+        Enter(nameof(DropoutMask));
         var dt = OpChecks.FloatType(this, "DropoutMask", mask);
+        Model(mask.ByteLength, mask.Numel * 10);   // a Philox round is about ten integer operations per word
         // Decided and scaled on the host exactly as the CPU backend does, so the masks are bit-identical.
         uint threshold = Philox.DropThreshold(p);
         double keep = 1 / (1 - p);
@@ -143,8 +153,9 @@ public sealed unsafe partial class CudaBackend
 
     public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride)
     {
-        Enter();
+        Enter(nameof(MaxPoolForward));
         var (dt, ys) = OpChecks.MaxPoolForward(this, x, y, argmax, window, stride);
+        Model(x.ByteLength + y.ByteLength + argmax.ByteLength, (double)y.Numel * window * window);
         var s = x.Shape;
         _poolGeometry.AddOrUpdate(argmax, new PoolGeometry(window, stride));
         int h = s.H, w = s.W, ho = ys.H, wo = ys.W;
@@ -162,8 +173,9 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx)
     {
-        Enter();
+        Enter(nameof(MaxPoolBackward));
         var dt = OpChecks.MaxPoolBackward(this, dy, argmax, dx);
+        Model(dy.ByteLength + argmax.ByteLength + dx.ByteLength, dx.Numel);
         int h = dx.Shape.H, w = dx.Shape.W, ho = dy.Shape.H, wo = dy.Shape.W;
         ulong pdy = Ptr(dy), pa = Ptr(argmax), pdx = Ptr(dx);
         if (_poolGeometry.TryGetValue(argmax, out var g) && h >= g.Window && w >= g.Window
@@ -188,8 +200,9 @@ public sealed unsafe partial class CudaBackend
 
     public void ConcatChannels(Tensor a, Tensor b, Tensor y)
     {
-        Enter();
+        Enter(nameof(ConcatChannels));
         var dt = OpChecks.ConcatChannels(this, a, b, y);
+        Model(2 * y.ByteLength);
         int ca = a.Shape.C, cb = b.Shape.C;
         long inner = (long)a.Shape.H * a.Shape.W, n = y.Numel;
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
@@ -199,8 +212,9 @@ public sealed unsafe partial class CudaBackend
 
     public void SplitChannels(Tensor dy, Tensor? da, Tensor? db)
     {
-        Enter();
+        Enter(nameof(SplitChannels));
         var (dt, ca) = OpChecks.SplitChannels(this, dy, da, db);
+        Model(2 * ((da?.ByteLength ?? 0) + (db?.ByteLength ?? 0)));
         if (da is not null) SliceChannels(dt, dy, da, 0);
         if (db is not null) SliceChannels(dt, dy, db, ca);
     }
@@ -216,14 +230,15 @@ public sealed unsafe partial class CudaBackend
 
     // ---- centre crop and its adjoint ----
 
-    public void CenterCrop(Tensor x, Tensor y) => CropOrPad("CenterCrop", x, y, crop: true);
+    public void CenterCrop(Tensor x, Tensor y) => CropOrPad(nameof(CenterCrop), x, y, crop: true);
 
-    public void CenterPad(Tensor x, Tensor y) => CropOrPad("CenterPad", x, y, crop: false);
+    public void CenterPad(Tensor x, Tensor y) => CropOrPad(nameof(CenterPad), x, y, crop: false);
 
     private void CropOrPad(string op, Tensor x, Tensor y, bool crop)
     {
-        Enter();
+        Enter(op);
         var (dt, big, small) = OpChecks.CropOrPad(this, op, x, y, crop);
+        Model(Math.Min(x.ByteLength, y.ByteLength) + y.ByteLength);
         // y[i, j] = x[i + oh, j + ow]: a positive offset crops, a negative one pads with zeros.
         int oh = (big.H - small.H) / 2, ow = (big.W - small.W) / 2;
         if (!crop) { oh = -oh; ow = -ow; }
@@ -238,8 +253,9 @@ public sealed unsafe partial class CudaBackend
 
     public void SoftmaxForward(Tensor logits, Tensor probs)
     {
-        Enter();
+        Enter(nameof(SoftmaxForward));
         var (dt, (batch, channels, inner)) = OpChecks.SoftmaxForward(this, logits, probs);
+        Model(2 * logits.ByteLength, 4.0 * logits.Numel);
         if (channels == 0) return;
         ulong pl = Ptr(logits), pp = Ptr(probs);
         long voxels = batch * inner;
@@ -249,10 +265,12 @@ public sealed unsafe partial class CudaBackend
 
     public void SoftmaxCrossEntropyForward(Tensor logits, Tensor target, Tensor probs, Tensor loss)
     {
-        Enter();
+        Enter(nameof(SoftmaxCrossEntropyForward));
         const string op = "SoftmaxCrossEntropyForward";
         var (dt, (batch, channels, inner)) = OpChecks.SoftmaxCrossEntropyForward(this, logits, target, probs, loss);
         long voxels = batch * inner;
+        // Logits and target read, probabilities written, then the per-voxel losses (double) written and summed.
+        Model(logits.ByteLength + target.ByteLength + probs.ByteLength + 2 * voxels * sizeof(double), 5.0 * logits.Numel);
         if (voxels == 0 || channels == 0)
             throw new ArgumentException($"{op}: {logits.Describe()} has no voxels or no classes; the mean loss is undefined.");
         ulong pl = Ptr(logits), pt = Ptr(target), pp = Ptr(probs), ploss = Ptr(loss);
@@ -266,8 +284,9 @@ public sealed unsafe partial class CudaBackend
 
     public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)
     {
-        Enter();
+        Enter(nameof(SoftmaxCrossEntropyBackward));
         var (dt, (batch, channels, inner)) = OpChecks.SoftmaxCrossEntropyBackward(this, probs, target, dloss, dlogits);
+        Model(probs.ByteLength + target.ByteLength + dlogits.ByteLength, 2.0 * probs.Numel);
         ulong pp = Ptr(probs), pt = Ptr(target), pd = Ptr(dloss), pg = Ptr(dlogits);
         long voxels = batch * inner;
         void** args = stackalloc void*[] { &pp, &pt, &pd, &pg, &channels, &inner, &voxels };
@@ -278,8 +297,9 @@ public sealed unsafe partial class CudaBackend
 
     public void ArgmaxChannels(Tensor x, Tensor labels)
     {
-        Enter();
+        Enter(nameof(ArgmaxChannels));
         var dt = OpChecks.ArgmaxChannels(this, x, labels);
+        Model(x.ByteLength + labels.ByteLength, x.Numel);
         if (x.Shape.C == 0) throw new ArgumentException($"ArgmaxChannels: {x.Describe()} has no channels to choose from.");
         int channels = x.Shape.C;
         long inner = (long)x.Shape.H * x.Shape.W, voxels = labels.Numel;
@@ -294,8 +314,9 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     public void OneHot(Tensor labels, Tensor y)
     {
-        Enter();
+        Enter(nameof(OneHot));
         var dt = OpChecks.OneHot(this, labels, y);
+        Model(labels.ByteLength + y.ByteLength);
         var s = y.Shape;
         int channels = s.C;
         long inner = (long)s.H * s.W, n = y.Numel;
@@ -308,8 +329,10 @@ public sealed unsafe partial class CudaBackend
 
     public void RmsPropStep(Tensor param, Tensor grad, Tensor meanSquare, double lr, double rho, double eps, double gradScale)
     {
-        Enter();
+        Enter(nameof(RmsPropStep));
         var dt = OpChecks.Elementwise(this, "RmsPropStep", param, grad, meanSquare);
+        // θ, g and r read, θ and r written.
+        Model(5 * param.ByteLength, 8.0 * param.Numel);
         ulong pp = Ptr(param), pg = Ptr(grad), pm = Ptr(meanSquare);
         long n = param.Numel;
         void** args = stackalloc void*[] { &pp, &pg, &pm, &lr, &rho, &eps, &gradScale, &n };

@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     private const int MaxGridY = 65535;
 
     private readonly CudaContext _ctx;
-    private readonly Dictionary<string, CudaFunction> _functions = new();
+    private readonly Dictionary<(string Name, DType DType), CudaFunction> _functions = new();
     private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
     private readonly GrowableBuffer _scratch;    // temporaries of batch norm and the loss reduction
     private readonly ConditionalWeakTable<Tensor, PoolGeometry> _poolGeometry = new();
@@ -67,6 +67,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     /// <summary>The device context: memory pool, kernel cache, stream and library handles.</summary>
     public CudaContext Context => _ctx;
 
+    /// <summary>The work this backend queued, overall and by op (<see cref="WorkCounters"/>).</summary>
+    public WorkCounters Counters => _ctx.Counters;
+
     public bool IsDisposed => _disposed;
 
     public void Dispose()
@@ -91,7 +94,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public Tensor Empty(Shape shape, DType dtype)
     {
-        Enter();
+        Enter(nameof(Empty));
         var bytes = shape.Numel * dtype.SizeInBytes();
         var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype);
@@ -99,9 +102,10 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Upload));
         OpChecks.Upload<T>(this, src.Length, dst);
         if (dst.Numel == 0) return;
+        Model(dst.ByteLength);
         // The copy is queued on the stream; from pageable memory the driver stages the source before the
         // call returns, so the span may be reused at once.
         fixed (T* p = src) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
@@ -109,25 +113,28 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Download));
         OpChecks.Download<T>(this, src, dst.Length);
         if (src.Numel == 0) { _ctx.Synchronize(); return; }
+        Model(src.ByteLength);
         fixed (T* p = dst) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
     }
 
     public void Copy(Tensor src, Tensor dst)
     {
-        Enter();
+        Enter(nameof(Copy));
         OpChecks.Copy(this, src, dst);
         if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
+        Model(2 * src.ByteLength);
         _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
     }
 
     public void Fill(Tensor t, double value)
     {
-        Enter();
+        Enter(nameof(Fill));
         RequireDevice("Fill", t);
         if (t.Numel == 0) return;
+        Model(t.ByteLength);
         switch (t.DType)
         {
             case DType.Float32:
@@ -151,20 +158,21 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Synchronize()
     {
-        Enter();
+        Enter(nameof(Synchronize));
         _ctx.Synchronize();
     }
 
     // ---- elementwise ----
 
-    public void Add(Tensor a, Tensor b, Tensor y) => Binary("Add", "add", a, b, y);
+    public void Add(Tensor a, Tensor b, Tensor y) => Binary(nameof(Add), "add", a, b, y);
 
-    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary("Multiply", "multiply", a, b, y);
+    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary(nameof(Multiply), "multiply", a, b, y);
 
     private void Binary(string op, string kernel, Tensor a, Tensor b, Tensor y)
     {
-        Enter();
+        Enter(op);
         var dt = OpChecks.Elementwise(this, op, a, b, y);
+        Model(3 * y.ByteLength, y.Numel);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &pa, &pb, &py, &n };
@@ -173,8 +181,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void AddScaled(Tensor y, Tensor x, double alpha)
     {
-        Enter();
+        Enter(nameof(AddScaled));
         var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
+        Model(3 * y.ByteLength, 2 * y.Numel);
         ulong py = Ptr(y), px = Ptr(x);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &px, &alpha, &n };
@@ -183,8 +192,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Scale(Tensor y, double alpha)
     {
-        Enter();
+        Enter(nameof(Scale));
         var dt = OpChecks.FloatType(this, "Scale", y);
+        Model(2 * y.ByteLength, y.Numel);
         ulong py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &alpha, &n };
@@ -193,18 +203,22 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     // ---- kernel launches ----
 
-    private void Enter()
+    /// <summary>Starts op <paramref name="op"/> (a constant name): makes the context current if another was, and charges what follows to the op.</summary>
+    private void Enter(string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _ctx.MakeCurrent();
+        _ctx.Counters.Enter(op);
     }
 
-    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu).</summary>
+    /// <summary>Adds the current op's modelled device-memory bytes (read plus written) and FLOPs to the counters.</summary>
+    private void Model(double bytes, double flops = 0) => _ctx.Counters.Model(bytes, flops);
+
+    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu); its handle is looked up once.</summary>
     private CudaFunction Kernel(string module, string name, DType dtype)
     {
-        var entry = name + (dtype == DType.Float64 ? "_f64" : "_f32");
-        if (!_functions.TryGetValue(entry, out var function))
-            _functions[entry] = function = _ctx.Kernels.Get(module, entry);
+        if (!_functions.TryGetValue((name, dtype), out var function))
+            _functions[(name, dtype)] = function = _ctx.Kernels.Get(module, name + (dtype == DType.Float64 ? "_f64" : "_f32"));
         return function;
     }
 
