@@ -1,4 +1,4 @@
-// Host emulation of the CUDA kernel dialect used by kernels/*.cu: one std::thread per CUDA thread,
+// Host emulation of the CUDA kernel dialect used by kernels/*.cu: one std::thread per CUDA thread of a block,
 // blocks run one after another, __shared__ = static, __syncthreads = barrier.
 #pragma once
 #include <barrier>
@@ -21,22 +21,28 @@ inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; 
 inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
 using std::exp; using std::log; using std::sqrt;
 
-// A 1-D or 2-D grid (gridY blocks along y) of 1-D blocks.
+// A 1-D or 2-D grid (gridY blocks along y) of 1-D blocks. The block's threads are created once per launch and
+// walk the blocks together, meeting at a barrier between blocks (static __shared__ memory is reused by the next).
 template <typename F>
 void launch(unsigned grid, unsigned gridY, unsigned block, F kernel)
 {
     gridDim = {grid, gridY, 1};
     blockDim = {block, 1, 1};
-    for (unsigned by = 0; by < gridY; by++)
-        for (unsigned b = 0; b < grid; b++)
-        {
-            std::barrier<> barrier(block);
-            g_barrier = &barrier;
-            std::vector<std::thread> threads;
-            for (unsigned t = 0; t < block; t++)
-                threads.emplace_back([=] { threadIdx = {t, 0, 0}; blockIdx = {b, by, 0}; kernel(); });
-            for (auto& th : threads) th.join();
-        }
+    std::barrier<> barrier(block);
+    g_barrier = &barrier;
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < block; t++)
+        threads.emplace_back([=, &barrier] {
+            threadIdx = {t, 0, 0};
+            for (unsigned by = 0; by < gridY; by++)
+                for (unsigned b = 0; b < grid; b++)
+                {
+                    blockIdx = {b, by, 0};
+                    kernel();
+                    barrier.arrive_and_wait();
+                }
+        });
+    for (auto& th : threads) th.join();
 }
 
 template <typename F>

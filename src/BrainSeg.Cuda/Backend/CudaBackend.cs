@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend, IViewBackend
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -98,6 +98,15 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
         var bytes = shape.Numel * dtype.SizeInBytes();
         var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype);
+    }
+
+    public Tensor View(Tensor whole, long offset, Shape shape)
+    {
+        RequireDevice(nameof(View), whole);
+        long size = whole.DType.SizeInBytes();
+        if (offset < 0 || offset + shape.Numel > whole.Numel)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"View: elements {offset}..{offset + shape.Numel} do not lie inside {whole.Describe()}.");
+        return new Tensor(this, new CudaStorage((CudaStorage)whole.Storage, offset * size, shape.Numel * size), shape, whole.DType);
     }
 
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
