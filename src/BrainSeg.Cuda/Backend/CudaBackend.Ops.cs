@@ -56,17 +56,16 @@ public sealed unsafe partial class CudaBackend
         var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         long c = channels, count = (long)batch * inner;
-        // Scratch: the statistics' partials (double), then the affine coefficients.
-        long partialBytes = 2 * c * parts * sizeof(double);
-        ulong partials = _scratch.Ensure(partialBytes + 2 * c * dt.SizeInBytes()), scaleShift = partials + (ulong)partialBytes;
+        // Scratch: the statistics' partials (double). Two launches: the partial moments, then the normalisation,
+        // whose blocks each combine their channel's partials in the same order (and one of them writes the statistics).
+        ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
         ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
             psm = Ptr(saveMean), psi = Ptr(saveInvStd);
         void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
         LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
-        void** stats = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &inner, &count, &momentum, &eps, &c };
-        Launch1D("channels", "batchnorm_statistics", dt, c, stats);
-        void** apply = stackalloc void*[] { &px, &scaleShift, &py, &channels, &inner, &planes, &fused };
-        LaunchPlanes("channels", "channel_affine", dt, planes, inner, apply);
+        void** normalise = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &py, &channels, &inner, &planes,
+            &count, &momentum, &eps, &fused };
+        LaunchPlanes("channels", "batchnorm_normalise", dt, planes, inner, normalise);
     }
 
     public void BatchNormForwardInference(Tensor x, Tensor? gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar, double eps,
@@ -97,15 +96,13 @@ public sealed unsafe partial class CudaBackend
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         long c = channels, count = (long)batch * inner;
-        // Scratch: the partials, then the per-channel totals Σdy, Σdy·x̂ for the data pass.
-        ulong partials = _scratch.Ensure(2 * c * (parts + 1) * sizeof(double)), sums = partials + (ulong)(2 * c * parts * sizeof(double));
+        // Scratch: the partials Σdy, Σdy·x̂, combined in order by each block of the data pass.
+        ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
         ulong px = Ptr(x), pdy = Ptr(dy), pyr = Ptr(reluOutput), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
         void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
         LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
-        void** totals = stackalloc void*[] { &partials, &parts, &pdg, &pdb, &sums, &c };
-        Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
-        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &pdx, &channels, &inner, &planes, &count };
+        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes, &count };
         LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
     }
 
