@@ -81,6 +81,24 @@ EXPORT_FLOAT_KERNELS(dropout_mask,
                       double keepValue, long long n),
                      (mask, seed, offset, threshold, keepValue, n))
 
+// y = x·mask with dropout_mask's mask for the same arguments, generated here and never stored (dropout's
+// forward on x, and its backward on the output gradient).
+template <typename T>
+__device__ void dropout_multiply(const T* x, T* y, unsigned long long seed, unsigned long long offset,
+                                 unsigned int threshold, double keepValue, long long n)
+{
+    T keep = (T)keepValue;
+    GRID_STRIDE(i, n)
+    {
+        unsigned int word = philox_word(seed, offset + (unsigned long long)i);
+        y[i] = x[i] * ((word >> 8) >= threshold ? keep : (T)0);
+    }
+}
+EXPORT_FLOAT_KERNELS(dropout_multiply,
+                     (const T* x, T* y, unsigned long long seed, unsigned long long offset, unsigned int threshold,
+                      double keepValue, long long n),
+                     (x, y, seed, offset, threshold, keepValue, n))
+
 // ---- optimiser ----
 
 // RMSprop (Lasagne's convention) with a gradient scale s (−1 ascends):

@@ -14,6 +14,7 @@
 #include <utility>
 #include <type_traits>
 #include <chrono>
+#include <algorithm>
 
 using Invoker = void (*)(void**);
 template <typename... A, size_t... I>
@@ -158,19 +159,27 @@ API int cudnnFindConvolutionBackwardFilterAlgorithmEx(void*, Desc*, uint64_t, De
 API int cudnnGetConvolutionForwardWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 1024; return 0; }
 API int cudnnGetConvolutionBackwardDataWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 2048; return 0; }
 API int cudnnGetConvolutionBackwardFilterWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 0; return 0; }
-// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1.
+// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1. Tap by tap over
+// whole output rows, so the inner loop runs over contiguous memory (the compiler vectorises it). Sums are kept in
+// double for either type: long sequential float sums would be far less accurate than cuDNN's blocked ones.
 template <typename T>
 static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T* y, T alpha, T beta) {
     int N = xd->n, C = xd->c, H = xd->h, W = xd->w, K = wd->n, R = wd->h, S = wd->w, Ho = yd->h, Wo = yd->w;
-    std::vector<T> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
-    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int i = 0; i < Ho; i++) for (int j = 0; j < Wo; j++)
-        for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
-            int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
-            if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-            size_t xi = ((size_t)(n*C+c)*H+hi)*W+wi, wi_ = ((size_t)(k*C+c)*R+p)*S+q, yi = ((size_t)(n*K+k)*Ho+i)*Wo+j;
-            if (dir == 0) acc[yi] += x[xi] * w[wi_]; else if (dir == 1) acc[xi] += y[yi] * w[wi_]; else acc[wi_] += x[xi] * y[yi]; }
+    std::vector<double> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
+    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
+        int dh = p * cd->dil_h - cd->pad_h, dw = q * cd->dil_w - cd->pad_w;
+        int i0 = std::max(0, -dh), i1 = std::min(Ho, H - dh), j0 = std::max(0, -dw), j1 = std::min(Wo, W - dw);
+        size_t wi = ((size_t)(k*C+c)*R+p)*S+q;
+        double tap = dir == 2 ? 0.0 : (double)w[wi], dot = 0;
+        for (int i = i0; i < i1; i++) {
+            size_t xr = ((size_t)(n*C+c)*H+i+dh)*W+dw, yr = ((size_t)(n*K+k)*Ho+i)*Wo;
+            if (dir == 0) for (int j = j0; j < j1; j++) acc[yr+j] += (double)x[xr+j] * tap;
+            else if (dir == 1) for (int j = j0; j < j1; j++) acc[xr+j] += (double)y[yr+j] * tap;
+            else for (int j = j0; j < j1; j++) dot += (double)x[xr+j] * (double)y[yr+j];
+        }
+        if (dir == 2) acc[wi] += dot; }
     T* out = dir == 0 ? y : dir == 1 ? x : w;
-    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * acc[i] : alpha * acc[i] + beta * out[i];
+    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * (T)acc[i] : alpha * (T)acc[i] + beta * out[i];
 }
 static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, Desc* yd, uint64_t y, const void* be, uint64_t ws, size_t wsSize, size_t need) {
     if (wsSize < need || (need && !ws)) { fprintf(stderr, "FAKE: workspace %zu < %zu\n", wsSize, need); return 3; }

@@ -1,5 +1,5 @@
 // Checks every kernel's indexing and reductions against plain loops WITHOUT a GPU, by compiling the .cu
-// files as host C++ (emu.h maps CUDA threads to std::threads). Run from the repository root:
+// files as host C++ (emu.h runs a block's CUDA threads as fibers). Run from the repository root:
 //   clang++ -std=c++20 -O1 -pthread -I kernels -I kernels/emulation kernels/emulation/kernel-tests.cpp -o /tmp/kt && /tmp/kt
 #include "emu.h"
 #include "elementwise.cu"

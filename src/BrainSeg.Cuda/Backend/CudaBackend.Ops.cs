@@ -146,6 +146,19 @@ public sealed unsafe partial class CudaBackend
         Launch1D("elementwise", "dropout_mask", dt, n, args);
     }
 
+    public void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset)
+    {
+        Enter(nameof(DropoutMultiply));
+        var dt = OpChecks.Elementwise(this, "DropoutMultiply", x, y);
+        Model(2 * x.ByteLength, x.Numel * 11);   // the mask's Philox words, then one multiply; no mask in memory
+        uint threshold = Philox.DropThreshold(p);
+        double keep = 1 / (1 - p);
+        ulong px = Ptr(x), py = Ptr(y);
+        long n = x.Numel;
+        void** args = stackalloc void*[] { &px, &py, &seed, &offset, &threshold, &keep, &n };
+        Launch1D("elementwise", "dropout_multiply", dt, n, args);
+    }
+
     // ---- max pooling ----
 
     public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride)

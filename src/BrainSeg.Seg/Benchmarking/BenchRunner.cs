@@ -99,7 +99,8 @@ public static class BenchRunner
             profiler.Collect();
         }
         var ops = profiler.Totals().Select(t => new BenchProfile.Row(t.Op, (double)t.Calls / reps, t.Ms / reps)).ToList();
-        var countedOps = counted.Select(kv => (kv.Key, kv.Value)).OrderByDescending(r => r.Value.Bytes).ThenBy(r => r.Key, StringComparer.Ordinal).ToList();
+        var countedOps = counters is null ? null
+            : counted.Select(kv => (kv.Key, kv.Value)).OrderByDescending(r => r.Value.Bytes).ThenBy(r => r.Key, StringComparer.Ordinal).ToList();
         return new BenchProfile(total / reps, ops, countedOps, reps);
     }
 
