@@ -155,43 +155,95 @@ EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
                      (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
                      (x, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
-// Statistics, stage 2 (one thread per channel, n = C): the batch statistics and running-average update from
-// the partials. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the biased σ²; the running variance takes the
-// unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Also writes the affine coefficients of y = x·scale + shift:
-// scale = γ·invStd, shift = β − μ·scale.
+// Statistics, stage 2, folded into the normalisation: every block of channel c adds the channel's partials in
+// the same order (so all agree bit for bit) into the batch statistics; the block that owns the channel's first
+// plane also writes them out and updates the running averages. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
+// biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Returns the affine
+// coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
+struct Affine { double scale, shift; };
 template <typename T>
-__device__ void batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
-                                     T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner,
-                                     long long count, double momentum, double eps, long long n)
+__device__ Affine batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                       T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
+                                       long long count, double momentum, double eps, bool owner)
 {
-    GRID_STRIDE(c, n)
+    double sum = 0, squares = 0;
+    for (int p = 0; p < parts; p++)
     {
-        double sum = 0, squares = 0;
-        for (int p = 0; p < parts; p++)
-        {
-            sum += partials[2 * (c * parts + p)];
-            squares += partials[2 * (c * parts + p) + 1];
-        }
-        double offset = sum / (double)count; // μ − K
-        double mean = channel_shift(x, c, inner) + offset;
-        double variance = squares / (double)count - offset * offset;
-        if (variance < 0) variance = 0; // rounding, when every value is equal
-        double invStd = 1.0 / sqrt(variance + eps);
+        sum += partials[2 * ((long long)c * parts + p)];
+        squares += partials[2 * ((long long)c * parts + p) + 1];
+    }
+    double offset = sum / (double)count; // μ − K
+    double mean = channel_shift(x, c, inner) + offset;
+    double variance = squares / (double)count - offset * offset;
+    if (variance < 0) variance = 0; // rounding, when every value is equal
+    double invStd = 1.0 / sqrt(variance + eps);
+    if (owner)
+    {
         saveMean[c] = (T)mean;
         saveInvStd[c] = (T)invStd;
         runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);
         runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * variance * (double)count / (double)(count - 1));
-        double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
-        scaleShift[2 * c] = (T)scale;
-        scaleShift[2 * c + 1] = (T)((double)beta[c] - mean * scale);
+    }
+    double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
+    return Affine{scale, (double)beta[c] - mean * scale};
+}
+
+// y = x·scale[c] + shift[c] in T; with relu, y = max(that, 0) as relu_forward computes it, so the fused op keeps
+// no un-rectified copy.
+template <typename T>
+__device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
+{
+    T v = x * scale + shift;
+    return !relu || v > (T)0 || v != v ? v : (T)0;
+}
+
+// Training normalisation: the statistics of each plane's channel from the partials (stage 2 above), then y.
+template <typename T>
+__device__ void batchnorm_normalise(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                    T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* y, int channels, int inner,
+                                    int planes, long long count, double momentum, double eps, int relu)
+{
+    PLANE_STRIDE(plane, planes)
+    {
+        int c = plane % channels;
+        bool owner = plane < channels && blockIdx.x == 0 && threadIdx.x == 0;
+        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
+                                        inner, count, momentum, eps, owner);
+        T scale = (T)a.scale, shift = (T)a.shift;
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
     }
 }
-EXPORT_FLOAT_KERNELS(batchnorm_statistics,
+EXPORT_FLOAT_KERNELS(batchnorm_normalise,
                      (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
-                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner, long long count,
-                      double momentum, double eps, long long n),
-                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, inner,
-                      count, momentum, eps, n))
+                      T* runningVar, T* saveMean, T* saveInvStd, T* y, int channels, int inner, int planes, long long count,
+                      double momentum, double eps, int relu),
+                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, y, channels, inner,
+                      planes, count, momentum, eps, relu))
+
+// Channels-last statistics, stage 2 on its own (one thread per channel, n = C): batchnorm_normalise's sums, written
+// out with the affine coefficients scaleShift[2c], scaleShift[2c + 1] that channel_affine then applies. A channels-last
+// block of the normalising pass spans every channel, so it cannot fold this in cheaply. Each channel's shift value is
+// its first element, at c (inner = 1).
+template <typename T>
+__device__ void batchnorm_statistics_nhwc(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                          T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift,
+                                          long long count, double momentum, double eps, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, (int)c, 1,
+                                        count, momentum, eps, true);
+        scaleShift[2 * c] = (T)a.scale;
+        scaleShift[2 * c + 1] = (T)a.shift;
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_statistics_nhwc,
+                     (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
+                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, long long count, double momentum, double eps,
+                      long long n),
+                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, count,
+                      momentum, eps, n))
 
 // Inference coefficients from the running statistics: scale = γ/√(runningVar + eps), shift = β − runningMean·scale.
 // n = C.
@@ -211,8 +263,7 @@ EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
                       double eps, long long n),
                      (gamma, beta, runningMean, runningVar, scaleShift, eps, n))
 
-// y = x·scale[c] + shift[c] in T (the normalisation of both modes); with relu, y = max(that, 0) as
-// relu_forward computes it, so the fused op keeps no un-rectified copy.
+// y = x·scale[c] + shift[c] (inference: coefficients from the running statistics), ReLU when asked.
 template <typename T>
 __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc)
 {
@@ -229,11 +280,7 @@ __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channe
         int c = plane % channels;
         T scale = scaleShift[2 * c], shift = scaleShift[2 * c + 1];
         long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner)
-        {
-            T v = x[base + s] * scale + shift;
-            y[base + s] = !relu || v > (T)0 || v != v ? v : (T)0;
-        }
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
     }
 }
 EXPORT_FLOAT_KERNELS(channel_affine,
@@ -284,8 +331,60 @@ EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
                       int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
                      (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
-// Backward, stage 2 (one thread per channel, n = C): adds the partials in order into sums[2c], sums[2c + 1]
-// for the data pass, and writes dbeta and dgamma (when not null).
+// Backward, stage 2, folded into the data pass: every block of channel c adds the channel's partials in the same
+// order into Σdy and Σdy·x̂; the block that owns the channel's first plane writes dbeta and dgamma (when not null).
+// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
+template <typename T>
+__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
+                                        const T* saveInvStd, const double* partials, int parts, T* dgamma, T* dbeta, T* dx,
+                                        int channels, int inner, int planes, long long count, int nhwc)
+{
+    double m = (double)count;
+    if (nhwc)
+    {
+        // Channels-last: batchnorm_backward_totals has combined the partials (parts = 1) and written dgamma, dbeta.
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
+            double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - partials[2 * c] - xhat * partials[2 * c + 1]));
+        });
+        return;
+    }
+    PLANE_STRIDE(plane, planes)
+    {
+        int c = plane % channels;
+        double sumDy = 0, sumDyXhat = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            sumDy += partials[2 * ((long long)c * parts + p)];
+            sumDyXhat += partials[2 * ((long long)c * parts + p) + 1];
+        }
+        if (plane < channels && blockIdx.x == 0 && threadIdx.x == 0)
+        {
+            dbeta[c] = (T)sumDy;
+            if (dgamma) dgamma[c] = (T)sumDyXhat;
+        }
+        double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
+        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner)
+        {
+            long long i = base + s;
+            double xhat = ((double)x[i] - mean) * invStd;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+        }
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
+                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
+                      const double* partials, int parts, T* dgamma, T* dbeta, T* dx, int channels, int inner, int planes,
+                      long long count, int nhwc),
+                     (x, dy, y, gamma, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
+                      nhwc))
+
+// Channels-last backward, stage 2 on its own (one thread per channel, n = C): adds the partials in order into
+// sums[2c], sums[2c + 1] = Σdy, Σdy·x̂ for the data pass, and writes dbeta and dgamma (when not null). A channels-last
+// block of the data pass spans every channel, so it cannot fold this in cheaply as the NCHW pass does.
 template <typename T>
 __device__ void batchnorm_backward_totals(const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n)
 {
@@ -305,42 +404,6 @@ __device__ void batchnorm_backward_totals(const double* partials, int parts, T* 
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_totals, (const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n),
                      (partials, parts, dgamma, dbeta, sums, n))
-
-// Backward, stage 3 (elementwise): dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
-template <typename T>
-__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
-                                        const T* saveInvStd, const double* sums, T* dx, int channels, int inner, int planes,
-                                        long long count, int nhwc)
-{
-    double m = (double)count;
-    if (nhwc)
-    {
-        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
-            double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
-            double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sums[2 * c] - xhat * sums[2 * c + 1]));
-        });
-        return;
-    }
-    PLANE_STRIDE(plane, planes)
-    {
-        int c = plane % channels;
-        double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
-        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-        double sumDy = sums[2 * c], sumDyXhat = sums[2 * c + 1];
-        long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner)
-        {
-            long long i = base + s;
-            double xhat = ((double)x[i] - mean) * invStd;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
-        }
-    }
-}
-EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
-                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
-                      const double* sums, T* dx, int channels, int inner, int planes, long long count, int nhwc),
-                     (x, dy, y, gamma, saveMean, saveInvStd, sums, dx, channels, inner, planes, count, nhwc))
 
 // ---- shape ops ----
 

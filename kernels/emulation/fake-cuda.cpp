@@ -166,20 +166,36 @@ API int cudnnGetConvolutionBackwardFilterWorkspaceSize(void*, Desc*, Desc*, Desc
 // Memory offset of (a, b, r, c) in a 4-D descriptor: NCHW (format 0) or NHWC / KRSC (format 1).
 static size_t at4(const Desc* d, int a, int b, int r, int c) {
     return d->format ? (((size_t)a * d->h + r) * d->w + c) * d->c + b : (((size_t)a * d->c + b) * d->h + r) * d->w + c; }
-// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1. acc is indexed by the
-// output's memory offsets, so either layout writes back in one loop.
+// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1. NCHW: tap by tap over
+// whole output rows, so the inner loop runs over contiguous memory (the compiler vectorises it); channels-last: element
+// by element through each descriptor's offsets. acc follows the output's memory order either way. Sums are kept in
+// double for either type: long sequential float sums would be far less accurate than cuDNN's blocked ones.
 template <typename T>
 static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T* y, T alpha, T beta) {
     int N = xd->n, C = xd->c, H = xd->h, W = xd->w, K = wd->n, R = wd->h, S = wd->w, Ho = yd->h, Wo = yd->w;
-    std::vector<T> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
-    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int i = 0; i < Ho; i++) for (int j = 0; j < Wo; j++)
-        for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
-            int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
-            if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-            size_t xi = at4(xd, n, c, hi, wi), wi_ = at4(wd, k, c, p, q), yi = at4(yd, n, k, i, j);
-            if (dir == 0) acc[yi] += x[xi] * w[wi_]; else if (dir == 1) acc[xi] += y[yi] * w[wi_]; else acc[wi_] += x[xi] * y[yi]; }
+    std::vector<double> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
+    if (xd->format || wd->format || yd->format) {
+        for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int i = 0; i < Ho; i++) for (int j = 0; j < Wo; j++)
+            for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
+                int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
+                if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+                size_t xi = at4(xd, n, c, hi, wi), wi_ = at4(wd, k, c, p, q), yi = at4(yd, n, k, i, j);
+                if (dir == 0) acc[yi] += (double)x[xi] * w[wi_]; else if (dir == 1) acc[xi] += (double)y[yi] * w[wi_]; else acc[wi_] += (double)x[xi] * y[yi]; }
+    } else
+    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
+        int dh = p * cd->dil_h - cd->pad_h, dw = q * cd->dil_w - cd->pad_w;
+        int i0 = std::max(0, -dh), i1 = std::min(Ho, H - dh), j0 = std::max(0, -dw), j1 = std::min(Wo, W - dw);
+        size_t wi = ((size_t)(k*C+c)*R+p)*S+q;
+        double tap = dir == 2 ? 0.0 : (double)w[wi], dot = 0;
+        for (int i = i0; i < i1; i++) {
+            size_t xr = ((size_t)(n*C+c)*H+i+dh)*W+dw, yr = ((size_t)(n*K+k)*Ho+i)*Wo;
+            if (dir == 0) for (int j = j0; j < j1; j++) acc[yr+j] += (double)x[xr+j] * tap;
+            else if (dir == 1) for (int j = j0; j < j1; j++) acc[xr+j] += (double)y[yr+j] * tap;
+            else for (int j = j0; j < j1; j++) dot += (double)x[xr+j] * (double)y[yr+j];
+        }
+        if (dir == 2) acc[wi] += dot; }
     T* out = dir == 0 ? y : dir == 1 ? x : w;
-    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * acc[i] : alpha * acc[i] + beta * out[i];
+    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * (T)acc[i] : alpha * (T)acc[i] + beta * out[i];
 }
 static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, Desc* yd, uint64_t y, const void* be, uint64_t ws, size_t wsSize, size_t need) {
     if (wsSize < need || (need && !ws)) { fprintf(stderr, "FAKE: workspace %zu < %zu\n", wsSize, need); return 3; }

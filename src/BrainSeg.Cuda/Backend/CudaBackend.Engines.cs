@@ -89,7 +89,9 @@ public sealed unsafe partial class CudaBackend
                 return false;
             }
         }
-        pass.Graph.Execute(pass.Plan, xp, wp, yp, _workspace.Ensure(pass.Plan.WorkspaceBytes));
+        var workspace = _workspace.Ensure(pass.Plan.WorkspaceBytes);
+        _ctx.Counters.Launch();
+        pass.Graph.Execute(pass.Plan, xp, wp, yp, workspace);
         return true;
     }
 
@@ -199,6 +201,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>One warm-up run, then the median of <see cref="TimedRuns"/> runs between CUDA events, with a workspace lent by the pool.</summary>
     private double Time(ConvolutionGraph graph, ExecutionPlan plan, ulong x, ulong w, ulong y)
     {
+        _ctx.Counters.AlgorithmSearch();
+        _ctx.Counters.HostSync();   // each timed run waits for its end event
         var ws = _ctx.Pool.Rent(plan.WorkspaceBytes);
         try
         {

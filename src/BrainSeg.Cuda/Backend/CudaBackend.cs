@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend, IViewBackend
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     private const int MaxGridY = 65535;
 
     private readonly CudaContext _ctx;
-    private readonly Dictionary<string, CudaFunction> _functions = new();
+    private readonly Dictionary<(string Name, DType DType), CudaFunction> _functions = new();
     private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
     private readonly GrowableBuffer _scratch;    // temporaries of batch norm and the loss reduction
     private readonly ConditionalWeakTable<Tensor, PoolGeometry> _poolGeometry = new();
@@ -71,6 +71,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     /// <summary>The device context: memory pool, kernel cache, stream and library handles.</summary>
     public CudaContext Context => _ctx;
 
+    /// <summary>The work this backend queued, overall and by op (<see cref="WorkCounters"/>).</summary>
+    public WorkCounters Counters => _ctx.Counters;
+
     public bool IsDisposed => _disposed;
 
     public void Dispose()
@@ -95,17 +98,28 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public Tensor Empty(Shape shape, DType dtype)
     {
-        Enter();
+        Enter(nameof(Empty));
         var bytes = shape.Numel * dtype.SizeInBytes();
         var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype, Options.Layout);
     }
 
+    public Tensor View(Tensor whole, long offset, Shape shape)
+    {
+        RequireDevice(nameof(View), whole);
+        long size = whole.DType.SizeInBytes();
+        if (offset < 0 || offset + shape.Numel > whole.Numel)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"View: elements {offset}..{offset + shape.Numel} do not lie inside {whole.Describe()}.");
+        // The view is laid out as a tensor of its shape made by Empty would be (a filter's view lies KRSC by default).
+        return new Tensor(this, new CudaStorage((CudaStorage)whole.Storage, offset * size, shape.Numel * size), shape, whole.DType, Options.Layout);
+    }
+
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Upload));
         OpChecks.Upload<T>(this, src.Length, dst);
         if (dst.Numel == 0) return;
+        Model(dst.ByteLength);
         // The copy is queued on the stream; from pageable memory the driver stages the source before the
         // call returns, so the span may be reused at once. Host arrays are NCHW: channels-last is laid out here.
         if (dst.IsChannelsLast)
@@ -120,9 +134,10 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Download));
         OpChecks.Download<T>(this, src, dst.Length);
         if (src.Numel == 0) { _ctx.Synchronize(); return; }
+        Model(src.ByteLength);
         if (src.IsChannelsLast)
         {
             var staged = new T[src.Numel];
@@ -135,18 +150,20 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Copy(Tensor src, Tensor dst)
     {
-        Enter();
+        Enter(nameof(Copy));
         OpChecks.Copy(this, src, dst);
         Nhwc("Copy", src, dst);
         if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
+        Model(2 * src.ByteLength);
         _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
     }
 
     public void CopyReshaped(Tensor src, Tensor dst)
     {
-        Enter();
+        Enter(nameof(CopyReshaped));
         OpChecks.CopyReshaped(this, src, dst);
         if (src.Numel == 0) return;
+        Model(2 * src.ByteLength);
         if (src.IsChannelsLast == dst.IsChannelsLast && !src.IsChannelsLast)
         {
             _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
@@ -164,18 +181,20 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count)
     {
-        Enter();
+        Enter(nameof(CopyBatch));
         var (from, to, n) = OpChecks.CopyBatch(this, src, srcFirst, dst, dstFirst, count);
         if (n == 0) return;
         long size = src.DType.SizeInBytes();
+        Model(2 * n * size);
         _ctx.CopyDeviceToDevice(Ptr(src) + (ulong)(from * size), Ptr(dst) + (ulong)(to * size), n * size);
     }
 
     public void Fill(Tensor t, double value)
     {
-        Enter();
+        Enter(nameof(Fill));
         RequireDevice("Fill", t);
         if (t.Numel == 0) return;
+        Model(t.ByteLength);
         switch (t.DType)
         {
             case DType.Float32:
@@ -199,21 +218,22 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Synchronize()
     {
-        Enter();
+        Enter(nameof(Synchronize));
         _ctx.Synchronize();
     }
 
     // ---- elementwise ----
 
-    public void Add(Tensor a, Tensor b, Tensor y) => Binary("Add", "add", a, b, y);
+    public void Add(Tensor a, Tensor b, Tensor y) => Binary(nameof(Add), "add", a, b, y);
 
-    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary("Multiply", "multiply", a, b, y);
+    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary(nameof(Multiply), "multiply", a, b, y);
 
     private void Binary(string op, string kernel, Tensor a, Tensor b, Tensor y)
     {
-        Enter();
+        Enter(op);
         var dt = OpChecks.Elementwise(this, op, a, b, y);
         Nhwc(op, a, b, y);
+        Model(3 * y.ByteLength, y.Numel);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &pa, &pb, &py, &n };
@@ -222,9 +242,10 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void AddScaled(Tensor y, Tensor x, double alpha)
     {
-        Enter();
+        Enter(nameof(AddScaled));
         var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
         Nhwc("AddScaled", y, x);
+        Model(3 * y.ByteLength, 2 * y.Numel);
         ulong py = Ptr(y), px = Ptr(x);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &px, &alpha, &n };
@@ -233,8 +254,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Scale(Tensor y, double alpha)
     {
-        Enter();
+        Enter(nameof(Scale));
         var dt = OpChecks.FloatType(this, "Scale", y);
+        Model(2 * y.ByteLength, y.Numel);
         ulong py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &alpha, &n };
@@ -243,18 +265,22 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     // ---- kernel launches ----
 
-    private void Enter()
+    /// <summary>Starts op <paramref name="op"/> (a constant name): makes the context current if another was, and charges what follows to the op.</summary>
+    private void Enter(string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _ctx.MakeCurrent();
+        _ctx.Counters.Enter(op);
     }
 
-    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu).</summary>
+    /// <summary>Adds the current op's modelled device-memory bytes (read plus written) and FLOPs to the counters.</summary>
+    private void Model(double bytes, double flops = 0) => _ctx.Counters.Model(bytes, flops);
+
+    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu); its handle is looked up once.</summary>
     private CudaFunction Kernel(string module, string name, DType dtype)
     {
-        var entry = name + (dtype == DType.Float64 ? "_f64" : "_f32");
-        if (!_functions.TryGetValue(entry, out var function))
-            _functions[entry] = function = _ctx.Kernels.Get(module, entry);
+        if (!_functions.TryGetValue((name, dtype), out var function))
+            _functions[(name, dtype)] = function = _ctx.Kernels.Get(module, name + (dtype == DType.Float64 ? "_f64" : "_f32"));
         return function;
     }
 

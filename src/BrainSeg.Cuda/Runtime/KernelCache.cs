@@ -48,7 +48,7 @@ public sealed unsafe class KernelCache
             int status = Driver.cuModuleGetFunction(&f, handle, kernelName);
             if (status != 0)
                 throw Check.CuError(status, $"cuModuleGetFunction({module}/{kernelName}): is the kernel declared extern \"C\" __global__ in kernels/{module}.cu?");
-            function = new CudaFunction(kernelName, f, (uint)Math.Max(1, context.MultiprocessorCount) * 32);
+            function = new CudaFunction(kernelName, f, (uint)Math.Max(1, context.MultiprocessorCount) * 32, context.Counters);
             functions[(module, kernelName)] = function;
             return function;
         }

@@ -147,6 +147,12 @@ public interface IBackend : IDisposable
     /// </summary>
     void DropoutMask(Tensor mask, double p, ulong seed, ulong offset);
 
+    /// <summary>
+    /// y = x ⊙ mask with the mask <see cref="DropoutMask"/> would write for the same p, seed and offset, generated
+    /// inside the multiply and never stored: dropout's forward (x) and backward (the output gradient) are both this.
+    /// </summary>
+    void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset);
+
     // ---- pooling ----
 
     /// <summary>

@@ -152,6 +152,9 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
     public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset) =>
         Time(nameof(DropoutMask), () => inner.DropoutMask(mask, p, seed, offset));
 
+    public void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset) =>
+        Time(nameof(DropoutMultiply), () => inner.DropoutMultiply(x, y, p, seed, offset));
+
     // ---- pooling and shape ops ----
 
     public void MaxPoolForward(Tensor x, Tensor y, Tensor argmax, int window, int stride) =>

@@ -119,6 +119,18 @@ public sealed class Tensor : IDisposable
         return new Tensor(Backend, Storage, s, DType) { Name = Name };
     }
 
+    /// <summary>
+    /// Makes this tensor share <paramref name="view"/>'s storage (same shape, dtype and backend), releasing its own
+    /// memory: the optimiser moves a group's parameters into one flat block this way. The values are not copied.
+    /// </summary>
+    internal void ShareStorageOf(Tensor view)
+    {
+        if (view.Shape != Shape || view.DType != DType || view.Backend != Backend)
+            throw new ArgumentException($"{Describe()} cannot take the storage of {view.Describe()}: shape, dtype and backend must match.");
+        view.Storage.Retain();
+        Interlocked.Exchange(ref _storage, view.Storage)?.Release();
+    }
+
     public void CheckElementType<T>() where T : unmanaged
     {
         if (DTypeExtensions.Of<T>() != DType)

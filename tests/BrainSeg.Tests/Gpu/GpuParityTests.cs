@@ -277,6 +277,20 @@ public sealed class GpuParityTests(DType dt, TensorLayout layout) : GpuTestBase
         if (p > 0) Assert.That(AsDoubles(mask.G), Has.Some.EqualTo(0.0), "some elements are dropped");
     }
 
+    [TestCase(0.5, 1234567UL, 0UL)]
+    [TestCase(0.2, 0xDEADBEEFCAFEUL, 3UL)]
+    public void DropoutMultiplyIsBitIdenticalAndAppliesDropoutMasksMask(double p, ulong seed, ulong offset)
+    {
+        var x = Random(dt, 5, 3, 17, 11);
+        Twin y = Output(dt, 5, 3, 17, 11), mask = Output(dt, 5, 3, 17, 11), product = Output(dt, 5, 3, 17, 11);
+        Cpu.DropoutMultiply(x.C, y.C, p, seed, offset);
+        Gpu.DropoutMultiply(x.G, y.G, p, seed, offset);
+        AssertExact(y, $"DropoutMultiply p={p} seed={seed} offset={offset}");
+        Gpu.DropoutMask(mask.G, p, seed, offset);
+        Gpu.Multiply(x.G, mask.G, product.G);
+        Assert.That(AsDoubles(y.G), Is.EqualTo(AsDoubles(product.G)), "the stored mask's product, without storing it");
+    }
+
     // ---- pooling ----
 
     [TestCase(2, 2)]
