@@ -17,31 +17,19 @@ public static class Layouts
     public static bool IsTrivial(Shape shape) => shape.Rank != 4 || shape[1] == 1 || (long)shape[2] * shape[3] == 1;
 
     /// <summary>nhwc[n, h, w, c] = nchw[n, c, h, w] for a 4-D <paramref name="shape"/>.</summary>
-    public static void ToChannelsLast<T>(ReadOnlySpan<T> nchw, Span<T> nhwc, Shape shape)
-    {
-        var (n, c, pixels) = Dims(shape, nchw.Length, nhwc.Length);
-        for (var b = 0; b < n; b++)
-        {
-            var from = nchw.Slice(b * c * pixels, c * pixels);
-            var to = nhwc.Slice(b * c * pixels, c * pixels);
-            for (var ch = 0; ch < c; ch++)
-                for (int p = 0, at = ch; p < pixels; p++, at += c)
-                    to[at] = from[ch * pixels + p];
-        }
-    }
+    public static void ToChannelsLast<T>(ReadOnlySpan<T> nchw, Span<T> nhwc, Shape shape) => Transpose(nchw, nhwc, shape, toChannelsLast: true);
 
     /// <summary>nchw[n, c, h, w] = nhwc[n, h, w, c] for a 4-D <paramref name="shape"/>.</summary>
-    public static void FromChannelsLast<T>(ReadOnlySpan<T> nhwc, Span<T> nchw, Shape shape)
+    public static void FromChannelsLast<T>(ReadOnlySpan<T> nhwc, Span<T> nchw, Shape shape) => Transpose(nhwc, nchw, shape, toChannelsLast: false);
+
+    private static void Transpose<T>(ReadOnlySpan<T> from, Span<T> to, Shape shape, bool toChannelsLast)
     {
-        var (n, c, pixels) = Dims(shape, nhwc.Length, nchw.Length);
+        var (n, c, pixels) = Dims(shape, from.Length, to.Length);
         for (var b = 0; b < n; b++)
-        {
-            var from = nhwc.Slice(b * c * pixels, c * pixels);
-            var to = nchw.Slice(b * c * pixels, c * pixels);
             for (var ch = 0; ch < c; ch++)
-                for (int p = 0, at = ch; p < pixels; p++, at += c)
-                    to[ch * pixels + p] = from[at];
-        }
+                for (int p = 0, planar = (b * c + ch) * pixels, interleaved = b * c * pixels + ch; p < pixels; p++, planar++, interleaved += c)
+                    if (toChannelsLast) to[interleaved] = from[planar];
+                    else to[planar] = from[interleaved];
     }
 
     private static (int N, int C, int Pixels) Dims(Shape shape, int source, int destination)
