@@ -295,13 +295,14 @@ struct Strided { long long d[4], s[4]; long long at(long long n, long long c, lo
     long long extent() const { long long e = 1; for (int i = 0; i < 4; i++) e += (d[i] - 1) * s[i]; return e; } };
 static Strided strided(const GDesc* t) { Strided r; for (int i = 0; i < 4; i++) { r.d[i] = t->get<long long>(902, i); r.s[i] = t->get<long long>(903, i); } return r; }
 static float tf32(float v) { uint32_t b; memcpy(&b, &v, 4); if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0xfffu + ((b >> 13) & 1u)) & ~0x1fffu; memcpy(&v, &b, 4); return v; }
-// dir as in conv() above; every tensor addressed through its strides (NCHW or channels-last alike).
+// dir as in conv() above; every tensor addressed through its strides (NCHW or channels-last alike). Sums in double,
+// as conv() keeps them.
 template <typename T>
 static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, const Strided& Y, T* y, int dil, int pad, T alpha, T beta, bool roundTf32) {
     long long N = X.d[0], C = X.d[1], H = X.d[2], W = X.d[3], K = Wt.d[0], R = Wt.d[2], S = Wt.d[3], Ho = Y.d[2], Wo = Y.d[3];
-    auto in = [&](T v) { if constexpr (std::is_same_v<T, float>) return roundTf32 ? tf32(v) : v; else return v; };
+    auto in = [&](T v) -> double { if constexpr (std::is_same_v<T, float>) return roundTf32 ? tf32(v) : v; else return v; };
     const Strided& O = dir == 0 ? Y : dir == 1 ? X : Wt;
-    std::vector<T> acc((size_t)(O.d[0] * O.d[1] * O.d[2] * O.d[3]), 0);
+    std::vector<double> acc((size_t)(O.d[0] * O.d[1] * O.d[2] * O.d[3]), 0);
     auto slot = [&](long long a, long long b, long long c, long long e) { return (size_t)(((a * O.d[1] + b) * O.d[2] + c) * O.d[3] + e); };
     for (long long n = 0; n < N; n++) for (long long k = 0; k < K; k++) for (long long i = 0; i < Ho; i++) for (long long j = 0; j < Wo; j++)
         for (long long c = 0; c < C; c++) for (long long p = 0; p < R; p++) for (long long q = 0; q < S; q++) {
@@ -313,7 +314,7 @@ static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, cons
             else acc[slot(k, c, p, q)] += in(xv) * in(yv); }
     T* out = dir == 0 ? y : dir == 1 ? x : w;
     for (long long a = 0; a < O.d[0]; a++) for (long long b = 0; b < O.d[1]; b++) for (long long c = 0; c < O.d[2]; c++) for (long long e = 0; e < O.d[3]; e++) {
-        T& o = out[O.at(a, b, c, e)]; T v = acc[slot(a, b, c, e)]; o = beta == 0 ? alpha * v : alpha * v + beta * o; } }
+        T& o = out[O.at(a, b, c, e)]; T v = (T)acc[slot(a, b, c, e)]; o = beta == 0 ? alpha * v : alpha * v + beta * o; } }
 API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
     if (!plan->final || !pack->final || plan->type != G_PLAN || pack->type != G_PACK) return BAD_PARAM;
     const FakeEngine& e = fakeEngines[plan->engine];
