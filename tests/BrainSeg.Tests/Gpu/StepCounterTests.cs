@@ -13,9 +13,9 @@ namespace BrainSeg.Tests.Gpu;
 /// </summary>
 public sealed class StepCounterTests : GpuTestBase
 {
-    [TestCase(BenchStep.Fcn, 129)]
-    [TestCase(BenchStep.Dilated, 63)]
-    [TestCase(BenchStep.Adversarial, 415)]
+    [TestCase(BenchStep.Fcn, 127)]
+    [TestCase(BenchStep.Dilated, 62)]
+    [TestCase(BenchStep.Adversarial, 407)]
     public void AWarmStepAtBatch300QueuesWorkWithoutWaitingOrAllocating(BenchStep step, int maxLaunches)
     {
         if (Gpu.Context.DeviceName.StartsWith("Fake", StringComparison.Ordinal) && Environment.GetEnvironmentVariable("FAKE_CUDA_SKIP_COMPUTE") is null)
