@@ -88,14 +88,14 @@ public static class BenchRunner
         double total = 0;
         for (var r = 0; r < reps; r++)
         {
-            clock.Start();
+            // Snapshots outside the timed span; the clocks' events and waits do not go through the backend's counters.
             var before = counters?.ByOp();
+            clock.Start();
             work.Step(s.WarmupReps + r);
-            // Per op, inside the step only (the op clock's events and its drain are not counted by the backend).
+            total += clock.StopMs();
             if (counters is not null)
                 foreach (var (op, c) in WorkCounters.Difference(counters.ByOp(), before!))
                     counted[op] = counted.GetValueOrDefault(op) + c;
-            total += clock.StopMs();
             profiler.Collect();
         }
         var ops = profiler.Totals().Select(t => new BenchProfile.Row(t.Op, (double)t.Calls / reps, t.Ms / reps)).ToList();
