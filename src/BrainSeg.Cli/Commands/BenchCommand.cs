@@ -24,6 +24,8 @@ internal static class BenchCommand
         step.AcceptOnlyFromAmong("fcn", "dilated", "adversarial", "segment", "conv", "batchnorm");
         var batch = new Option<int>("--batch") { Description = "Patches per step (slices per forward pass for segment; default 100, 16 for segment)." };
         var math = new GpuMathOptions();
+        var layout = new Option<string>("--layout") { Description = "Memory order of the GPU's 4-D tensors: nhwc (channels-last, the default) or nchw (for comparison; CUDA only).", DefaultValueFactory = _ => "nhwc" };
+        layout.AcceptOnlyFromAmong("nhwc", "nchw");
         var legacy = new Option<bool>("--legacy-conv") { Description = "Choose convolution algorithms with cuDNN's legacy search instead of timing the graph API's engines (for comparison; CUDA only)." };
         var reps = new Option<int>("--reps") { Description = "Timed repetitions; the median is reported (segment: max(3, reps/10)).", DefaultValueFactory = _ => 50 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first (segment: 1).", DefaultValueFactory = _ => 10 };
@@ -35,7 +37,7 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, legacy, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, layout, legacy, reps, warmup, classes, volume, dilation, timeLimit, json, profile })
             command.Options.Add(o);
         math.AddTo(command);
 
@@ -56,9 +58,10 @@ internal static class BenchCommand
             settings.Validate();
             var gpuMath = math.Read(parsed);
             bool legacySearch = parsed.GetValue(legacy);
-            using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch);
-            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch) && backend is not CudaBackend)
-                throw new ArgumentException("--precision, --deterministic and --legacy-conv apply to CUDA devices only; drop them or use --device cuda.");
+            var order = parsed.GetValue(layout) == "nchw" ? TensorLayout.Nchw : TensorLayout.Nhwc;
+            using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch, order);
+            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || parsed.GetResult(layout) is { Implicit: false }) && backend is not CudaBackend)
+                throw new ArgumentException("--precision, --deterministic, --layout and --legacy-conv apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {
@@ -97,10 +100,10 @@ internal static class BenchCommand
         return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
-    private static IBackend Open(string device, GpuMath math, bool legacySearch)
+    private static IBackend Open(string device, GpuMath math, bool legacySearch, TensorLayout layout)
     {
         var spec = DeviceSpec.Parse(device);
-        CudaBackendOptions Options((int Major, int Minor) cc) => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch };
+        CudaBackendOptions Options((int Major, int Minor) cc) => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, Layout = layout };
         switch (spec.Kind)
         {
             case DeviceKind.Cpu:

@@ -19,9 +19,9 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
 {
     protected override TensorLayout Layout => layout;
 
-    [TestCase(BenchStep.Fcn, 127, 157)]
-    [TestCase(BenchStep.Dilated, 62, 75)]
-    [TestCase(BenchStep.Adversarial, 407, 487)]
+    [TestCase(BenchStep.Fcn, 127, 159)]
+    [TestCase(BenchStep.Dilated, 62, 76)]
+    [TestCase(BenchStep.Adversarial, 407, 495)]
     public void AWarmStepAtBatch300QueuesWorkWithoutWaitingOrAllocating(BenchStep step, int maxLaunchesNchw, int maxLaunchesNhwc)
     {
         int maxLaunches = layout == TensorLayout.Nhwc ? maxLaunchesNhwc : maxLaunchesNchw;
