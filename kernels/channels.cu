@@ -1,14 +1,24 @@
-// Per-channel kernels over NCHW (or [N,C], inner = 1) tensors: bias, bias gradient, batch norm, and the
-// channel/space shape ops. Per-channel reductions run in two stages: blocks (channel, part) each reduce a
-// fixed share of the batch into double partials, then one thread per channel adds its partials in order.
-// No float atomics and a fixed order: the same input always gives the same bits.
+// Per-channel kernels over [N,C,S] tensors (S = H·W, or 1 for [N,C]) in NCHW or channels-last order (the int
+// nhwc): bias, bias gradient, batch norm, and the channel/space shape ops. Per-channel reductions run in two
+// stages: blocks each reduce a fixed share of the batch into double partials (NCHW: one channel's planes per
+// block; channels-last: every channel of a run of pixels per block), then one thread per channel adds its
+// partials in order. No float atomics and a fixed order: the same input always gives the same bits.
 #include "common.cuh"
 
 // y[n,c,s] += bias[c] when bias is given, then with relu y = max(y, 0) as relu_forward computes it; in place,
 // one plane per (n, c). The convolution's epilogue (bias and ReLU after cuDNN's forward) and the plain bias.
+// Channels-last (nhwc): one 1-D loop over the planes·inner values, channel = index mod C.
 template <typename T>
-__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes, int relu)
+__device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, int planes, int relu, int nhwc)
 {
+    if (nhwc)
+    {
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            T v = bias ? y[i] + bias[c] : y[i];
+            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
+        });
+        return;
+    }
     PLANE_STRIDE(plane, planes)
     {
         T b = bias ? bias[plane % channels] : (T)0;
@@ -20,8 +30,8 @@ __device__ void add_channel_bias(T* y, const T* bias, int channels, int inner, i
         }
     }
 }
-EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes, int relu),
-                     (y, bias, channels, inner, planes, relu))
+EXPORT_FLOAT_KERNELS(add_channel_bias, (T* y, const T* bias, int channels, int inner, int planes, int relu, int nhwc),
+                     (y, bias, channels, inner, planes, relu, nhwc))
 
 // ---- per-channel reductions, stage 1: one block of REDUCE_THREADS per (channel, part) ----
 // Block b = c·parts + part reduces planes [part·planesPerPart, min(N, (part + 1)·planesPerPart)) of channel c
@@ -63,19 +73,27 @@ __device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit v
     }
 }
 
-// partials[b] = Σ dy over the block's share of its channel, in double.
+// partials[b] = Σ dy over the block's share of its channel, in double. Channels-last: batch and planesPerPart
+// count pixels (N·S) instead of planes.
 template <typename T>
-__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                     int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<1>(channels, batch, planesPerPart, parts, partials,
+                                  [&](long long at, int, double* acc) { acc[0] += (double)dy[at]; });
+        return;
+    }
     double sum = 0;
     for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
     sum = block_sum(sum, shared);
     if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
 EXPORT_FLOAT_KERNELS(channel_partial_sums,
-                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
-                     (dy, partials, channels, inner, batch, planesPerPart, parts))
+                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (dy, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
 // Stage 2 of channel_sum: db[c] = Σ_part partials[c·parts + part], in order. n = C.
 template <typename T>
@@ -92,9 +110,10 @@ EXPORT_FLOAT_KERNELS(channel_sum_totals, (const double* partials, T* db, int par
 
 // ---- batch normalisation over (N, H, W) per channel ----
 
-// The value every block of channel c subtracts before summing: the channel's first value. Shifted sums
-// Σ(x − K), Σ(x − K)² with K a value of the data itself do not cancel when |μ| ≫ σ, so one pass over x gives
-// the variance as accurately as the two-pass reference.
+// The value every block of channel c subtracts before summing: the channel's first value, x[0, c, 0] (at c·S in
+// NCHW; the host passes inner = 1 for channels-last, where it is at c). Shifted sums Σ(x − K), Σ(x − K)² with K a
+// value of the data itself do not cancel when |μ| ≫ σ, so one pass over x gives the variance as accurately as the
+// two-pass reference.
 template <typename T>
 __device__ __forceinline__ double channel_shift(const T* x, long long c, int inner)
 {
@@ -103,9 +122,19 @@ __device__ __forceinline__ double channel_shift(const T* x, long long c, int inn
 
 // Statistics, stage 1: partials[2b], partials[2b + 1] = Σ(x − K), Σ(x − K)² over the block's share, in double.
 template <typename T>
-__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                          int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
+            double d = (double)x[at] - (double)x[c];
+            acc[0] += d;
+            acc[1] += d * d;
+        });
+        return;
+    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double shift = channel_shift(x, p.c, inner);
     double sum = 0, squares = 0;
@@ -123,46 +152,98 @@ __device__ void batchnorm_partial_moments(const T* x, double* partials, int chan
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
-                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
-                     (x, partials, channels, inner, batch, planesPerPart, parts))
+                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (x, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
-// Statistics, stage 2 (one thread per channel, n = C): the batch statistics and running-average update from
-// the partials. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the biased σ²; the running variance takes the
-// unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Also writes the affine coefficients of y = x·scale + shift:
-// scale = γ·invStd, shift = β − μ·scale.
+// Statistics, stage 2, folded into the normalisation: every block of channel c adds the channel's partials in
+// the same order (so all agree bit for bit) into the batch statistics; the block that owns the channel's first
+// plane also writes them out and updates the running averages. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
+// biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Returns the affine
+// coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
+struct Affine { double scale, shift; };
 template <typename T>
-__device__ void batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
-                                     T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner,
-                                     long long count, double momentum, double eps, long long n)
+__device__ Affine batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                       T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
+                                       long long count, double momentum, double eps, bool owner)
 {
-    GRID_STRIDE(c, n)
+    double sum = 0, squares = 0;
+    for (int p = 0; p < parts; p++)
     {
-        double sum = 0, squares = 0;
-        for (int p = 0; p < parts; p++)
-        {
-            sum += partials[2 * (c * parts + p)];
-            squares += partials[2 * (c * parts + p) + 1];
-        }
-        double offset = sum / (double)count; // μ − K
-        double mean = channel_shift(x, c, inner) + offset;
-        double variance = squares / (double)count - offset * offset;
-        if (variance < 0) variance = 0; // rounding, when every value is equal
-        double invStd = 1.0 / sqrt(variance + eps);
+        sum += partials[2 * ((long long)c * parts + p)];
+        squares += partials[2 * ((long long)c * parts + p) + 1];
+    }
+    double offset = sum / (double)count; // μ − K
+    double mean = channel_shift(x, c, inner) + offset;
+    double variance = squares / (double)count - offset * offset;
+    if (variance < 0) variance = 0; // rounding, when every value is equal
+    double invStd = 1.0 / sqrt(variance + eps);
+    if (owner)
+    {
         saveMean[c] = (T)mean;
         saveInvStd[c] = (T)invStd;
         runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);
         runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * variance * (double)count / (double)(count - 1));
-        double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
-        scaleShift[2 * c] = (T)scale;
-        scaleShift[2 * c + 1] = (T)((double)beta[c] - mean * scale);
+    }
+    double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
+    return Affine{scale, (double)beta[c] - mean * scale};
+}
+
+// y = x·scale[c] + shift[c] in T; with relu, y = max(that, 0) as relu_forward computes it, so the fused op keeps
+// no un-rectified copy.
+template <typename T>
+__device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
+{
+    T v = x * scale + shift;
+    return !relu || v > (T)0 || v != v ? v : (T)0;
+}
+
+// Training normalisation: the statistics of each plane's channel from the partials (stage 2 above), then y.
+template <typename T>
+__device__ void batchnorm_normalise(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                    T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* y, int channels, int inner,
+                                    int planes, long long count, double momentum, double eps, int relu)
+{
+    PLANE_STRIDE(plane, planes)
+    {
+        int c = plane % channels;
+        bool owner = plane < channels && blockIdx.x == 0 && threadIdx.x == 0;
+        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
+                                        inner, count, momentum, eps, owner);
+        T scale = (T)a.scale, shift = (T)a.shift;
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
     }
 }
-EXPORT_FLOAT_KERNELS(batchnorm_statistics,
+EXPORT_FLOAT_KERNELS(batchnorm_normalise,
                      (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
-                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, int inner, long long count,
-                      double momentum, double eps, long long n),
-                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, inner,
-                      count, momentum, eps, n))
+                      T* runningVar, T* saveMean, T* saveInvStd, T* y, int channels, int inner, int planes, long long count,
+                      double momentum, double eps, int relu),
+                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, y, channels, inner,
+                      planes, count, momentum, eps, relu))
+
+// Channels-last statistics, stage 2 on its own (one thread per channel, n = C): batchnorm_normalise's sums, written
+// out with the affine coefficients scaleShift[2c], scaleShift[2c + 1] that channel_affine then applies. A channels-last
+// block of the normalising pass spans every channel, so it cannot fold this in cheaply. Each channel's shift value is
+// its first element, at c (inner = 1).
+template <typename T>
+__device__ void batchnorm_statistics_nhwc(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                          T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift,
+                                          long long count, double momentum, double eps, long long n)
+{
+    GRID_STRIDE(c, n)
+    {
+        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, (int)c, 1,
+                                        count, momentum, eps, true);
+        scaleShift[2 * c] = (T)a.scale;
+        scaleShift[2 * c + 1] = (T)a.shift;
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_statistics_nhwc,
+                     (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
+                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, long long count, double momentum, double eps,
+                      long long n),
+                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, count,
+                      momentum, eps, n))
 
 // Inference coefficients from the running statistics: scale = γ/√(runningVar + eps), shift = β − runningMean·scale.
 // n = C.
@@ -182,25 +263,29 @@ EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
                       double eps, long long n),
                      (gamma, beta, runningMean, runningVar, scaleShift, eps, n))
 
-// y = x·scale[c] + shift[c] in T (the normalisation of both modes); with relu, y = max(that, 0) as
-// relu_forward computes it, so the fused op keeps no un-rectified copy.
+// y = x·scale[c] + shift[c] (inference: coefficients from the running statistics), ReLU when asked.
 template <typename T>
-__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu)
+__device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc)
 {
+    if (nhwc)
+    {
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            T v = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
+            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
+        });
+        return;
+    }
     PLANE_STRIDE(plane, planes)
     {
         int c = plane % channels;
         T scale = scaleShift[2 * c], shift = scaleShift[2 * c + 1];
         long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner)
-        {
-            T v = x[base + s] * scale + shift;
-            y[base + s] = !relu || v > (T)0 || v != v ? v : (T)0;
-        }
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
     }
 }
-EXPORT_FLOAT_KERNELS(channel_affine, (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu),
-                     (x, scaleShift, y, channels, inner, planes, relu))
+EXPORT_FLOAT_KERNELS(channel_affine,
+                     (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc),
+                     (x, scaleShift, y, channels, inner, planes, relu, nhwc))
 
 // dy behind a fused ReLU: only where its output y was positive (relu_backward's rule); all of dy when y is null.
 template <typename T>
@@ -212,9 +297,19 @@ __device__ __forceinline__ double relu_masked(const T* dy, const T* y, long long
 // Backward, stage 1: partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share, x̂ = (x − μ)·invStd.
 template <typename T>
 __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd,
-                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
+                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
+                                            int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
+    if (nhwc)
+    {
+        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
+            double g = relu_masked(dy, y, at);
+            acc[0] += g;
+            acc[1] += g * ((double)x[at] - (double)saveMean[c]) * (double)saveInvStd[c];
+        });
+        return;
+    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double mean = (double)saveMean[p.c], invStd = (double)saveInvStd[p.c];
     double sumDy = 0, sumDyXhat = 0;
@@ -233,11 +328,63 @@ __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y,
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
                      (const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd, double* partials,
-                      int channels, int inner, int batch, int planesPerPart, int parts),
-                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts))
+                      int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
+                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
-// Backward, stage 2 (one thread per channel, n = C): adds the partials in order into sums[2c], sums[2c + 1]
-// for the data pass, and writes dbeta and dgamma (when not null).
+// Backward, stage 2, folded into the data pass: every block of channel c adds the channel's partials in the same
+// order into Σdy and Σdy·x̂; the block that owns the channel's first plane writes dbeta and dgamma (when not null).
+// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
+template <typename T>
+__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
+                                        const T* saveInvStd, const double* partials, int parts, T* dgamma, T* dbeta, T* dx,
+                                        int channels, int inner, int planes, long long count, int nhwc)
+{
+    double m = (double)count;
+    if (nhwc)
+    {
+        // Channels-last: batchnorm_backward_totals has combined the partials (parts = 1) and written dgamma, dbeta.
+        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
+            double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
+            double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - partials[2 * c] - xhat * partials[2 * c + 1]));
+        });
+        return;
+    }
+    PLANE_STRIDE(plane, planes)
+    {
+        int c = plane % channels;
+        double sumDy = 0, sumDyXhat = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            sumDy += partials[2 * ((long long)c * parts + p)];
+            sumDyXhat += partials[2 * ((long long)c * parts + p) + 1];
+        }
+        if (plane < channels && blockIdx.x == 0 && threadIdx.x == 0)
+        {
+            dbeta[c] = (T)sumDy;
+            if (dgamma) dgamma[c] = (T)sumDyXhat;
+        }
+        double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
+        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        long long base = (long long)plane * inner;
+        INNER_STRIDE(s, inner)
+        {
+            long long i = base + s;
+            double xhat = ((double)x[i] - mean) * invStd;
+            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+        }
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
+                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
+                      const double* partials, int parts, T* dgamma, T* dbeta, T* dx, int channels, int inner, int planes,
+                      long long count, int nhwc),
+                     (x, dy, y, gamma, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
+                      nhwc))
+
+// Channels-last backward, stage 2 on its own (one thread per channel, n = C): adds the partials in order into
+// sums[2c], sums[2c + 1] = Σdy, Σdy·x̂ for the data pass, and writes dbeta and dgamma (when not null). A channels-last
+// block of the data pass spans every channel, so it cannot fold this in cheaply as the NCHW pass does.
 template <typename T>
 __device__ void batchnorm_backward_totals(const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n)
 {
@@ -258,82 +405,76 @@ __device__ void batchnorm_backward_totals(const double* partials, int parts, T* 
 EXPORT_FLOAT_KERNELS(batchnorm_backward_totals, (const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n),
                      (partials, parts, dgamma, dbeta, sums, n))
 
-// Backward, stage 3 (elementwise): dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
-template <typename T>
-__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
-                                        const T* saveInvStd, const double* sums, T* dx, int channels, int inner, int planes,
-                                        long long count)
-{
-    double m = (double)count;
-    PLANE_STRIDE(plane, planes)
-    {
-        int c = plane % channels;
-        double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
-        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-        double sumDy = sums[2 * c], sumDyXhat = sums[2 * c + 1];
-        long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner)
-        {
-            long long i = base + s;
-            double xhat = ((double)x[i] - mean) * invStd;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
-        }
-    }
-}
-EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
-                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
-                      const double* sums, T* dx, int channels, int inner, int planes, long long count),
-                     (x, dy, y, gamma, saveMean, saveInvStd, sums, dx, channels, inner, planes, count))
-
 // ---- shape ops ----
 
-// y = [a, b] along channels; a: [N,Ca,S], b: [N,Cb,S], y: [N,Ca+Cb,S].
+// y = [a, b] along channels; a: [N,Ca,S], b: [N,Cb,S], y: [N,Ca+Cb,S], all in one layout. n = numel(y).
 template <typename T>
-__device__ void concat_channels(const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n)
+__device__ void concat_channels(const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n, int nhwc)
 {
-    int cy = ca + cb;
     GRID_STRIDE(i, n)
     {
-        long long s = i % inner;
-        long long rest = i / inner;
-        int c = (int)(rest % cy);
-        long long batch = rest / cy;
-        y[i] = c < ca ? a[(batch * ca + c) * inner + s] : b[(batch * cb + (c - ca)) * inner + s];
+        Ncs at = unravel_ncs(i, ca + cb, inner, nhwc);
+        y[i] = at.c < ca ? a[ravel_ncs(at.n, at.c, at.s, ca, inner, nhwc)] : b[ravel_ncs(at.n, at.c - ca, at.s, cb, inner, nhwc)];
     }
 }
-EXPORT_FLOAT_KERNELS(concat_channels, (const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n),
-                     (a, b, y, ca, cb, inner, n))
+EXPORT_FLOAT_KERNELS(concat_channels, (const T* a, const T* b, T* y, int ca, int cb, long long inner, long long n, int nhwc),
+                     (a, b, y, ca, cb, inner, n, nhwc))
 
 // part = channels [first, first + cPart) of dy; dy: [N,Cy,S], part: [N,cPart,S]; n = numel(part).
 template <typename T>
-__device__ void slice_channels(const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n)
+__device__ void slice_channels(const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n, int nhwc)
 {
     GRID_STRIDE(i, n)
     {
-        long long s = i % inner;
-        long long rest = i / inner;
-        int c = (int)(rest % cPart);
-        long long batch = rest / cPart;
-        part[i] = dy[(batch * cy + first + c) * inner + s];
+        Ncs at = unravel_ncs(i, cPart, inner, nhwc);
+        part[i] = dy[ravel_ncs(at.n, first + at.c, at.s, cy, inner, nhwc)];
     }
 }
-EXPORT_FLOAT_KERNELS(slice_channels, (const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n),
-                     (dy, part, cy, first, cPart, inner, n))
+EXPORT_FLOAT_KERNELS(slice_channels, (const T* dy, T* part, int cy, int first, int cPart, long long inner, long long n, int nhwc),
+                     (dy, part, cy, first, cPart, inner, n, nhwc))
 
-// Window copy between planes of different size: y[p,i,j] = x[p, i + oh, j + ow] where inside x, else 0.
-// Centre crop uses oh, ow ≥ 0 (always inside); centre pad uses oh, ow ≤ 0 (zero border).
+// Window copy between images of different size: y[n,c,i,j] = x[n, c, i + oh, j + ow] where inside x, else 0.
+// Centre crop uses oh, ow ≥ 0 (always inside); centre pad uses oh, ow ≤ 0 (zero border). n = numel(y).
 template <typename T>
-__device__ void shift_window(const T* x, T* y, int hx, int wx, int hy, int wy, int oh, int ow, long long n)
+__device__ void shift_window(const T* x, T* y, int channels, int hx, int wx, int hy, int wy, int oh, int ow, long long n, int nhwc)
 {
     GRID_STRIDE(i, n)
     {
-        int j = (int)(i % wy);
-        long long rest = i / wy;
-        int r = (int)(rest % hy);
-        long long plane = rest / hy;
+        Ncs at = unravel_ncs(i, channels, (long long)hy * wy, nhwc);
+        int r = (int)(at.s / wy), j = (int)(at.s - (long long)r * wy);
         int sr = r + oh, sc = j + ow;
-        y[i] = (sr >= 0 && sr < hx && sc >= 0 && sc < wx) ? x[(plane * hx + sr) * wx + sc] : (T)0;
+        y[i] = (sr >= 0 && sr < hx && sc >= 0 && sc < wx)
+            ? x[ravel_ncs(at.n, at.c, (long long)sr * wx + sc, channels, (long long)hx * wx, nhwc)] : (T)0;
     }
 }
-EXPORT_FLOAT_KERNELS(shift_window, (const T* x, T* y, int hx, int wx, int hy, int wy, int oh, int ow, long long n),
-                     (x, y, hx, wx, hy, wy, oh, ow, n))
+EXPORT_FLOAT_KERNELS(shift_window,
+                     (const T* x, T* y, int channels, int hx, int wx, int hy, int wy, int oh, int ow, long long n, int nhwc),
+                     (x, y, channels, hx, wx, hy, wy, oh, ow, n, nhwc))
+
+// dst takes src's elements in NCHW order: the element of NCHW index k moves from src's offset of k to dst's offset
+// of k, each side NCHW or channels-last ([N, C, S] with its own C and S; C = S = 1 describes an NCHW side). The
+// reshape of a channels-last tensor; 4-byte integers use the float kernel (loads and stores move the bits as they
+// are). n = numel, walked in dst's memory order.
+template <typename T>
+__device__ void copy_reshaped(const T* src, T* dst, int cs, long long is, int srcNhwc, int cd, long long id, int dstNhwc, long long n)
+{
+    GRID_STRIDE(i, n)
+    {
+        long long k = i;
+        if (dstNhwc)
+        {
+            Ncs at = unravel_ncs(i, cd, id, 1);
+            k = ravel_ncs(at.n, at.c, at.s, cd, id, 0);
+        }
+        long long from = k;
+        if (srcNhwc)
+        {
+            Ncs at = unravel_ncs(k, cs, is, 0);
+            from = ravel_ncs(at.n, at.c, at.s, cs, is, 1);
+        }
+        dst[i] = src[from];
+    }
+}
+EXPORT_FLOAT_KERNELS(copy_reshaped,
+                     (const T* src, T* dst, int cs, long long is, int srcNhwc, int cd, long long id, int dstNhwc, long long n),
+                     (src, dst, cs, is, srcNhwc, cd, id, dstNhwc, n))

@@ -48,3 +48,84 @@ __device__ __forceinline__ double block_sum(double value, double* shared)
 // Precise (not fast-math) square roots per type, so results track the CPU reference.
 __device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
 __device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
+
+// ---- layouts: [N, C, S] tensors (S = H·W, or 1 for [N, C]) in NCHW or channels-last (NHWC) memory order ----
+
+// Coordinates of the element at memory offset i, and the offset of given coordinates. The shape ops walk their
+// output in its own memory order, so neighbouring threads write neighbouring values in either layout.
+struct Ncs
+{
+    long long n;
+    int c;
+    long long s;
+};
+
+__device__ __forceinline__ Ncs unravel_ncs(long long i, int channels, long long inner, int nhwc)
+{
+    Ncs at;
+    if (nhwc)
+    {
+        at.c = (int)(i % channels);
+        long long pixel = i / channels;
+        at.n = pixel / inner;
+        at.s = pixel - at.n * inner;
+    }
+    else
+    {
+        at.s = i % inner;
+        long long plane = i / inner;
+        at.n = plane / channels;
+        at.c = (int)(plane - at.n * channels);
+    }
+    return at;
+}
+
+__device__ __forceinline__ long long ravel_ncs(long long n, int c, long long s, int channels, long long inner, int nhwc)
+{
+    return nhwc ? (n * inner + s) * channels + c : (n * channels + c) * inner + s;
+}
+
+// Channels-last per-channel elementwise loop over n values: visit(i, c) with c = i mod C. The channel advances with
+// i by additions (one modulo per thread), never a division per element. Launched as a 1-D grid.
+template <typename Visit>
+__device__ void for_each_channels_last(long long n, int channels, Visit visit)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)blockDim.x * gridDim.x;
+    int c = (int)(i % channels), step = (int)(stride % channels);
+    for (; i < n; i += stride)
+    {
+        visit(i, c);
+        c += step;
+        if (c >= channels) c -= channels;
+    }
+}
+
+// Channels-last per-channel reductions, stage 1: block `part` reduces pixels [part·pixelsPerPart, …) of every
+// channel (C ≤ REDUCE_THREADS; the host checks). Thread t keeps channel t mod C over pixels t div C, + G, + 2G, …
+// (G = REDUCE_THREADS div C whole groups; the threads past them idle), so a warp reads consecutive addresses and
+// each thread sums one channel in double. Then thread c adds the G groups' sums in order: K partials per (channel,
+// part) at partials[K·(c·parts + part) + k], where the NCHW stage 1 writes them, so stage 2 is shared.
+// value(at, c, acc) adds element `at` (of channel c) into acc[0..K).
+template <int K, typename Value>
+__device__ void channels_last_partials(int channels, long long pixels, long long pixelsPerPart, int parts, double* partials, Value value)
+{
+    __shared__ double shared[K][REDUCE_THREADS];
+    int t = threadIdx.x, groups = REDUCE_THREADS / channels, c = t % channels, g = t / channels;
+    long long first = (long long)blockIdx.x * pixelsPerPart, last = first + pixelsPerPart < pixels ? first + pixelsPerPart : pixels;
+    double acc[K];
+    for (int k = 0; k < K; k++) acc[k] = 0;
+    if (g < groups)
+    {
+#pragma unroll 4
+        for (long long p = first + g; p < last; p += groups) value(p * channels + c, c, acc);
+    }
+    for (int k = 0; k < K; k++) shared[k][t] = acc[k];
+    __syncthreads();
+    if (t < channels)
+        for (int k = 0; k < K; k++)
+        {
+            double sum = 0;
+            for (int j = 0; j < groups; j++) sum += shared[k][t + j * channels];
+            partials[K * ((long long)t * parts + blockIdx.x) + k] = sum;
+        }
+}

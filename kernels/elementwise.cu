@@ -63,23 +63,47 @@ EXPORT_FLOAT_KERNELS(relu_backward, (const T* y, const T* dy, T* dx, long long n
 
 // ---- dropout ----
 
-// mask[i] = keepValue when (Philox word (seed, offset + i) >> 8) >= threshold, else 0. The host computes
-// threshold (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
+// The dropout word of the element at memory offset i: Philox (seed, offset + k) with k its NCHW index, so
+// channels-last tensors (nhwc, shape [N, channels, inner]) drop the same elements as the CPU's.
+__device__ __forceinline__ unsigned int dropout_word(unsigned long long seed, unsigned long long offset, long long i, int channels,
+                                                     long long inner, int nhwc)
+{
+    long long k = i;
+    if (nhwc)
+    {
+        Ncs at = unravel_ncs(i, channels, inner, 1);
+        k = ravel_ncs(at.n, at.c, at.s, channels, inner, 0);
+    }
+    return philox_word(seed, offset + (unsigned long long)k);
+}
+
+// mask[i] = keepValue when (dropout word >> 8) >= threshold, else 0. The host computes threshold
+// (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
 template <typename T>
 __device__ void dropout_mask(T* mask, unsigned long long seed, unsigned long long offset,
-                             unsigned int threshold, double keepValue, long long n)
+                             unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc)
 {
     T keep = (T)keepValue;
-    GRID_STRIDE(i, n)
-    {
-        unsigned int word = philox_word(seed, offset + (unsigned long long)i);
-        mask[i] = (word >> 8) >= threshold ? keep : (T)0;
-    }
+    GRID_STRIDE(i, n) mask[i] = (dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0;
 }
 EXPORT_FLOAT_KERNELS(dropout_mask,
                      (T* mask, unsigned long long seed, unsigned long long offset, unsigned int threshold,
-                      double keepValue, long long n),
-                     (mask, seed, offset, threshold, keepValue, n))
+                      double keepValue, int channels, long long inner, long long n, int nhwc),
+                     (mask, seed, offset, threshold, keepValue, channels, inner, n, nhwc))
+
+// y = x·mask with dropout_mask's mask for the same arguments, generated here and never stored (dropout's
+// forward on x, and its backward on the output gradient).
+template <typename T>
+__device__ void dropout_multiply(const T* x, T* y, unsigned long long seed, unsigned long long offset,
+                                 unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc)
+{
+    T keep = (T)keepValue;
+    GRID_STRIDE(i, n) y[i] = x[i] * ((dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0);
+}
+EXPORT_FLOAT_KERNELS(dropout_multiply,
+                     (const T* x, T* y, unsigned long long seed, unsigned long long offset, unsigned int threshold,
+                      double keepValue, int channels, long long inner, long long n, int nhwc),
+                     (x, y, seed, offset, threshold, keepValue, channels, inner, n, nhwc))
 
 // ---- optimiser ----
 

@@ -7,7 +7,9 @@ on 32x49x49, training forward + backward).
 
 GPU: CUDA events around each repetition, warm-up first, median of >= 50 repetitions, inputs rotated
 over several batches so caches do not flatter; cudnn.benchmark on; the best of fp32/TF32 and
-NCHW/channels-last is reported, with every variant's time kept in the JSON. Whole-volume inference is
+NCHW/channels-last is reported, with every variant's time kept in the JSON. With --compile, the training
+steps are also timed through torch.compile(mode="max-autotune") at TF32/channels-last (variant "+compiled";
+its compilation is part of the warm-up, not of the time); where it cannot run, the JSON says why. Whole-volume inference is
 also timed with batch norm folded into the convolutions (torch.nn.utils.fusion.fuse_conv_bn_eval), as
 `brainseg segment` runs it; those variants carry "+folded".
 CPU: wall clock, torch.set_num_threads(--threads).
@@ -105,11 +107,13 @@ def batches(device, count, shape, classes=None, channels_last=False):
     return xs, ys
 
 
-def train_step(net_fn, size, flops, args, device, batch, channels_last):
+def train_step(net_fn, size, flops, args, device, batch, channels_last, compiled=False):
     net = net_fn(args.classes).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = rmsprop(net.parameters(), 1e-3)
+    if compiled:
+        net = torch.compile(net, mode="max-autotune")
     xs, ys = batches(device, 4, (batch, 1, size, size), args.classes, channels_last)
 
     def step(i):
@@ -223,6 +227,27 @@ def segment_volume(args, device, batch, channels_last, fold):
     return ms, FCN_FLOPS / 441 * pixels  # forward FLOPs per output pixel times pixels
 
 
+def peak_bytes(device):
+    """GPU: the peak allocated since the last reset; CPU: the process's peak resident set so far."""
+    return torch.cuda.max_memory_allocated() if device.type == "cuda" \
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def compiled_variant(step, args, device, batch):
+    """The training step through torch.compile(mode='max-autotune') at TF32/NHWC, or why it did not run."""
+    variant = "tf32/nhwc+compiled"
+    if device.type != "cuda":
+        return {"variant": variant, "skipped": "max-autotune compiles GPU kernels; this run is on the CPU"}
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        torch.cuda.reset_peak_memory_stats()
+        net_fn, size, flops = (fcn, 51, FCN_FLOPS) if step == "fcn" else (dilated, 87, DILATED_FLOPS)
+        ms, work = train_step(net_fn, size, flops, args, device, batch, True, compiled=True)
+        return {"variant": variant, "median_ms": ms, "peak_bytes": peak_bytes(device), "tflops": work / ms / 1e9}
+    except Exception as e:  # no Triton, no compiler, an unsupported op: said, not hidden
+        return {"variant": variant, "skipped": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -235,7 +260,9 @@ def main():
     ap.add_argument("--volume", type=int, default=256)
     ap.add_argument("--dilation", default="1", help="dilations of the conv step, comma-separated")
     ap.add_argument("--variants", default="fp32/nchw,fp32/nhwc,tf32/nchw,tf32/nhwc",
-                    help="GPU variants to time (math/layout); the best is reported")
+                    help="GPU variants to time (math/layout); the best eager one is reported")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the training steps through torch.compile(mode='max-autotune') (GPU, TF32, NHWC)")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -271,12 +298,11 @@ def main():
                         ms, work = norm_layer(args, device, batch, cl)
                     else:
                         ms, work = segment_volume(args, device, batch, cl, fold)
-                    # CPU: the process's peak resident set so far (run one step per process for a step's own).
-                    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" \
-                        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                     results.append({"variant": f"{'tf32' if tf32 else 'fp32'}/{'nhwc' if cl else 'nchw'}{'+folded' if fold else ''}",
-                                    "median_ms": ms, "peak_bytes": peak, "tflops": work / ms / 1e9})
-                best = min(results, key=lambda r: r["median_ms"])
+                                    "median_ms": ms, "peak_bytes": peak_bytes(device), "tflops": work / ms / 1e9})
+                best = min(results, key=lambda r: r["median_ms"])  # the best eager variant
+                if args.compile and step in ("fcn", "dilated"):
+                    results.append(compiled_variant(step, args, device, batch))
                 units = args.volume if step == "segment" else batch * (3 if step == "adversarial" else 1)
                 extra = {"dilation": dilation} if dilation is not None else {}
                 print(json.dumps({"peer": "torch " + torch.__version__, "step": step, "batch": batch, **extra,

@@ -14,6 +14,8 @@
 #include <utility>
 #include <type_traits>
 #include <chrono>
+#include <tuple>
+#include <algorithm>
 
 using Invoker = void (*)(void**);
 template <typename... A, size_t... I>
@@ -70,11 +72,14 @@ API int cuMemcpyDtoHAsync_v2(void* d, uint64_t s, size_t n, void*) { if (!valid(
 API int cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void*) { if (!valid(s, n) || !valid(d, n)) return 1; memmove((void*)d, (void*)s, n); return 0; }
 API int cuMemsetD32Async(uint64_t d, unsigned v, size_t n, void*) { if (!valid(d, n * 4)) { fprintf(stderr, "FAKE: memset out of bounds\n"); return 1; } for (size_t i = 0; i < n; i++) ((unsigned*)d)[i] = v; return 0; }
 API int cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void*) { memset((void*)d, v, n); return 0; }
-// Events read the host clock: launches run synchronously, so host time is device time here.
+// Events read the host clock: launches run synchronously, so host time is device time here. Simulated costs (the
+// graph API's engines below) are added as virtual time, kept in one place for every copy of this library (fake-clock.c).
 using Clock = std::chrono::steady_clock;
-API int cuEventCreate(Clock::time_point** e, unsigned) { *e = new Clock::time_point(Clock::now()); return 0; }
+extern "C" long long fake_virtual_ns;
+static Clock::time_point now() { return Clock::now() + std::chrono::nanoseconds(__atomic_load_n(&fake_virtual_ns, __ATOMIC_RELAXED)); }
+API int cuEventCreate(Clock::time_point** e, unsigned) { *e = new Clock::time_point(now()); return 0; }
 API int cuEventDestroy_v2(Clock::time_point* e) { delete e; return 0; }
-API int cuEventRecord(Clock::time_point* e, void*) { *e = Clock::now(); return 0; }
+API int cuEventRecord(Clock::time_point* e, void*) { *e = now(); return 0; }
 API int cuEventSynchronize(Clock::time_point*) { return 0; }
 API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
@@ -129,7 +134,7 @@ static int gemm(int ta, int tb, int m, int n, int k, const T* alpha, const T* A,
 API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* al, uint64_t A, int lda, uint64_t B, int ldb, const float* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (float*)A, lda, (float*)B, ldb, be, (float*)C, ldc); }
 API int cublasDgemm_v2(void*, int ta, int tb, int m, int n, int k, const double* al, uint64_t A, int lda, uint64_t B, int ldb, const double* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (double*)A, lda, (double*)B, ldb, be, (double*)C, ldc); }
 // ---------------- cuDNN ----------------
-struct Desc { int kind, type = -1, n, c, h, w, pad_h, pad_w, u, v, dil_h, dil_w, mode, math; };
+struct Desc { int kind, type = -1, n, c, h, w, pad_h, pad_w, u, v, dil_h, dil_w, mode, math, format = 0; };
 static int dnnToken;
 API size_t cudnnGetVersion() { return 90100; }
 API const char* cudnnGetErrorString(int) { return "CUDNN_STATUS_FAKE"; }
@@ -139,10 +144,10 @@ API int cudnnDestroy(void*) { return 0; }
 API int cudnnSetStream(void*, void*) { return 0; }
 API int cudnnCreateTensorDescriptor(Desc** d) { *d = new Desc{1}; return 0; }
 API int cudnnDestroyTensorDescriptor(Desc* d) { delete d; return 0; }
-API int cudnnSetTensor4dDescriptor(Desc* d, int format, int type, int n, int c, int h, int w) { if (format != 0 || type > 1) return 3; d->type = type; d->n = n; d->c = c; d->h = h; d->w = w; return 0; }
+API int cudnnSetTensor4dDescriptor(Desc* d, int format, int type, int n, int c, int h, int w) { if (format > 1 || type > 1) return 3; d->format = format; d->type = type; d->n = n; d->c = c; d->h = h; d->w = w; return 0; }
 API int cudnnCreateFilterDescriptor(Desc** d) { *d = new Desc{2}; return 0; }
 API int cudnnDestroyFilterDescriptor(Desc* d) { delete d; return 0; }
-API int cudnnSetFilter4dDescriptor(Desc* d, int type, int format, int k, int c, int h, int w) { if (format != 0 || type > 1) return 3; d->type = type; d->n = k; d->c = c; d->h = h; d->w = w; return 0; }
+API int cudnnSetFilter4dDescriptor(Desc* d, int type, int format, int k, int c, int h, int w) { if (format > 1 || type > 1) return 3; d->format = format; d->type = type; d->n = k; d->c = c; d->h = h; d->w = w; return 0; }
 API int cudnnCreateConvolutionDescriptor(Desc** d) { *d = new Desc{3}; return 0; }
 API int cudnnDestroyConvolutionDescriptor(Desc* d) { delete d; return 0; }
 API int cudnnSetConvolution2dDescriptor(Desc* d, int ph, int pw, int u, int v, int dh, int dw, int mode, int type) { d->pad_h = ph; d->pad_w = pw; d->u = u; d->v = v; d->dil_h = dh; d->dil_w = dw; d->mode = mode; d->type = type; return 0; }
@@ -158,19 +163,39 @@ API int cudnnFindConvolutionBackwardFilterAlgorithmEx(void*, Desc*, uint64_t, De
 API int cudnnGetConvolutionForwardWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 1024; return 0; }
 API int cudnnGetConvolutionBackwardDataWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 2048; return 0; }
 API int cudnnGetConvolutionBackwardFilterWorkspaceSize(void*, Desc*, Desc*, Desc*, Desc*, int, size_t* s) { *s = 0; return 0; }
-// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1.
+// Memory offset of (a, b, r, c) in a 4-D descriptor: NCHW (format 0) or NHWC / KRSC (format 1).
+static size_t at4(const Desc* d, int a, int b, int r, int c) {
+    return d->format ? (((size_t)a * d->h + r) * d->w + c) * d->c + b : (((size_t)a * d->c + b) * d->h + r) * d->w + c; }
+// dir 0: y = conv(x, w); 1: dx = convT(dy, w); 2: dw = corr(x, dy). Cross-correlation, stride 1. NCHW: tap by tap over
+// whole output rows, so the inner loop runs over contiguous memory (the compiler vectorises it); channels-last: element
+// by element through each descriptor's offsets. acc follows the output's memory order either way. Sums are kept in
+// double for either type: long sequential float sums would be far less accurate than cuDNN's blocked ones.
 template <typename T>
 static void conv(int dir, Desc* xd, T* x, Desc* wd, T* w, Desc* cd, Desc* yd, T* y, T alpha, T beta) {
     int N = xd->n, C = xd->c, H = xd->h, W = xd->w, K = wd->n, R = wd->h, S = wd->w, Ho = yd->h, Wo = yd->w;
-    std::vector<T> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
-    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int i = 0; i < Ho; i++) for (int j = 0; j < Wo; j++)
-        for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
-            int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
-            if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-            size_t xi = ((size_t)(n*C+c)*H+hi)*W+wi, wi_ = ((size_t)(k*C+c)*R+p)*S+q, yi = ((size_t)(n*K+k)*Ho+i)*Wo+j;
-            if (dir == 0) acc[yi] += x[xi] * w[wi_]; else if (dir == 1) acc[xi] += y[yi] * w[wi_]; else acc[wi_] += x[xi] * y[yi]; }
+    std::vector<double> acc(dir == 0 ? (size_t)N*K*Ho*Wo : dir == 1 ? (size_t)N*C*H*W : (size_t)K*C*R*S, 0);
+    if (xd->format || wd->format || yd->format) {
+        for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int i = 0; i < Ho; i++) for (int j = 0; j < Wo; j++)
+            for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
+                int hi = i + p * cd->dil_h - cd->pad_h, wi = j + q * cd->dil_w - cd->pad_w;
+                if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+                size_t xi = at4(xd, n, c, hi, wi), wi_ = at4(wd, k, c, p, q), yi = at4(yd, n, k, i, j);
+                if (dir == 0) acc[yi] += (double)x[xi] * w[wi_]; else if (dir == 1) acc[xi] += (double)y[yi] * w[wi_]; else acc[wi_] += (double)x[xi] * y[yi]; }
+    } else
+    for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) for (int c = 0; c < C; c++) for (int p = 0; p < R; p++) for (int q = 0; q < S; q++) {
+        int dh = p * cd->dil_h - cd->pad_h, dw = q * cd->dil_w - cd->pad_w;
+        int i0 = std::max(0, -dh), i1 = std::min(Ho, H - dh), j0 = std::max(0, -dw), j1 = std::min(Wo, W - dw);
+        size_t wi = ((size_t)(k*C+c)*R+p)*S+q;
+        double tap = dir == 2 ? 0.0 : (double)w[wi], dot = 0;
+        for (int i = i0; i < i1; i++) {
+            size_t xr = ((size_t)(n*C+c)*H+i+dh)*W+dw, yr = ((size_t)(n*K+k)*Ho+i)*Wo;
+            if (dir == 0) for (int j = j0; j < j1; j++) acc[yr+j] += (double)x[xr+j] * tap;
+            else if (dir == 1) for (int j = j0; j < j1; j++) acc[xr+j] += (double)y[yr+j] * tap;
+            else for (int j = j0; j < j1; j++) dot += (double)x[xr+j] * (double)y[yr+j];
+        }
+        if (dir == 2) acc[wi] += dot; }
     T* out = dir == 0 ? y : dir == 1 ? x : w;
-    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * acc[i] : alpha * acc[i] + beta * out[i];
+    for (size_t i = 0; i < acc.size(); i++) out[i] = beta == 0 ? alpha * (T)acc[i] : alpha * (T)acc[i] + beta * out[i];
 }
 static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, Desc* yd, uint64_t y, const void* be, uint64_t ws, size_t wsSize, size_t need) {
     if (wsSize < need || (need && !ws)) { fprintf(stderr, "FAKE: workspace %zu < %zu\n", wsSize, need); return 3; }
@@ -182,3 +207,136 @@ static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t
 API int cudnnConvolutionForward(void*, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* yd, uint64_t y) { return run(0, al, xd, x, wd, w, cd, yd, y, be, ws, wss, 1024); }
 API int cudnnConvolutionBackwardData(void*, const void* al, Desc* wd, uint64_t w, Desc* yd, uint64_t dy, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* xd, uint64_t dx) { return run(1, al, xd, dx, wd, w, cd, yd, dy, be, ws, wss, 2048); }
 API int cudnnConvolutionBackwardFilter(void*, const void* al, Desc* xd, uint64_t x, Desc* yd, uint64_t dy, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* wd, uint64_t dw) { return run(2, al, xd, x, wd, dw, cd, yd, dy, be, ws, wss, 0); }
+// ---------------- cuDNN graph API ----------------
+// Descriptors keep their attributes as raw bytes and check at finalize that what cuDNN requires was set. The
+// heuristics propose a fixed table of engines whose numerical notes, workspace, knobs and speed differ, so the
+// backend's filtering, timing and remembered choices are observable: engine 1 (tensor cores) rounds float inputs
+// to TF32 as the hardware does, so an exact-float32 parity test fails if such an engine is ever admitted.
+struct GDesc {
+    int type; bool final = false;
+    std::map<int, std::pair<int, std::vector<char>>> attrs;
+    int engine = -1; GDesc* graph = nullptr; std::vector<std::pair<int, long long>> knobs; long long workspace = 0;
+    bool has(int a) const { return attrs.count(a) != 0; }
+    template <typename T> T get(int a, int i = 0) const { T v; memcpy(&v, attrs.at(a).second.data() + i * sizeof(T), sizeof(T)); return v; }
+    int count(int a) const { auto& p = attrs.at(a); return (int)(p.second.size() / attrSize(p.first)); }
+    static size_t attrSize(int t) { switch (t) { case 0: case 3: case 5: case 6: case 15: return 8; case 2: return 1; default: return 4; } }
+};
+// delayUs: simulated run time, added to the events' virtual clock (no real waiting), large enough that host noise never reorders them.
+struct FakeEngine { std::vector<int> notes; long long workspace; int delayUs; bool plans; int knobType; long long knobValue; };
+static const FakeEngine fakeEngines[] = {
+    {{}, 0, 30000, true, -1, 0},     // 0: direct, deterministic, slowest
+    {{0}, 4096, 0, true, 2, 3},      // 1: TENSOR_CORE (TF32 for float), fastest, knob TILE_SIZE = 3
+    {{4}, 1024, 10000, true, -1, 0}, // 2: NONDETERMINISTIC
+    {{}, 0, 0, false, -1, 0},        // 3: refuses to build a plan
+    {{5}, 0, 5000, true, -1, 0},     // 4: WINOGRAD
+    {{1}, 0, 0, true, -1, 0},        // 5: DOWN_CONVERT_INPUTS
+};
+static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5};
+enum { G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
+static const int BAD_PARAM = 2000, NOT_SUPPORTED = 3000;
+API int cudnnBackendCreateDescriptor(int type, GDesc** d) { *d = new GDesc{type}; return 0; }
+API int cudnnBackendDestroyDescriptor(GDesc* d) { delete d; return 0; }
+API int cudnnBackendSetAttribute(GDesc* d, int name, int type, long long n, const void* v) {
+    if (d->final) { fprintf(stderr, "FAKE: attribute %d set after finalize\n", name); return BAD_PARAM; }
+    if (n < 0 || (n > 0 && !v)) return BAD_PARAM;
+    auto& a = d->attrs[name]; a.first = type; a.second.assign((const char*)v, (const char*)v + n * GDesc::attrSize(type)); return 0; }
+static GDesc* descAttr(const GDesc* d, int a, int i = 0) { return d->get<GDesc*>(a, i); }
+// The op's (x, w, y) attribute names in graph terms: x is dx and y is dy for backward data, w is dw for backward filter.
+static void opNames(int type, int& x, int& w, int& y, int& conv, int& alpha, int& beta) {
+    if (type == G_FWD) { x = 704; w = 703; y = 705; conv = 702; alpha = 700; beta = 701; }
+    else if (type == G_BWD_DATA) { x = 710; w = 709; y = 711; conv = 708; alpha = 706; beta = 707; }
+    else { x = 716; w = 715; y = 717; conv = 714; alpha = 712; beta = 713; } }
+API int cudnnBackendFinalize(GDesc* d) {
+    auto need = [&](std::initializer_list<int> names) { for (int a : names) if (!d->has(a)) { fprintf(stderr, "FAKE: descriptor %d lacks attribute %d\n", d->type, a); return false; } return true; };
+    switch (d->type) {
+    case G_TENSOR: if (!need({900, 901, 902, 903, 906}) || d->count(902) != 4 || d->count(903) != 4 || d->get<long long>(900) <= 0) return BAD_PARAM; break;
+    case G_CONV: if (!need({100, 101, 102, 103, 104, 105, 106}) || d->get<int>(101) != 1) return BAD_PARAM; break;
+    case G_FWD: case G_BWD_DATA: case G_BWD_FILTER: { int x, w, y, c, al, be; opNames(d->type, x, w, y, c, al, be); if (!need({x, w, y, c, al, be})) return BAD_PARAM; break; }
+    case G_GRAPH: if (!need({800, 801}) || d->count(801) != 1) return BAD_PARAM; break;
+    case G_HEUR: if (!need({200, 201})) return BAD_PARAM; d->graph = descAttr(d, 201); break;
+    case G_ENGINE: if (!need({1300, 1301}) || d->get<long long>(1301) < 0 || d->get<long long>(1301) >= 6) return BAD_PARAM;
+        d->graph = descAttr(d, 1300); d->engine = (int)d->get<long long>(1301); break;
+    case G_KNOB: if (!need({600, 601})) return BAD_PARAM; break;
+    case G_CFG: { if (!need({300})) return BAD_PARAM; GDesc* e = descAttr(d, 300); d->engine = e->engine; d->graph = e->graph; d->knobs.clear();
+        if (d->has(302)) for (int i = 0; i < d->count(302); i++) { GDesc* k = descAttr(d, 302, i); d->knobs.push_back({k->get<int>(600), k->get<long long>(601)}); } break; }
+    case G_PLAN: { if (!need({400, 401})) return BAD_PARAM; GDesc* c = descAttr(d, 401); if (!c->final || c->engine < 0) return BAD_PARAM;
+        const FakeEngine& e = fakeEngines[c->engine];
+        if (!e.plans) return NOT_SUPPORTED;
+        if (e.knobType >= 0 && (c->knobs.size() != 1 || c->knobs[0] != std::pair<int, long long>{e.knobType, e.knobValue})) return NOT_SUPPORTED;
+        d->engine = c->engine; d->graph = c->graph; d->workspace = e.workspace; break; }
+    case G_PACK: if (!need({1000, 1001, 1003}) || d->count(1000) != d->count(1001)) return BAD_PARAM; break;
+    default: return NOT_SUPPORTED; }
+    d->final = true; return 0; }
+API int cudnnBackendGetAttribute(GDesc* d, int name, int type, long long requested, long long* count, void* out) {
+    if (!d->final) return 2004;  // CUDNN_STATUS_BAD_PARAM_NOT_FINALIZED
+    auto give = [&](auto values) {  // values: std::vector of the element type
+        *count = (long long)values.size();
+        if (out) for (long long i = 0; i < std::min<long long>(requested, values.size()); i++) ((decltype(values.data()))out)[i] = values[i];
+        return 0; };
+    auto fill = [&](int n, auto&& with) {  // caller-created descriptors receive the content
+        *count = n; if (!out) return 0;
+        for (long long i = 0; i < std::min<long long>(requested, n); i++) { GDesc* t = ((GDesc**)out)[i]; with(t, (int)i); t->final = true; }
+        return 0; };
+    if (d->type == G_HEUR && name == 202) {
+        const auto& list = d->get<int>(200) == 2 ? heurFallback : heurA;
+        return fill((int)list.size(), [&](GDesc* t, int i) { if (t->type != G_CFG) return; t->engine = list[i]; t->graph = d->graph;
+            const FakeEngine& e = fakeEngines[list[i]]; t->knobs.clear(); if (e.knobType >= 0) t->knobs.push_back({e.knobType, e.knobValue}); }); }
+    if (d->type == G_CFG && name == 300) return fill(1, [&](GDesc* t, int) { t->engine = d->engine; t->graph = d->graph; });
+    if (d->type == G_CFG && name == 302) return fill((int)d->knobs.size(), [&](GDesc* t, int i) {
+        t->attrs[600] = {9, std::vector<char>((char*)&d->knobs[i].first, (char*)&d->knobs[i].first + 4)};
+        t->attrs[601] = {3, std::vector<char>((char*)&d->knobs[i].second, (char*)&d->knobs[i].second + 8)}; });
+    if (d->type == G_ENGINE && name == 1301) return give(std::vector<long long>{d->engine});
+    if (d->type == G_ENGINE && name == 1303) return give(fakeEngines[d->engine].notes);
+    if (d->type == G_PLAN && name == 402) return give(std::vector<long long>{d->workspace});
+    if (d->type == G_KNOB && name == 600) return give(std::vector<int>{d->get<int>(600)});
+    if (d->type == G_KNOB && name == 601) return give(std::vector<long long>{d->get<long long>(601)});
+    fprintf(stderr, "FAKE: attribute %d of descriptor %d not readable here\n", name, d->type); return NOT_SUPPORTED; }
+struct Strided { long long d[4], s[4]; long long at(long long n, long long c, long long h, long long w) const { return n * s[0] + c * s[1] + h * s[2] + w * s[3]; }
+    long long extent() const { long long e = 1; for (int i = 0; i < 4; i++) e += (d[i] - 1) * s[i]; return e; } };
+static Strided strided(const GDesc* t) { Strided r; for (int i = 0; i < 4; i++) { r.d[i] = t->get<long long>(902, i); r.s[i] = t->get<long long>(903, i); } return r; }
+static float tf32(float v) { uint32_t b; memcpy(&b, &v, 4); if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0xfffu + ((b >> 13) & 1u)) & ~0x1fffu; memcpy(&v, &b, 4); return v; }
+// dir as in conv() above; every tensor addressed through its strides (NCHW or channels-last alike). Sums in double,
+// as conv() keeps them.
+template <typename T>
+static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, const Strided& Y, T* y, int dil, int pad, T alpha, T beta, bool roundTf32) {
+    long long N = X.d[0], C = X.d[1], H = X.d[2], W = X.d[3], K = Wt.d[0], R = Wt.d[2], S = Wt.d[3], Ho = Y.d[2], Wo = Y.d[3];
+    auto in = [&](T v) -> double { if constexpr (std::is_same_v<T, float>) return roundTf32 ? tf32(v) : v; else return v; };
+    const Strided& O = dir == 0 ? Y : dir == 1 ? X : Wt;
+    std::vector<double> acc((size_t)(O.d[0] * O.d[1] * O.d[2] * O.d[3]), 0);
+    auto slot = [&](long long a, long long b, long long c, long long e) { return (size_t)(((a * O.d[1] + b) * O.d[2] + c) * O.d[3] + e); };
+    for (long long n = 0; n < N; n++) for (long long k = 0; k < K; k++) for (long long i = 0; i < Ho; i++) for (long long j = 0; j < Wo; j++)
+        for (long long c = 0; c < C; c++) for (long long p = 0; p < R; p++) for (long long q = 0; q < S; q++) {
+            long long hi = i + p * dil - pad, wi = j + q * dil - pad;
+            if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+            T xv = x[X.at(n, c, hi, wi)], wv = w[Wt.at(k, c, p, q)], yv = y[Y.at(n, k, i, j)];
+            if (dir == 0) acc[slot(n, k, i, j)] += in(xv) * in(wv);
+            else if (dir == 1) acc[slot(n, c, hi, wi)] += in(yv) * in(wv);
+            else acc[slot(k, c, p, q)] += in(xv) * in(yv); }
+    T* out = dir == 0 ? y : dir == 1 ? x : w;
+    for (long long a = 0; a < O.d[0]; a++) for (long long b = 0; b < O.d[1]; b++) for (long long c = 0; c < O.d[2]; c++) for (long long e = 0; e < O.d[3]; e++) {
+        T& o = out[O.at(a, b, c, e)]; T v = (T)acc[slot(a, b, c, e)]; o = beta == 0 ? alpha * v : alpha * v + beta * o; } }
+API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
+    if (!plan->final || !pack->final || plan->type != G_PLAN || pack->type != G_PACK) return BAD_PARAM;
+    const FakeEngine& e = fakeEngines[plan->engine];
+    uint64_t ws = pack->get<uint64_t>(1003);
+    // Each soname is its own copy of this library, so device allocations (libcuda's) are not visible here: only
+    // presence and alignment can be checked.
+    if (plan->workspace > 0 && !ws) { fprintf(stderr, "FAKE: engine workspace %lld missing\n", plan->workspace); return BAD_PARAM; }
+    GDesc* op = descAttr(plan->graph, 801);
+    int xa, wa, ya, ca, ala, bea; opNames(op->type, xa, wa, ya, ca, ala, bea);
+    GDesc *xt = descAttr(op, xa), *wt = descAttr(op, wa), *yt = descAttr(op, ya), *cd = descAttr(op, ca);
+    auto pointer = [&](const GDesc* t) -> uint64_t { long long id = t->get<long long>(906);
+        for (int i = 0; i < pack->count(1000); i++) if (pack->get<long long>(1000, i) == id) return pack->get<uint64_t>(1001, i); return 0; };
+    uint64_t x = pointer(xt), w = pointer(wt), y = pointer(yt);
+    Strided X = strided(xt), Wt = strided(wt), Y = strided(yt);
+    int type = xt->get<int>(901);
+    for (auto [p, t] : {std::pair{x, xt}, {w, wt}, {y, yt}}) {
+        long long align = t->get<long long>(900);
+        if (!p || p % align != 0) { fprintf(stderr, "FAKE: graph tensor %lld at %llx missing or not %lld-byte aligned\n", t->get<long long>(906), (unsigned long long)p, align); return BAD_PARAM; } }
+    __atomic_add_fetch(&fake_virtual_ns, 1000LL * e.delayUs, __ATOMIC_RELAXED);  // the engine's simulated cost
+    if (skipCompute) return 0;
+    int dir = op->type == G_FWD ? 0 : op->type == G_BWD_DATA ? 1 : 2, dil = (int)cd->get<long long>(102), pad = (int)cd->get<long long>(105);
+    bool tensorCores = !e.notes.empty() && e.notes[0] == 0;
+    if (type == 0) gconv<float>(dir, X, (float*)x, Wt, (float*)w, Y, (float*)y, dil, pad, op->get<float>(ala), op->get<float>(bea), tensorCores);
+    else gconv<double>(dir, X, (double*)x, Wt, (double*)w, Y, (double*)y, dil, pad, op->get<double>(ala), op->get<double>(bea), false);
+    return 0; }

@@ -1,5 +1,5 @@
 // Checks every kernel's indexing and reductions against plain loops WITHOUT a GPU, by compiling the .cu
-// files as host C++ (emu.h maps CUDA threads to std::threads). Run from the repository root:
+// files as host C++ (emu.h runs a block's CUDA threads as fibers). Run from the repository root:
 //   clang++ -std=c++20 -O1 -pthread -I kernels -I kernels/emulation kernels/emulation/kernel-tests.cpp -o /tmp/kt && /tmp/kt
 #include "emu.h"
 #include "elementwise.cu"
@@ -65,7 +65,7 @@ int main()
         check(S == 1 ? "channel_sum [N,C]" : "channel_sum", db, r);
         auto y = rnd(n); auto bias = rnd(C); auto ry = y;
         for (long long i = 0; i < n; i++) ry[i] += bias[(i / S) % C];
-        launch(2, G, B, [&] { add_channel_bias<double>(y.data(), bias.data(), C, inner, planes); });
+        launch(2, G, B, [&] { add_channel_bias<double>(y.data(), bias.data(), C, inner, planes, 0); });
         check(S == 1 ? "add_channel_bias [N,C]" : "add_channel_bias", y, ry);
     }
     {
@@ -83,8 +83,7 @@ int main()
         auto sm = nans(C), si = nans(C), ss = nans(2 * C), y = nans(n); std::vector<double> partials(2 * C * parts, NAN);
         double mom = 0.1, eps = 1e-5;
         launch(C * parts, REDUCE_THREADS, [&] { batchnorm_partial_moments<double>(x.data(), partials.data(), C, inner, N, ppp, parts); });
-        launch(G, B, [&] { batchnorm_statistics<double>(x.data(), partials.data(), parts, gamma.data(), beta.data(), rm.data(), rv.data(), sm.data(), si.data(), ss.data(), inner, M, mom, eps, cc); });
-        launch(2, G, B, [&] { channel_affine<double>(x.data(), ss.data(), y.data(), C, inner, planes, relu); });
+        launch(2, G, B, [&] { batchnorm_normalise<double>(x.data(), partials.data(), parts, gamma.data(), beta.data(), rm.data(), rv.data(), sm.data(), si.data(), y.data(), C, inner, planes, M, mom, eps, relu); });
         std::vector<double> rmean(C), rinv(C), rvar(C), ry(n), rrm(C), rrv(C);
         for (int c = 0; c < C; c++) {
             double sum = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) sum += x[(b*C+c)*S+s];
@@ -96,9 +95,9 @@ int main()
         check(relu ? "bn y (fused ReLU)" : "bn y", y, ry);
         // the same values moved by 1e5 ≫ σ: the variance must not cancel (naive Σx² − (Σx)²/M loses ~7 digits here)
         auto far = x; for (auto& v : far) v += 1e5;
-        auto smFar = nans(C), siFar = nans(C), rmFar = rm0, rvFar = rv0, ssFar = nans(2 * C);
+        auto smFar = nans(C), siFar = nans(C), rmFar = rm0, rvFar = rv0, yFar = nans(n);
         launch(C * parts, REDUCE_THREADS, [&] { batchnorm_partial_moments<double>(far.data(), partials.data(), C, inner, N, ppp, parts); });
-        launch(G, B, [&] { batchnorm_statistics<double>(far.data(), partials.data(), parts, gamma.data(), beta.data(), rmFar.data(), rvFar.data(), smFar.data(), siFar.data(), ssFar.data(), inner, M, mom, eps, cc); });
+        launch(2, G, B, [&] { batchnorm_normalise<double>(far.data(), partials.data(), parts, gamma.data(), beta.data(), rmFar.data(), rvFar.data(), smFar.data(), siFar.data(), yFar.data(), C, inner, planes, M, mom, eps, relu); });
         auto rmeanFar = rmean; for (auto& v : rmeanFar) v += 1e5;
         check("bn saveMean at 1e5", smFar, rmeanFar); check("bn saveInvStd at 1e5", siFar, rinv, 1e-10);
         // inference
@@ -108,11 +107,10 @@ int main()
         std::vector<double> ryi(n); for (long long i = 0; i < n; i++) { int c = (i / S) % C; double v = (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-3) + beta[c]; ryi[i] = relu && v <= 0 ? 0 : v; }
         check(relu ? "bn inference (no gamma, fused ReLU)" : "bn inference (no gamma)", yi, ryi);
         // backward: the fused op masks dy by its output y; unfused, y is not passed (null)
-        auto dy = rnd(n); auto dx = nans(n), dg = nans(C), dbeta = nans(C); std::vector<double> sums(2 * C, NAN);
+        auto dy = rnd(n); auto dx = nans(n), dg = nans(C), dbeta = nans(C);
         const double* mask = relu ? y.data() : nullptr;
         launch(C * parts, REDUCE_THREADS, [&] { batchnorm_backward_partials<double>(x.data(), dy.data(), mask, sm.data(), si.data(), partials.data(), C, inner, N, ppp, parts); });
-        launch(G, B, [&] { batchnorm_backward_totals<double>(partials.data(), parts, dg.data(), dbeta.data(), sums.data(), cc); });
-        launch(2, G, B, [&] { batchnorm_backward_data<double>(x.data(), dy.data(), mask, gamma.data(), sm.data(), si.data(), sums.data(), dx.data(), C, inner, planes, M); });
+        launch(2, G, B, [&] { batchnorm_backward_data<double>(x.data(), dy.data(), mask, gamma.data(), sm.data(), si.data(), partials.data(), parts, dg.data(), dbeta.data(), dx.data(), C, inner, planes, M); });
         // reference by finite differences of the loss L = Σ dy·y(x) w.r.t. x (training mode, ReLU included)
         auto forward = [&](const std::vector<double>& xx) { double L = 0; for (int c = 0; c < C; c++) {
             double sum = 0; for (int b = 0; b < N; b++) for (int s = 0; s < S; s++) sum += xx[(b*C+c)*S+s];

@@ -37,8 +37,16 @@ def mib(b):
     return "-" if b is None else f"{b / 1048576:.0f}"
 
 
+def counted(r):
+    """Our backend's counts per step (launches, host waits, modelled GB), when the line has them."""
+    if "launches_per_step" not in r:
+        return ""
+    return (f", {r['launches_per_step']:g} launches, {r['host_syncs_per_step']:g} syncs, "
+            f"{r['device_allocs_per_step']:g} allocs, {r['modelled_bytes_per_step'] / 1e9:.2f} GB modelled")
+
+
 def brief(paths):
-    parts = [f"{r['step']} {r['batch']} {r.get('variant', '')}: {r['median_ms']:.2f} ms, {r['tflops']:.2f} TF/s" for r in rows(paths)]
+    parts = [f"{r['step']} {r['batch']} {r.get('variant', '')}: {r['median_ms']:.2f} ms, {r['tflops']:.2f} TF/s{counted(r)}" for r in rows(paths)]
     print("; ".join(parts) if parts else "no result")
 
 

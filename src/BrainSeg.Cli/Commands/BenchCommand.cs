@@ -23,11 +23,9 @@ internal static class BenchCommand
             "What to time: fcn | dilated (training step), adversarial (Ls + Ld + La), segment (whole volume), cohort (volumes per minute through 'segment --output-dir', files read and written), conv (one 32→32 3×3 layer), batchnorm (batch norm + ReLU on 32 channels of 49×49).",
             "fcn", "fcn", "dilated", "adversarial", "segment", "cohort", "conv", "batchnorm");
         var batch = Opt.Int("--batch", "Patches per step (slices per forward pass for segment; default 100, 16 for segment)", 1, TrainingOptions.MaxBatch, 100);
-        var tf32 = new Option<bool>("--tf32") { Description = "Allow TF32 tensor-core math for float32 convolutions and GEMMs (CUDA only)." };
-        var nondeterministic = new Option<bool>("--nondeterministic")
-        {
-            Description = "Let cuDNN use its fastest algorithms even where they are not deterministic (CUDA only; the default prefers deterministic ones, PyTorch's benchmark mode does not).",
-        };
+        var math = new GpuMathOptions();
+        var layout = Opt.Choice("--layout", "Memory order of the GPU's 4-D tensors: nhwc (channels-last, the default) or nchw (for comparison; CUDA only)", "nhwc", "nhwc", "nchw");
+        var legacy = new Option<bool>("--legacy-conv") { Description = "Choose convolution algorithms with cuDNN's legacy search instead of timing the graph API's engines (for comparison; CUDA only)." };
         var reps = Opt.Int("--reps", "Timed repetitions; the median is reported (segment: max(3, reps/10))", 1, 100_000, 50);
         var warmup = Opt.Int("--warmup", "Untimed repetitions first (segment: 1)", 0, 100_000, 10);
         var classes = Opt.Int("--classes", "Output classes", 2, LabelTable.MaxClasses, 7);
@@ -39,13 +37,14 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, tf32, nondeterministic, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, layout, legacy, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
             command.Options.Add(o);
+        math.AddTo(command);
 
         command.SetAction(parsed =>
         {
             if (parsed.GetValue(step) == "cohort")
-                return Cohort(parsed.GetValue(device)!, new CohortBenchSettings(parsed.GetValue(volumes), parsed.GetValue(volume),
+                return Cohort(parsed.GetValue(device)!, math.Read(parsed), new CohortBenchSettings(parsed.GetValue(volumes), parsed.GetValue(volume),
                     parsed.GetResult(batch) is { Implicit: false } ? parsed.GetValue(batch) : 16, parsed.GetValue(classes)), parsed.GetValue(json));
             var which = Enum.Parse<BenchStep>(parsed.GetValue(step)!, ignoreCase: true);
             var settings = new BenchSettings
@@ -60,22 +59,30 @@ internal static class BenchCommand
                 TimeLimitSeconds = parsed.GetValue(timeLimit),
             };
             settings.Validate();
-            var allowTf32 = parsed.GetValue(tf32);
-            var deterministic = !parsed.GetValue(nondeterministic);
-            using var backend = Open(parsed.GetValue(device)!, new CudaBackendOptions { AllowTf32 = allowTf32, DeterministicAlgorithms = deterministic });
-            if ((allowTf32 || !deterministic) && backend is not CudaBackend)
-                throw new BadInputException("--tf32 and --nondeterministic apply to CUDA devices only; drop them or use --device cuda.");
+            var gpuMath = math.Read(parsed);
+            bool legacySearch = parsed.GetValue(legacy);
+            var order = parsed.GetValue(layout) == "nchw" ? TensorLayout.Nchw : TensorLayout.Nhwc;
+            using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch, order);
+            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || parsed.GetResult(layout) is { Implicit: false }) && backend is not CudaBackend)
+                throw new BadInputException("--precision, --deterministic, --layout and --legacy-conv apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {
                 var card = Card(backend);
-                var variant = (backend.IsGpu && allowTf32 ? "tf32/nchw" : "fp32/nchw") + (deterministic ? "" : "/nondet");
+                var precision = GpuMath.Describe(backend);
+                var variant = backend is CudaBackend c
+                    ? $"{(c.Options.AllowTf32 ? "tf32" : "fp32")}/{c.Options.Layout.ToString().ToLowerInvariant()}" + (c.Options.DeterministicAlgorithms ? "/deterministic" : "") + (legacySearch ? "/legacy-conv" : "")
+                    : "fp32/nchw";
                 if (!parsed.GetValue(json))
-                    Console.Out.WriteLine($"card: {card}; TF32 {(allowTf32 ? "allowed" : "off")}");
+                    Console.Out.WriteLine($"card: {card}; precision {precision}");
                 var result = BenchRunner.Run(backend, settings, clock, variant);
                 Console.Out.WriteLine(parsed.GetValue(json)
-                    ? BenchRunner.ToJson(result, [("card", card), ("tf32", allowTf32 ? "on" : "off")])
+                    ? BenchRunner.ToJson(result, [("card", card), ("precision", precision)], [("conv_engines", EnginesJson(backend))])
                     : BenchRunner.Describe(result));
+                if (!parsed.GetValue(json) && backend is CudaBackend chosen)
+                    foreach (var r in chosen.EngineReports)
+                        Console.Out.WriteLine($"  conv {r.Direction} {r.Problem}: {r.Source} engine {r.Engine} [{r.Notes}]" +
+                            (double.IsNaN(r.Milliseconds) ? "" : $" {r.Milliseconds:F3} ms") + (r.Note.Length > 0 ? $" ({r.Note})" : ""));
                 if (parsed.GetValue(profile))
                     foreach (var line in Profile(backend, settings, clock, Math.Min(result.TimedReps, 10)).Lines())
                         Console.Out.WriteLine(line);
@@ -90,10 +97,10 @@ internal static class BenchCommand
     }
 
     /// <summary>Volumes per minute of a synthetic cohort through the segmentation pipeline (files read, segmented, written).</summary>
-    private static int Cohort(string device, CohortBenchSettings settings, bool json)
+    private static int Cohort(string device, GpuMath math, CohortBenchSettings settings, bool json)
     {
         settings.Validate();
-        using var backend = Open(device, new CudaBackendOptions());
+        using var backend = Open(device, math, legacySearch: false, TensorLayout.Nhwc);
         var result = CohortBench.Run(backend, settings, json ? null : line => Console.Out.WriteLine(line));
         Console.Out.WriteLine(json ? result.ToJson() : result.Describe());
         return 0;
@@ -106,19 +113,20 @@ internal static class BenchCommand
         return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
-    private static IBackend Open(string device, CudaBackendOptions options)
+    private static IBackend Open(string device, GpuMath math, bool legacySearch, TensorLayout layout)
     {
         var spec = DeviceSpec.Parse(device);
+        CudaBackendOptions Options((int Major, int Minor) cc) => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, Layout = layout };
         switch (spec.Kind)
         {
             case DeviceKind.Cpu:
                 return CpuBackend.Instance;
             case DeviceKind.Cuda:
-                return CudaBackend.Create(spec.Ordinal, options);
+                return CudaBackend.Create(spec.Ordinal, Options);
             default:
                 try
                 {
-                    return CudaBackend.Create(0, options);
+                    return CudaBackend.Create(0, Options);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -126,6 +134,32 @@ internal static class BenchCommand
                     return CpuBackend.Instance;
                 }
         }
+    }
+
+    /// <summary>The convolution engines chosen, one JSON object per pass and geometry (an empty list on the CPU).</summary>
+    private static string EnginesJson(IBackend backend)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            foreach (var r in (backend as CudaBackend)?.EngineReports ?? [])
+            {
+                w.WriteStartObject();
+                w.WriteString("direction", r.Direction);
+                w.WriteString("problem", r.Problem);
+                w.WriteString("source", r.Source);
+                w.WriteString("engine", r.Engine);
+                w.WriteString("notes", r.Notes);
+                w.WriteNumber("workspace_bytes", r.WorkspaceBytes);
+                if (!double.IsNaN(r.Milliseconds)) w.WriteNumber("ms", Math.Round(r.Milliseconds, 4));
+                w.WriteNumber("timed", r.Timed.Count);
+                if (r.Note.Length > 0) w.WriteString("note", r.Note);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     private static string Card(IBackend backend)

@@ -15,11 +15,21 @@ internal static class InfoCommand
         command.SetAction(parseResult =>
         {
             var report = CudaLibraries.Probe();
-            Console.Out.WriteLine(parseResult.GetValue(json) ? ToJson(report) : report.Describe());
+            Console.Out.WriteLine(parseResult.GetValue(json) ? ToJson(report) : report.Describe() + Environment.NewLine + Caches());
             // Exit 0 even without a GPU: the report itself is the answer, and the CPU backend still works.
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Where compiled kernels and the timed convolution engines are kept, and how much is there.</summary>
+    internal static string Caches()
+    {
+        var folder = new DirectoryInfo(KernelCache.CacheFolder());
+        var kernels = folder.Exists ? folder.GetFiles().Where(f => f.Name != EngineCache.FileName && !f.Name.EndsWith(".tmp", StringComparison.Ordinal)).ToArray() : [];
+        var (entries, bytes) = EngineCache.Size();
+        return $"Kernel cache: {folder.FullName} ({kernels.Length} compiled modules, {kernels.Sum(f => f.Length) / 1024.0:F0} KiB; set {KernelCache.CacheVariable} to move it)" +
+               Environment.NewLine + $"Convolution engines: {EngineCache.FilePath} ({entries} timed choices, {bytes / 1024.0:F1} KiB)";
     }
 
     // Written by hand with Utf8JsonWriter: no reflection, so NativeAOT stays warning-free.
@@ -63,6 +73,11 @@ internal static class InfoCommand
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
+            var (entries, bytes) = EngineCache.Size();
+            writer.WriteString("kernelCache", KernelCache.CacheFolder());
+            writer.WriteString("engineCache", EngineCache.FilePath);
+            writer.WriteNumber("engineCacheEntries", entries);
+            writer.WriteNumber("engineCacheBytes", bytes);
             writer.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());

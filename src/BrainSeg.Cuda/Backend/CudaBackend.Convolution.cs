@@ -9,9 +9,10 @@ public sealed unsafe partial class CudaBackend
 
     public void Gemm(bool transposeA, bool transposeB, double alpha, Tensor a, Tensor b, double beta, Tensor c)
     {
-        Enter();
+        Enter(nameof(Gemm));
         var (dt, m, n, k) = OpChecks.Gemm(this, transposeA, transposeB, a, b, c);
         if (m == 0 || n == 0) return;
+        Model(a.ByteLength + b.ByteLength + (beta == 0 ? 1 : 2) * c.ByteLength, 2.0 * m * n * k);
         if (k == 0)
         {
             // An empty product: c = beta·c (beta = 0 ignores old contents, NaN included).
@@ -24,6 +25,7 @@ public sealed unsafe partial class CudaBackend
         var opB = transposeB ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
         var opA = transposeA ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
         int ldb = b.Shape[1], lda = a.Shape[1], ldc = n;
+        _ctx.Counters.Launch();
         if (dt == DType.Float32)
         {
             float fa = (float)alpha, fb = (float)beta;
@@ -41,12 +43,14 @@ public sealed unsafe partial class CudaBackend
 
     public void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false)
     {
-        Enter();
+        Enter(nameof(Conv2dForward));
         var dt = OpChecks.Conv2dForward(this, x, w, y, spec, bias);
         var plan = Plan("Conv2dForward", dt, x, w, y, spec);
         if (y.Numel == 0) return;
+        ModelConvolution(x, w, y);
+        if (bias is not null || relu) Model(2 * y.ByteLength, y.Numel * ((bias is null ? 0 : 1) + (relu ? 1 : 0)));
         if (x.Numel == 0 || w.Numel == 0) Fill(y, 0); // an empty sum
-        else Convolve(plan, dt, x, w, y);
+        else if (!RunGraph(plan, ConvolutionDirection.Forward, dt, x, w, y, spec)) Convolve(plan, dt, x, w, y);
         if (bias is not null || relu) BiasAndRelu("Conv2dForward", dt, y, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu);
     }
 
@@ -58,47 +62,64 @@ public sealed unsafe partial class CudaBackend
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
         UseMath(plan, algo);
+        _ctx.Counters.Launch();
         Check.Cudnn(Cudnn.cudnnConvolutionForward(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Filter, Ptr(w), plan.Convolution,
             (cudnnConvolutionFwdAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Output, Ptr(y)), "cudnnConvolutionForward");
     }
 
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
     {
-        Enter();
+        Enter(nameof(Conv2dBackwardData));
         var dt = OpChecks.Conv2dBackwardData(this, dy, w, dx, spec);
         var plan = Plan("Conv2dBackwardData", dt, dx, w, dy, spec);
         if (dx.Numel == 0) return;
+        ModelConvolution(dx, w, dy);
         if (dy.Numel == 0 || w.Numel == 0) { Fill(dx, 0); return; }
+        if (RunGraph(plan, ConvolutionDirection.BackwardData, dt, dx, w, dy, spec)) return;
         var algo = plan.BackwardData ??= SearchBackwardData(plan, Ptr(dy), Ptr(w), Ptr(dx));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
         float f1 = 1, f0 = 0;
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
         UseMath(plan, algo);
+        _ctx.Counters.Launch();
         Check.Cudnn(Cudnn.cudnnConvolutionBackwardData(_ctx.CudnnHandle, one, plan.Filter, Ptr(w), plan.Output, Ptr(dy), plan.Convolution,
             (cudnnConvolutionBwdDataAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Input, Ptr(dx)), "cudnnConvolutionBackwardData");
     }
 
     public void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec)
     {
-        Enter();
+        Enter(nameof(Conv2dBackwardFilter));
         var dt = OpChecks.Conv2dBackwardFilter(this, x, dy, dw, spec);
         var plan = Plan("Conv2dBackwardFilter", dt, x, dw, dy, spec);
         if (dw.Numel == 0) return;
+        ModelConvolution(x, dw, dy);
         if (x.Numel == 0 || dy.Numel == 0) { Fill(dw, 0); return; }
+        if (RunGraph(plan, ConvolutionDirection.BackwardFilter, dt, x, dw, dy, spec)) return;
         var algo = plan.BackwardFilter ??= SearchBackwardFilter(plan, Ptr(x), Ptr(dy), Ptr(dw));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
         float f1 = 1, f0 = 0;
         double d1 = 1, d0 = 0;
         void* one = dt == DType.Float32 ? &f1 : &d1, zero = dt == DType.Float32 ? &f0 : &d0;
         UseMath(plan, algo);
+        _ctx.Counters.Launch();
         Check.Cudnn(Cudnn.cudnnConvolutionBackwardFilter(_ctx.CudnnHandle, one, plan.Input, Ptr(x), plan.Output, Ptr(dy), plan.Convolution,
             (cudnnConvolutionBwdFilterAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Filter, Ptr(dw)), "cudnnConvolutionBackwardFilter");
     }
 
-    // ---- plans: descriptors per geometry, algorithms measured once per direction ----
+    /// <summary>
+    /// One pass of a convolution in any direction: the image, the filter and the output each cross memory once
+    /// (the ideal of an implicit GEMM), and 2·N·K·C·R·S·Ho·Wo FLOPs.
+    /// </summary>
+    private void ModelConvolution(Tensor image, Tensor filter, Tensor output)
+    {
+        var (w, y) = (filter.Shape, output.Shape);
+        Model(image.ByteLength + filter.ByteLength + output.ByteLength, 2.0 * y.N * y.C * y.H * y.W * w.C * w.H * w.W);
+    }
 
-    private readonly record struct ConvKey(DType DType, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
+    // ---- plans: descriptors per geometry; the legacy API's algorithms measured once per direction where the graph API fails ----
+
+    private readonly record struct ConvKey(DType DType, TensorLayout Layout, int N, int C, int H, int W, int K, int R, int S, int Dilation, int Padding);
 
     /// <summary>The chosen cuDNN algorithm of one direction, the math type it runs with and the workspace it needs.</summary>
     private readonly record struct ConvAlgorithm(int Algorithm, cudnnMathType_t Math, long WorkspaceBytes);
@@ -112,9 +133,17 @@ public sealed unsafe partial class CudaBackend
         /// <summary>The math type the algorithm searches run under (each chosen algorithm then sets its own).</summary>
         public cudnnMathType_t SearchMath;
         public ConvAlgorithm? Forward, BackwardData, BackwardFilter;
+        /// <summary>Per pass (ConvolutionDirection): the graph API's chosen engine, or whether that pass falls back to the legacy API.</summary>
+        public readonly GraphPass?[] Passes = new GraphPass?[3];
+        public readonly bool[] Legacy = new bool[3];
 
         public void Dispose()
         {
+            for (var i = 0; i < Passes.Length; i++)
+            {
+                Passes[i]?.Dispose();
+                Passes[i] = null;
+            }
             // Teardown: report nothing, but never leak a descriptor because another failed.
             if (Input != 0) Cudnn.cudnnDestroyTensorDescriptor(Input);
             if (Output != 0) Cudnn.cudnnDestroyTensorDescriptor(Output);
@@ -142,7 +171,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The cached plan for input x, filter w and output y (already validated by OpChecks).</summary>
     private ConvPlan Plan(string op, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
-        var key = new ConvKey(dt, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
+        var layout = Nhwc(op, x, w, y) == 1 ? TensorLayout.Nhwc : TensorLayout.Nchw;
+        var key = new ConvKey(dt, layout, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W, w.Shape.N, w.Shape.H, w.Shape.W, spec.Dilation, spec.Padding);
         if (_convPlans.TryGetValue(key, out var plan)) return plan;
         if (x.Numel == 0 || w.Numel == 0 || y.Numel == 0) return new ConvPlan(); // nothing to run: callers return early
 
@@ -150,17 +180,18 @@ public sealed unsafe partial class CudaBackend
         try
         {
             var type = dt == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE;
-            const cudnnTensorFormat_t nchw = cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
+            // One format for all three: a tensor whose order is trivial is the same memory in either.
+            var format = key.Layout == TensorLayout.Nhwc ? cudnnTensorFormat_t.CUDNN_TENSOR_NHWC : cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
             nint d;
             Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
             plan.Input = d;
-            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W), "cudnnSetTensor4dDescriptor(input)");
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, format, type, x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W), "cudnnSetTensor4dDescriptor(input)");
             Check.Cudnn(Cudnn.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
             plan.Output = d;
-            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, nchw, type, y.Shape.N, y.Shape.C, y.Shape.H, y.Shape.W), "cudnnSetTensor4dDescriptor(output)");
+            Check.Cudnn(Cudnn.cudnnSetTensor4dDescriptor(d, format, type, y.Shape.N, y.Shape.C, y.Shape.H, y.Shape.W), "cudnnSetTensor4dDescriptor(output)");
             Check.Cudnn(Cudnn.cudnnCreateFilterDescriptor(&d), "cudnnCreateFilterDescriptor");
             plan.Filter = d;
-            Check.Cudnn(Cudnn.cudnnSetFilter4dDescriptor(d, type, nchw, w.Shape.N, w.Shape.C, w.Shape.H, w.Shape.W), "cudnnSetFilter4dDescriptor");
+            Check.Cudnn(Cudnn.cudnnSetFilter4dDescriptor(d, type, format, w.Shape.N, w.Shape.C, w.Shape.H, w.Shape.W), "cudnnSetFilter4dDescriptor");
             Check.Cudnn(Cudnn.cudnnCreateConvolutionDescriptor(&d), "cudnnCreateConvolutionDescriptor");
             plan.Convolution = d;
             Check.Cudnn(Cudnn.cudnnSetConvolution2dDescriptor(d, spec.Padding, spec.Padding, 1, 1, spec.Dilation, spec.Dilation,
@@ -211,6 +242,8 @@ public sealed unsafe partial class CudaBackend
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
+            _ctx.Counters.AlgorithmSearch();
+            _ctx.Counters.HostSync();   // the search times its candidates: it waits for the device
             Check.Cudnn(Cudnn.cudnnFindConvolutionForwardAlgorithmEx(_ctx.CudnnHandle, plan.Input, x, plan.Filter, w, plan.Convolution,
                 plan.Output, y, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionForwardAlgorithmEx");
         }
@@ -241,6 +274,8 @@ public sealed unsafe partial class CudaBackend
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
+            _ctx.Counters.AlgorithmSearch();
+            _ctx.Counters.HostSync();   // the search times its candidates: it waits for the device
             Check.Cudnn(Cudnn.cudnnFindConvolutionBackwardDataAlgorithmEx(_ctx.CudnnHandle, plan.Filter, w, plan.Output, dy, plan.Convolution,
                 plan.Input, dx, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionBackwardDataAlgorithmEx");
         }
@@ -271,6 +306,8 @@ public sealed unsafe partial class CudaBackend
         var ws = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
         try
         {
+            _ctx.Counters.AlgorithmSearch();
+            _ctx.Counters.HostSync();   // the search times its candidates: it waits for the device
             Check.Cudnn(Cudnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(_ctx.CudnnHandle, plan.Input, x, plan.Output, dy, plan.Convolution,
                 plan.Filter, dw, requested, &returned, results, ws.Pointer, (nuint)bytes), "cudnnFindConvolutionBackwardFilterAlgorithmEx");
         }

@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend, IViewBackend
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     private const int MaxGridY = 65535;
 
     private readonly CudaContext _ctx;
-    private readonly Dictionary<string, CudaFunction> _functions = new();
+    private readonly Dictionary<(string Name, DType DType), CudaFunction> _functions = new();
     private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
     private readonly GrowableBuffer _scratch;    // temporaries of batch norm and the loss reduction
     private readonly ConditionalWeakTable<Tensor, PoolGeometry> _poolGeometry = new();
@@ -46,12 +46,16 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
     /// Opens device <paramref name="device"/> (its primary context, one stream, cuBLAS and cuDNN handles).
     /// Throws <see cref="CudaUnavailableException"/> when there is no driver, no such device or a missing library.
     /// </summary>
-    public static CudaBackend Create(int device = 0, CudaBackendOptions? options = null)
+    public static CudaBackend Create(int device = 0, CudaBackendOptions? options = null) =>
+        Create(device, _ => options ?? CudaBackendOptions.Default);
+
+    /// <summary>As <see cref="Create(int, CudaBackendOptions?)"/>, with options that depend on the device's compute capability.</summary>
+    public static CudaBackend Create(int device, Func<(int Major, int Minor), CudaBackendOptions> options)
     {
         var context = CudaContext.Open(device);
         try
         {
-            return new CudaBackend(context, options ?? CudaBackendOptions.Default);
+            return new CudaBackend(context, options(context.ComputeCapability));
         }
         catch
         {
@@ -66,6 +70,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     /// <summary>The device context: memory pool, kernel cache, stream and library handles.</summary>
     public CudaContext Context => _ctx;
+
+    /// <summary>The work this backend queued, overall and by op (<see cref="WorkCounters"/>).</summary>
+    public WorkCounters Counters => _ctx.Counters;
 
     public bool IsDisposed => _disposed;
 
@@ -91,43 +98,103 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public Tensor Empty(Shape shape, DType dtype)
     {
-        Enter();
+        Enter(nameof(Empty));
         var bytes = shape.Numel * dtype.SizeInBytes();
         var buffer = bytes > 0 ? _ctx.Pool.Rent(bytes) : default;
-        return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype);
+        return new Tensor(this, new CudaStorage(this, buffer, bytes), shape, dtype, Options.Layout);
+    }
+
+    public Tensor View(Tensor whole, long offset, Shape shape)
+    {
+        RequireDevice(nameof(View), whole);
+        long size = whole.DType.SizeInBytes();
+        if (offset < 0 || offset + shape.Numel > whole.Numel)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"View: elements {offset}..{offset + shape.Numel} do not lie inside {whole.Describe()}.");
+        // The view is laid out as a tensor of its shape made by Empty would be (a filter's view lies KRSC by default).
+        return new Tensor(this, new CudaStorage((CudaStorage)whole.Storage, offset * size, shape.Numel * size), shape, whole.DType, Options.Layout);
     }
 
     public void Upload<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Upload));
         OpChecks.Upload<T>(this, src.Length, dst);
         if (dst.Numel == 0) return;
+        Model(dst.ByteLength);
         // The copy is queued on the stream; from pageable memory the driver stages the source before the
-        // call returns, so the span may be reused at once.
+        // call returns, so the span may be reused at once. Host arrays are NCHW: channels-last is laid out here.
+        if (dst.IsChannelsLast)
+        {
+            var staged = new T[dst.Numel];
+            Layouts.ToChannelsLast(src, staged, dst.Shape);
+            fixed (T* p = staged) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
+            return;
+        }
         fixed (T* p = src) _ctx.CopyHostToDevice(p, Ptr(dst), dst.ByteLength);
     }
 
     public void Download<T>(Tensor src, Span<T> dst) where T : unmanaged
     {
-        Enter();
+        Enter(nameof(Download));
         OpChecks.Download<T>(this, src, dst.Length);
         if (src.Numel == 0) { _ctx.Synchronize(); return; }
+        Model(src.ByteLength);
+        if (src.IsChannelsLast)
+        {
+            var staged = new T[src.Numel];
+            fixed (T* p = staged) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
+            Layouts.FromChannelsLast<T>(staged, dst, src.Shape);
+            return;
+        }
         fixed (T* p = dst) _ctx.CopyDeviceToHost(Ptr(src), p, src.ByteLength);
     }
 
     public void Copy(Tensor src, Tensor dst)
     {
-        Enter();
+        Enter(nameof(Copy));
         OpChecks.Copy(this, src, dst);
+        Nhwc("Copy", src, dst);
         if (src.Numel == 0 || Ptr(src) == Ptr(dst)) return;
+        Model(2 * src.ByteLength);
         _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
+    }
+
+    public void CopyReshaped(Tensor src, Tensor dst)
+    {
+        Enter(nameof(CopyReshaped));
+        OpChecks.CopyReshaped(this, src, dst);
+        if (src.Numel == 0) return;
+        Model(2 * src.ByteLength);
+        if (src.IsChannelsLast == dst.IsChannelsLast && !src.IsChannelsLast)
+        {
+            _ctx.CopyDeviceToDevice(Ptr(src), Ptr(dst), src.ByteLength);
+            return;
+        }
+        // Through the logical NCHW index: read src in its order, write dst in its own.
+        ulong ps = Ptr(src), pd = Ptr(dst);
+        int srcNhwc = src.IsChannelsLast ? 1 : 0, dstNhwc = dst.IsChannelsLast ? 1 : 0;
+        int cs = srcNhwc == 1 ? src.Shape.C : 1, cd = dstNhwc == 1 ? dst.Shape.C : 1;
+        long inS = srcNhwc == 1 ? (long)src.Shape.H * src.Shape.W : 1, inD = dstNhwc == 1 ? (long)dst.Shape.H * dst.Shape.W : 1, n = src.Numel;
+        void** args = stackalloc void*[] { &ps, &pd, &cs, &inS, &srcNhwc, &cd, &inD, &dstNhwc, &n };
+        // Int32 moves through the float32 kernel: 4-byte loads and stores copy the bits unchanged.
+        Launch1D("channels", "copy_reshaped", src.DType == DType.Float64 ? DType.Float64 : DType.Float32, n, args);
+    }
+
+    public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count)
+    {
+        Enter(nameof(CopyBatch));
+        var (from, to, n) = OpChecks.CopyBatch(this, src, srcFirst, dst, dstFirst, count);
+        if (n == 0) return;
+        long size = src.DType.SizeInBytes();
+        Model(2 * n * size);
+        _ctx.CopyDeviceToDevice(Ptr(src) + (ulong)(from * size), Ptr(dst) + (ulong)(to * size), n * size);
     }
 
     public void Fill(Tensor t, double value)
     {
-        Enter();
+        Enter(nameof(Fill));
         RequireDevice("Fill", t);
         if (t.Numel == 0) return;
+        Model(t.ByteLength);
         switch (t.DType)
         {
             case DType.Float32:
@@ -151,20 +218,22 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Synchronize()
     {
-        Enter();
+        Enter(nameof(Synchronize));
         _ctx.Synchronize();
     }
 
     // ---- elementwise ----
 
-    public void Add(Tensor a, Tensor b, Tensor y) => Binary("Add", "add", a, b, y);
+    public void Add(Tensor a, Tensor b, Tensor y) => Binary(nameof(Add), "add", a, b, y);
 
-    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary("Multiply", "multiply", a, b, y);
+    public void Multiply(Tensor a, Tensor b, Tensor y) => Binary(nameof(Multiply), "multiply", a, b, y);
 
     private void Binary(string op, string kernel, Tensor a, Tensor b, Tensor y)
     {
-        Enter();
+        Enter(op);
         var dt = OpChecks.Elementwise(this, op, a, b, y);
+        Nhwc(op, a, b, y);
+        Model(3 * y.ByteLength, y.Numel);
         ulong pa = Ptr(a), pb = Ptr(b), py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &pa, &pb, &py, &n };
@@ -173,8 +242,10 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void AddScaled(Tensor y, Tensor x, double alpha)
     {
-        Enter();
+        Enter(nameof(AddScaled));
         var dt = OpChecks.Elementwise(this, "AddScaled", y, x);
+        Nhwc("AddScaled", y, x);
+        Model(3 * y.ByteLength, 2 * y.Numel);
         ulong py = Ptr(y), px = Ptr(x);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &px, &alpha, &n };
@@ -183,8 +254,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     public void Scale(Tensor y, double alpha)
     {
-        Enter();
+        Enter(nameof(Scale));
         var dt = OpChecks.FloatType(this, "Scale", y);
+        Model(2 * y.ByteLength, y.Numel);
         ulong py = Ptr(y);
         long n = y.Numel;
         void** args = stackalloc void*[] { &py, &alpha, &n };
@@ -193,18 +265,22 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
 
     // ---- kernel launches ----
 
-    private void Enter()
+    /// <summary>Starts op <paramref name="op"/> (a constant name): makes the context current if another was, and charges what follows to the op.</summary>
+    private void Enter(string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _ctx.MakeCurrent();
+        _ctx.Counters.Enter(op);
     }
 
-    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu).</summary>
+    /// <summary>Adds the current op's modelled device-memory bytes (read plus written) and FLOPs to the counters.</summary>
+    private void Model(double bytes, double flops = 0) => _ctx.Counters.Model(bytes, flops);
+
+    /// <summary>The kernel <paramref name="name"/>_f32 or _f64 of <paramref name="module"/> (kernels/&lt;module&gt;.cu); its handle is looked up once.</summary>
     private CudaFunction Kernel(string module, string name, DType dtype)
     {
-        var entry = name + (dtype == DType.Float64 ? "_f64" : "_f32");
-        if (!_functions.TryGetValue(entry, out var function))
-            _functions[entry] = function = _ctx.Kernels.Get(module, entry);
+        if (!_functions.TryGetValue((name, dtype), out var function))
+            _functions[(name, dtype)] = function = _ctx.Kernels.Get(module, name + (dtype == DType.Float64 ? "_f64" : "_f32"));
         return function;
     }
 
@@ -257,6 +333,44 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner
         int parts = (int)Math.Clamp((wave + channels - 1) / Math.Max(channels, 1), 1, batch);
         int planesPerPart = (batch + parts - 1) / parts;
         return (planesPerPart, (batch + planesPerPart - 1) / planesPerPart);
+    }
+
+    // ---- layouts ----
+
+    /// <summary>
+    /// The memory order an op works in, as the kernels' int flag: 1 when its tensors lie channels-last. Tensors whose
+    /// order is trivial (<see cref="Layouts.IsTrivial"/>) fit either; two that really differ are refused.
+    /// </summary>
+    private static int Nhwc(string op, params Tensor?[] tensors)
+    {
+        Tensor? nchw = null, nhwc = null;
+        foreach (var t in tensors)
+        {
+            if (t is null || Layouts.IsTrivial(t.Shape)) continue;
+            if (t.IsChannelsLast) nhwc ??= t;
+            else nchw ??= t;
+        }
+        if (nchw is not null && nhwc is not null)
+            throw new ArgumentException($"{op}: {nchw.Describe()} is NCHW but {nhwc.Describe()} is channels-last; use one layout.");
+        return nhwc is null ? 0 : 1;
+    }
+
+    /// <summary>A channels-last per-channel elementwise kernel (for_each_channels_last in common.cuh): a plain 1-D grid.</summary>
+    private void LaunchChannelsLast(string module, string name, DType dtype, int planes, int inner, void** args) =>
+        Launch1D(module, name, dtype, (long)planes * inner, args);
+
+    /// <summary>
+    /// How a channels-last reduction splits the pixels (channels_last_partials in common.cuh): <c>parts</c> blocks of
+    /// <c>pixelsPerPart</c> consecutive pixels, about one full wave of the device; every block covers all C channels.
+    /// </summary>
+    private (int PixelsPerPart, int Parts) SplitPixels(string op, long pixels, int channels)
+    {
+        if (channels > ReduceThreads)
+            throw new ArgumentException($"{op}: {channels} channels exceed the {ReduceThreads} a channels-last reduction block holds; use the NCHW layout.");
+        if (pixels > int.MaxValue) throw new ArgumentException($"{op}: {pixels} pixels exceed the kernels' 32-bit counts.");
+        long wave = (long)Math.Max(1, _ctx.MultiprocessorCount) * ReduceBlocksPerSm;
+        long perPart = Math.Max(1, (pixels + wave - 1) / wave);
+        return ((int)perPart, (int)((pixels + perPart - 1) / perPart));
     }
 
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----

@@ -1,3 +1,5 @@
+using BrainSeg.Engine;
+
 namespace BrainSeg.Cuda;
 
 /// <summary>Choices that trade exactness for speed on the CUDA backend.</summary>
@@ -18,10 +20,23 @@ public sealed record CudaBackendOptions
     public bool DeterministicAlgorithms { get; init; } = true;
 
     /// <summary>
+    /// Choose convolution algorithms with the legacy cudnnFind* search instead of timing the graph API's engines
+    /// (for comparison; the legacy path also serves automatically wherever the graph API fails).
+    /// </summary>
+    public bool LegacyConvolutionSearch { get; init; }
+
+    /// <summary>
     /// The most device memory the one-time cuDNN algorithm search may lend each candidate as workspace;
     /// algorithms needing more are not considered. Also capped at half of the free memory.
     /// </summary>
     public long AlgorithmSearchWorkspaceBytes { get; init; } = 256L << 20;
+
+    /// <summary>
+    /// The memory order of the 4-D tensors this backend creates. Channels-last by default: cuDNN's fastest
+    /// convolution engines read and write NHWC (filters KRSC), and every kernel of this backend takes either order.
+    /// Host arrays stay NCHW (uploads and downloads convert).
+    /// </summary>
+    public TensorLayout Layout { get; init; } = TensorLayout.Nhwc;
 
     public static CudaBackendOptions Default { get; } = new();
 }

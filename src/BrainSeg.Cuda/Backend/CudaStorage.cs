@@ -6,12 +6,25 @@ namespace BrainSeg.Cuda;
 public sealed class CudaStorage : Storage
 {
     private readonly CudaBackend _owner;
+    private readonly CudaStorage? _parent;   // a view's block, kept alive until the view is freed
     private DeviceBuffer _buffer;
 
     internal CudaStorage(CudaBackend owner, DeviceBuffer buffer, long byteLength)
     {
         _owner = owner;
         _buffer = buffer;
+        ByteLength = byteLength;
+    }
+
+    /// <summary>A view of <paramref name="byteLength"/> bytes of <paramref name="parent"/> from byte <paramref name="offsetBytes"/> on.</summary>
+    internal CudaStorage(CudaStorage parent, long offsetBytes, long byteLength)
+    {
+        if (offsetBytes < 0 || byteLength < 0 || offsetBytes + byteLength > parent.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(offsetBytes), $"A view of bytes {offsetBytes}..{offsetBytes + byteLength} does not fit in a block of {parent.ByteLength}.");
+        parent.Retain();
+        _owner = parent._owner;
+        _parent = parent;
+        _buffer = new DeviceBuffer(parent.Pointer + (ulong)offsetBytes, 0);
         ByteLength = byteLength;
     }
 
@@ -27,6 +40,11 @@ public sealed class CudaStorage : Storage
     {
         var buffer = _buffer;
         _buffer = default;
+        if (_parent is not null)
+        {
+            _parent.Release();
+            return;
+        }
         // After the backend is disposed its pool has released every buffer already.
         if (buffer.Bytes > 0 && !_owner.IsDisposed) _owner.Context.Pool.Return(buffer);
     }

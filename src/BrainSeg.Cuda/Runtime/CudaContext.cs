@@ -1,3 +1,5 @@
+using BrainSeg.Engine;
+
 namespace BrainSeg.Cuda;
 
 /// <summary>
@@ -9,6 +11,9 @@ public sealed unsafe class CudaContext : IDisposable
 {
     // cuBLAS allocates its workspace lazily unless given one, which a CUDA graph capture forbids; 32 MiB suits Hopper.
     private const long CublasWorkspaceBytes = 32L << 20;
+
+    // The context this thread last made current: an op on the same thread then costs no driver call.
+    [ThreadStatic] private static CudaContext? current;
 
     private readonly int device;
     private nint context;
@@ -37,6 +42,9 @@ public sealed unsafe class CudaContext : IDisposable
     public nint CudnnHandle { get; private set; }
     public DeviceMemoryPool Pool { get; }
     public KernelCache Kernels { get; }
+
+    /// <summary>Work queued through this context: launches, copies, host waits, allocations (see <see cref="WorkCounters"/>).</summary>
+    public WorkCounters Counters { get; } = new();
 
     /// <summary>Opens device <paramref name="ordinal"/>; throws CudaUnavailableException when no driver, device or library is found.</summary>
     public static CudaContext Open(int ordinal = 0)
@@ -100,13 +108,16 @@ public sealed unsafe class CudaContext : IDisposable
     public void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
+        if (ReferenceEquals(current, this)) return;
         Check.Cu(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        current = this;
     }
 
     /// <summary>Waits for everything queued on <see cref="Stream"/>.</summary>
     public void Synchronize()
     {
         MakeCurrent();
+        Counters.HostSync();
         Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize");
     }
 
@@ -123,6 +134,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Counters.Copy();
         Check.Cu(Driver.cuMemcpyHtoDAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyHtoDAsync_v2");
     }
 
@@ -131,6 +143,8 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Counters.Copy();
+        Counters.HostSync();
         Check.Cu(Driver.cuMemcpyDtoHAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoHAsync_v2");
         Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize (after cuMemcpyDtoHAsync_v2)");
     }
@@ -139,6 +153,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Counters.Copy();
         Check.Cu(Driver.cuMemcpyDtoDAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoDAsync_v2");
     }
 
@@ -147,6 +162,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (count32 == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(count32);
+        Counters.Launch();
         Check.Cu(Driver.cuMemsetD32Async(dst, value, (nuint)count32, Stream), "cuMemsetD32Async");
     }
 
@@ -164,6 +180,7 @@ public sealed unsafe class CudaContext : IDisposable
         if (context != 0)
         {
             Step(() => Check.Cu(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent"));
+            current = null;
             if (Stream != 0) Step(() => Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize"));
             Step(Kernels.Unload);
             Step(Pool.Dispose);

@@ -1,3 +1,5 @@
+using BrainSeg.Engine;
+
 namespace BrainSeg.Cuda;
 
 /// <summary>A kernel entry point of a loaded module.</summary>
@@ -5,12 +7,14 @@ public readonly unsafe struct CudaFunction
 {
     private readonly nint handle;
     private readonly uint maxGrid;
+    private readonly WorkCounters? counters;
 
-    internal CudaFunction(string name, nint handle, uint maxGrid)
+    internal CudaFunction(string name, nint handle, uint maxGrid, WorkCounters? counters = null)
     {
         Name = name;
         this.handle = handle;
         this.maxGrid = maxGrid;
+        this.counters = counters;
     }
 
     public string Name { get; }
@@ -19,6 +23,7 @@ public readonly unsafe struct CudaFunction
     public void Launch(uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** args)
     {
         if (handle == 0) throw new InvalidOperationException("This CudaFunction is empty: get kernels from CudaContext.Kernels.Get(module, name).");
+        counters?.Launch();
         int status = Driver.cuLaunchKernel(handle, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, stream, args, null);
         if (status != 0) throw Check.CuError(status, $"cuLaunchKernel({Name}, grid {gridX}x{gridY}x{gridZ}, block {blockX}x{blockY}x{blockZ}, shared {sharedBytes})");
     }

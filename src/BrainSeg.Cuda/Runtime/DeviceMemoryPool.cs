@@ -61,6 +61,7 @@ public sealed unsafe class DeviceMemoryPool : IDisposable
     private ulong Allocate(long requested, long size)
     {
         context.MakeCurrent();
+        context.Counters.DeviceAlloc();
         ulong pointer = 0;
         int status = Driver.cuMemAlloc_v2(&pointer, (nuint)size);
         if (status == Driver.CUDA_ERROR_OUT_OF_MEMORY)

@@ -48,7 +48,7 @@ public sealed unsafe class KernelCache
             int status = Driver.cuModuleGetFunction(&f, handle, kernelName);
             if (status != 0)
                 throw Check.CuError(status, $"cuModuleGetFunction({module}/{kernelName}): is the kernel declared extern \"C\" __global__ in kernels/{module}.cu?");
-            function = new CudaFunction(kernelName, f, (uint)Math.Max(1, context.MultiprocessorCount) * 32);
+            function = new CudaFunction(kernelName, f, (uint)Math.Max(1, context.MultiprocessorCount) * 32, context.Counters);
             functions[(module, kernelName)] = function;
             return function;
         }
@@ -232,7 +232,8 @@ public sealed unsafe class KernelCache
         return Path.Combine(CacheFolder(), $"{module}-{key[..32]}.{(target.Cubin ? "cubin" : "ptx")}");
     }
 
-    internal static string CacheFolder()
+    /// <summary>The folder of the compiled kernels (and of the timed convolution engines): $BRAINSEG_KERNEL_CACHE or ~/.cache/brainseg/kernels.</summary>
+    public static string CacheFolder()
     {
         string? configured = Environment.GetEnvironmentVariable(CacheVariable);
         if (!string.IsNullOrWhiteSpace(configured)) return configured;

@@ -24,9 +24,14 @@ public static partial class F
     {
         if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout probability must be in [0, 1).");
         if (p == 0) return x;
-        var mask = tape.Empty(x.Shape, x.DType);
-        tape.Backend.DropoutMask(mask, p, random.Seed, random.Take(x.Numel));
-        return DropoutWithMask(tape, x, mask);
+        // The mask is regenerated from its Philox offset in the backward instead of being stored.
+        ulong seed = random.Seed, offset = random.Take(x.Numel);
+        var b = tape.Backend;
+        var y = tape.Empty(x.Shape, x.DType);
+        b.DropoutMultiply(x, y, p, seed, offset);
+        if (tape.NeedsGrad(x))
+            tape.Record(y, () => tape.AccumulateGrad(x, dx => b.DropoutMultiply(y.Grad!, dx, p, seed, offset)));
+        return y;
     }
 
     /// <summary>Dropout with a given mask (same shape as x): y = x ⊙ mask. Gradient checks use it with a fixed mask.</summary>

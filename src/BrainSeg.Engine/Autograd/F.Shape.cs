@@ -53,9 +53,20 @@ public static partial class F
 
     // ---- reshape: a view; the gradient is the upstream gradient with the input's shape ----
 
-    /// <summary>A view of x with another shape of the same element count.</summary>
+    /// <summary>
+    /// x with another shape of the same element count: a view, or, for a channels-last x (whose memory is not in
+    /// NCHW order), a copy in NCHW order.
+    /// </summary>
     public static Tensor Reshape(Tape tape, Tensor x, params int[] shape)
     {
+        if (x.IsChannelsLast)
+        {
+            var b = tape.Backend;
+            var copy = tape.Empty(new Shape(shape), x.DType);
+            b.CopyReshaped(x, copy);
+            if (tape.NeedsGrad(x)) tape.Record(copy, () => tape.AccumulateGrad(x, dx => b.CopyReshaped(copy.Grad!, dx)));
+            return copy;
+        }
         var y = tape.Own(x.Reshape(shape));
         if (tape.NeedsGrad(x))
             tape.Record(y, () => tape.AccumulateGrad(x, dx =>
@@ -63,6 +74,28 @@ public static partial class F
                 using var dxView = dx.Reshape(shape);
                 tape.Backend.Copy(y.Grad!, dxView);
             }));
+        return y;
+    }
+
+    // ---- batch concatenation: two block copies; the gradient is the upstream gradient's two parts ----
+
+    /// <summary>[a; b] along the leading (batch) axis, in either memory order.</summary>
+    public static Tensor ConcatBatch(Tape tape, Tensor a, Tensor b)
+    {
+        var dims = a.Shape.ToArray();
+        if (dims.Length == 0) throw new ArgumentException($"ConcatBatch needs a batch axis, got {a.Shape}.");
+        int na = a.Shape[0], nb = b.Shape.Rank > 0 ? b.Shape[0] : 0;
+        dims[0] = na + nb;
+        var backend = tape.Backend;
+        var y = tape.Empty(new Shape(dims), a.DType);
+        backend.CopyBatch(a, 0, y, 0, na);
+        backend.CopyBatch(b, 0, y, na, nb);
+        if (tape.NeedsGrad(a, b))
+            tape.Record(y, () =>
+            {
+                tape.AccumulateGrad(a, da => backend.CopyBatch(y.Grad!, 0, da, 0, na));
+                tape.AccumulateGrad(b, db => backend.CopyBatch(y.Grad!, na, db, 0, nb));
+            });
         return y;
     }
 

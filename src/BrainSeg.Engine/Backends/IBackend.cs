@@ -42,6 +42,18 @@ public interface IBackend : IDisposable
     /// <summary>dst = src (same shape and dtype).</summary>
     void Copy(Tensor src, Tensor dst);
 
+    /// <summary>
+    /// dst[dstFirst + i] = src[srcFirst + i] for the <paramref name="count"/> images i of the leading axis (same dtype,
+    /// same trailing dimensions and memory order): the batch is outermost in every layout, so this is one block copy.
+    /// </summary>
+    void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count);
+
+    /// <summary>
+    /// dst takes src's elements in NCHW order, whatever the two shapes (same element count) and memory orders: the
+    /// reshape of a tensor whose memory is not in that order (channels-last), which a view cannot be.
+    /// </summary>
+    void CopyReshaped(Tensor src, Tensor dst);
+
     /// <summary>Sets every element to <paramref name="value"/> (any dtype).</summary>
     void Fill(Tensor t, double value);
 
@@ -134,6 +146,12 @@ public interface IBackend : IDisposable
     /// (seed, offset) gives the same mask on every backend. Consumes <see cref="Philox.CountersFor"/> counters.
     /// </summary>
     void DropoutMask(Tensor mask, double p, ulong seed, ulong offset);
+
+    /// <summary>
+    /// y = x ⊙ mask with the mask <see cref="DropoutMask"/> would write for the same p, seed and offset, generated
+    /// inside the multiply and never stored: dropout's forward (x) and backward (the output gradient) are both this.
+    /// </summary>
+    void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset);
 
     // ---- pooling ----
 

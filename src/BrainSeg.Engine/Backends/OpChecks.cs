@@ -42,6 +42,28 @@ internal static class OpChecks
         SameShape("Copy", src, dst);
     }
 
+    public static void CopyReshaped(ITensorOwner owner, Tensor src, Tensor dst)
+    {
+        owner.RequireResident("CopyReshaped", src, dst);
+        if (src.DType != dst.DType) throw new ArgumentException($"CopyReshaped: dtypes differ ({src.Describe()} → {dst.Describe()}).");
+        if (src.Numel != dst.Numel) throw new ArgumentException($"CopyReshaped: {src.Describe()} and {dst.Describe()} hold different numbers of elements.");
+    }
+
+    /// <summary>Returns the element offsets and count of a CopyBatch.</summary>
+    public static (long From, long To, long Count) CopyBatch(ITensorOwner owner, Tensor src, int srcFirst, Tensor dst, int dstFirst, int count)
+    {
+        owner.RequireResident("CopyBatch", src, dst);
+        if (src.DType != dst.DType) throw new ArgumentException($"CopyBatch: dtypes differ ({src.Describe()} → {dst.Describe()}).");
+        if (src.Shape.Rank == 0 || src.Shape.Rank != dst.Shape.Rank || !src.Shape.Skip(1).SequenceEqual(dst.Shape.Skip(1)))
+            throw new ArgumentException($"CopyBatch: {src.Describe()} and {dst.Describe()} differ beyond the batch axis.");
+        if (src.IsChannelsLast != dst.IsChannelsLast)
+            throw new ArgumentException($"CopyBatch: {src.Describe()} and {dst.Describe()} lie in different memory orders.");
+        if (count < 0 || srcFirst < 0 || dstFirst < 0 || srcFirst + (long)count > src.Shape[0] || dstFirst + (long)count > dst.Shape[0])
+            throw new ArgumentException($"CopyBatch: images [{srcFirst}, +{count}) of {src.Describe()} to [{dstFirst}, +{count}) of {dst.Describe()} are out of range.");
+        long image = src.Shape[0] == 0 ? 0 : src.Numel / src.Shape[0];
+        return (srcFirst * image, dstFirst * image, count * image);
+    }
+
     // ---- elementwise ----
 
     /// <summary>Tensors of one floating-point dtype and one shape (Add, Multiply, ReLU, RMSProp...); returns the dtype.</summary>

@@ -97,6 +97,9 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
     }
 
     public void Copy(Tensor src, Tensor dst) => Time(nameof(Copy), () => inner.Copy(src, dst));
+    public void CopyReshaped(Tensor src, Tensor dst) => Time(nameof(CopyReshaped), () => inner.CopyReshaped(src, dst));
+    public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count) =>
+        Time(nameof(CopyBatch), () => inner.CopyBatch(src, srcFirst, dst, dstFirst, count));
     public void Fill(Tensor t, double value) => Time(nameof(Fill), () => inner.Fill(t, value));
     public void Synchronize() => inner.Synchronize();
 
@@ -148,6 +151,9 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
 
     public void DropoutMask(Tensor mask, double p, ulong seed, ulong offset) =>
         Time(nameof(DropoutMask), () => inner.DropoutMask(mask, p, seed, offset));
+
+    public void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset) =>
+        Time(nameof(DropoutMultiply), () => inner.DropoutMultiply(x, y, p, seed, offset));
 
     // ---- pooling and shape ops ----
 

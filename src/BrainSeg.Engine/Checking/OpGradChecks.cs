@@ -40,6 +40,8 @@ public static class OpGradChecks
         new("center crop 6×6 → 3×4", b => Check(b, 15, [[2, 2, 6, 6]], (t, x) => F.CenterCrop(t, x[0], 3, 4))),
         new("center pad 3×3 → 6×5", b => Check(b, 16, [[2, 2, 3, 3]], (t, x) => F.CenterPad(t, x[0], 6, 5))),
         new("flatten → linear", b => Check(b, 17, [[2, 3, 2, 2], [4, 12]], (t, x) => F.Linear(t, F.Flatten(t, x[0]), x[1]))),
+        new("reshape [2,3,2,4] → [2,6,4,1] → conv2d 1×1", b => Check(b, 26, [[2, 3, 2, 4], [5, 6, 1, 1]], (t, x) => F.Conv2d(t, F.Reshape(t, x[0], 2, 6, 4, 1), x[1]))),
+        new("concat along the batch", b => Check(b, 27, [[2, 3, 2, 3], [1, 3, 2, 3]], (t, x) => F.ConcatBatch(t, x[0], x[1]))),
         new("softmax over channels", b => Check(b, 18, [[2, 4, 2, 3]], (t, x) => F.Softmax(t, x[0]))),
         new("softmax cross-entropy (soft targets)", b => CrossEntropy(b, 19, [2, 4, 3, 3], oneHot: false)),
         new("softmax cross-entropy two-class [N,2] (one-hot)", b => CrossEntropy(b, 20, [4, 2], oneHot: true)),

@@ -198,6 +198,15 @@ public sealed partial class CpuBackend
         else DropoutMask(mask.HostArray<double>(), (int)mask.Numel, 1 / (1 - p), threshold, seed, offset);
     }
 
+    /// <summary>The mask into a pooled temporary, then the multiply: the same values as the separate ops, by construction.</summary>
+    public void DropoutMultiply(Tensor x, Tensor y, double p, ulong seed, ulong offset)
+    {
+        OpChecks.Elementwise(this, "DropoutMultiply", x, y);
+        using var mask = Empty(x.Shape, x.DType);
+        DropoutMask(mask, p, seed, offset);
+        Multiply(x, mask, y);
+    }
+
     private void DropoutMask<T>(T[] mask, int count, T keep, uint threshold, ulong seed, ulong offset) where T : unmanaged, IFloatingPointIeee754<T> =>
         ForChunks(count, 1 << 14, (start, length) =>
         {

@@ -57,6 +57,28 @@ public sealed partial class CpuBackend : IBackend, ITensorOwner
         }
     }
 
+    public void CopyReshaped(Tensor src, Tensor dst)
+    {
+        OpChecks.CopyReshaped(this, src, dst);
+        switch (src.DType)  // every CPU tensor is NCHW: the same memory order on both sides
+        {
+            case DType.Float32: Span<float>(src).CopyTo(Span<float>(dst)); break;
+            case DType.Float64: Span<double>(src).CopyTo(Span<double>(dst)); break;
+            default: Span<int>(src).CopyTo(Span<int>(dst)); break;
+        }
+    }
+
+    public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count)
+    {
+        var (from, to, n) = OpChecks.CopyBatch(this, src, srcFirst, dst, dstFirst, count);
+        switch (src.DType)
+        {
+            case DType.Float32: Span<float>(src).Slice((int)from, (int)n).CopyTo(Span<float>(dst)[(int)to..]); break;
+            case DType.Float64: Span<double>(src).Slice((int)from, (int)n).CopyTo(Span<double>(dst)[(int)to..]); break;
+            default: Span<int>(src).Slice((int)from, (int)n).CopyTo(Span<int>(dst)[(int)to..]); break;
+        }
+    }
+
     public void Fill(Tensor t, double value)
     {
         RequireHost("Fill", t);

@@ -1,15 +1,16 @@
 namespace BrainSeg.Engine;
 
 /// <summary>
-/// A dense, contiguous, row-major array on one backend. Moving data between host and device is always
-/// explicit (<see cref="FromHost{T}"/>, <see cref="ToHost{T}"/>, <see cref="To"/>). Device memory is
-/// released by <see cref="Dispose"/>, never by the finaliser.
+/// A dense, contiguous array on one backend, row-major (NCHW) or, on a GPU backend that asks for it, channels-last
+/// (<see cref="Layout"/>). Host arrays are always NCHW: uploads and downloads convert. Moving data between host and
+/// device is always explicit (<see cref="FromHost{T}"/>, <see cref="ToHost{T}"/>, <see cref="To"/>). Device memory
+/// is released by <see cref="Dispose"/>, never by the finaliser.
 /// </summary>
 public sealed class Tensor : IDisposable
 {
     private Storage? _storage;
 
-    internal Tensor(IBackend backend, Storage storage, Shape shape, DType dtype)
+    internal Tensor(IBackend backend, Storage storage, Shape shape, DType dtype, TensorLayout layout = TensorLayout.Nchw)
     {
         if (storage.ByteLength < shape.Numel * dtype.SizeInBytes())
             throw new ArgumentException($"Storage of {storage.ByteLength} bytes is too small for {dtype} {shape}.");
@@ -17,11 +18,18 @@ public sealed class Tensor : IDisposable
         _storage = storage;
         Shape = shape;
         DType = dtype;
+        Layout = shape.Rank == 4 ? layout : TensorLayout.Nchw;
     }
 
     public IBackend Backend { get; }
     public Shape Shape { get; }
     public DType DType { get; }
+
+    /// <summary>The memory order of a 4-D tensor (always NCHW for other ranks).</summary>
+    public TensorLayout Layout { get; }
+
+    /// <summary>True when the elements really lie channels-last: the layout is NHWC and the shape is not trivial (<see cref="Layouts.IsTrivial"/>).</summary>
+    public bool IsChannelsLast => Layout == TensorLayout.Nhwc && !Layouts.IsTrivial(Shape);
     public long Numel => Shape.Numel;
     public long ByteLength => Numel * DType.SizeInBytes();
     public bool IsDisposed => _storage is null;
@@ -97,13 +105,30 @@ public sealed class Tensor : IDisposable
         return copy;
     }
 
-    /// <summary>A view with another shape of the same element count, sharing this tensor's storage.</summary>
+    /// <summary>
+    /// A view with another shape of the same element count, sharing this tensor's storage, in NCHW order. A tensor
+    /// whose elements lie channels-last cannot be viewed so (its memory is not in that order).
+    /// </summary>
     public Tensor Reshape(params int[] shape)
     {
         var s = new Shape(shape);
         if (s.Numel != Numel) throw new ArgumentException($"Cannot reshape {Shape} ({Numel} elements) to {s}.");
+        if (IsChannelsLast)
+            throw new InvalidOperationException($"Cannot reshape the channels-last {Describe()}: a view reads memory in NCHW order.");
         Storage.Retain();
         return new Tensor(Backend, Storage, s, DType) { Name = Name };
+    }
+
+    /// <summary>
+    /// Makes this tensor share <paramref name="view"/>'s storage (same shape, dtype and backend), releasing its own
+    /// memory: the optimiser moves a group's parameters into one flat block this way. The values are not copied.
+    /// </summary>
+    internal void ShareStorageOf(Tensor view)
+    {
+        if (view.Shape != Shape || view.DType != DType || view.Backend != Backend)
+            throw new ArgumentException($"{Describe()} cannot take the storage of {view.Describe()}: shape, dtype and backend must match.");
+        view.Storage.Retain();
+        Interlocked.Exchange(ref _storage, view.Storage)?.Release();
     }
 
     public void CheckElementType<T>() where T : unmanaged
@@ -112,7 +137,7 @@ public sealed class Tensor : IDisposable
             throw new InvalidOperationException($"{Describe()} holds {DType}, not {typeof(T).Name}.");
     }
 
-    public string Describe() => $"{Name ?? "tensor"} {DType} {Shape} on {Backend.Name}";
+    public string Describe() => $"{Name ?? "tensor"} {DType} {Shape}{(IsChannelsLast ? " channels-last" : "")} on {Backend.Name}";
     public override string ToString() => Describe();
 
     public void Dispose()

@@ -42,12 +42,17 @@ public static class BenchRunner
         backend.Synchronize();
 
         var times = new List<double>(s.TimedReps);
+        var counters = (backend as ICountingBackend)?.Counters;
+        WorkCounts counted = default;
         var allocated = GC.GetTotalAllocatedBytes(precise: true);
         var started = System.Diagnostics.Stopwatch.StartNew();
         for (var r = 0; r < s.TimedReps; r++)
         {
             clock.Start();
+            var before = counters?.Total ?? default;
             work.Step(s.WarmupReps + r);
+            // Counted inside the step only: the clock's own event and wait are not the step's work.
+            if (counters is not null) counted += counters.Total - before;
             times.Add(clock.StopMs());
             if (s.TimeLimitSeconds > 0 && times.Count >= 3 && started.Elapsed.TotalSeconds > s.TimeLimitSeconds) break;
         }
@@ -61,7 +66,7 @@ public static class BenchRunner
             _ => s.Batch,
         };
         return new BenchResult(s, DeviceName(backend), variant, median, times[0], times[^1], times.Count,
-            units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes(), allocated);
+            units / median * 1e3, WorkFlops(s) / median / 1e9, clock.PeakBytes(), allocated, counters is null ? null : counted);
     }
 
     /// <summary>
@@ -78,16 +83,25 @@ public static class BenchRunner
         for (var i = 0; i < Math.Max(1, s.WarmupReps); i++) work.Step(i);
         backend.Synchronize();
         profiler.Reset();
+        var counters = (backend as ICountingBackend)?.Counters;
+        var counted = new Dictionary<string, WorkCounts>(StringComparer.Ordinal);
         double total = 0;
         for (var r = 0; r < reps; r++)
         {
+            // Snapshots outside the timed span; the clocks' events and waits do not go through the backend's counters.
+            var before = counters?.ByOp();
             clock.Start();
             work.Step(s.WarmupReps + r);
             total += clock.StopMs();
+            if (counters is not null)
+                foreach (var (op, c) in WorkCounters.Difference(counters.ByOp(), before!))
+                    counted[op] = counted.GetValueOrDefault(op) + c;
             profiler.Collect();
         }
         var ops = profiler.Totals().Select(t => new BenchProfile.Row(t.Op, (double)t.Calls / reps, t.Ms / reps)).ToList();
-        return new BenchProfile(total / reps, ops);
+        var countedOps = counters is null ? null
+            : counted.Select(kv => (kv.Key, kv.Value)).OrderByDescending(r => r.Value.Bytes).ThenBy(r => r.Key, StringComparer.Ordinal).ToList();
+        return new BenchProfile(total / reps, ops, countedOps, reps);
     }
 
     /// <summary>FLOPs of one repetition (backward ≈ 2× forward, so a training step is 3× forward).</summary>
@@ -112,7 +126,7 @@ public static class BenchRunner
     public static string DeviceName(IBackend backend) => backend.IsGpu ? backend.Name : $"cpu x{Environment.ProcessorCount}";
 
     /// <summary>One line of JSON, the peer's fields plus ours (written by hand: no reflection, AOT-safe).</summary>
-    public static string ToJson(BenchResult r, IEnumerable<(string Key, string Value)>? extra = null)
+    public static string ToJson(BenchResult r, IEnumerable<(string Key, string Value)>? extra = null, IEnumerable<(string Key, string Json)>? rawExtra = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -135,7 +149,23 @@ public static class BenchRunner
             w.WriteNumber("warmup", r.Settings.WarmupReps);
             if (r.Settings.Step == BenchStep.Segment) w.WriteNumber("volume", r.Settings.Volume);
             if (r.Settings.Step == BenchStep.Conv) w.WriteNumber("dilation", r.Settings.Dilation);
+            if (r.Counted is { } c)
+            {
+                double steps = r.TimedReps;
+                w.WriteNumber("launches_per_step", Math.Round(c.Launches / steps, 2));
+                w.WriteNumber("host_syncs_per_step", Math.Round(c.HostSyncs / steps, 2));
+                w.WriteNumber("device_allocs_per_step", Math.Round(c.DeviceAllocs / steps, 2));
+                w.WriteNumber("copies_per_step", Math.Round(c.Copies / steps, 2));
+                w.WriteNumber("algorithm_searches_per_step", Math.Round(c.AlgorithmSearches / steps, 2));
+                w.WriteNumber("modelled_bytes_per_step", Math.Round(c.Bytes / steps));
+                w.WriteNumber("modelled_flops_per_step", Math.Round(c.Flops / steps));
+            }
             foreach (var (key, value) in extra ?? []) w.WriteString(key, value);
+            foreach (var (key, json) in rawExtra ?? [])
+            {
+                w.WritePropertyName(key);
+                w.WriteRawValue(json);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -156,7 +186,10 @@ public static class BenchRunner
         var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
         return $"{what} on {r.Device} ({r.Variant}): median {r.MedianMs:F3} ms (min {r.MinMs:F3}, max {r.MaxMs:F3}; " +
                $"{r.TimedReps} reps{(r.TimedReps < s.TimedReps ? $" of {s.TimedReps}, time limit reached," : "")} after {s.WarmupReps} warm-up), {r.UnitsPerSecond:F1} {unit}, {r.Tflops:F3} TFLOP/s, " +
-               $"peak {r.PeakBytes / 1048576.0:F1} MiB, {r.HostAllocatedBytesPerRep / 1024.0:F0} KiB managed allocation per rep";
+               $"peak {r.PeakBytes / 1048576.0:F1} MiB, {r.HostAllocatedBytesPerRep / 1024.0:F0} KiB managed allocation per rep" +
+               (r.Counted is { } c ? $"; per step {c.Launches / (double)r.TimedReps:0.##} launches, {c.HostSyncs / (double)r.TimedReps:0.##} host syncs, " +
+                   $"{c.DeviceAllocs / (double)r.TimedReps:0.##} device allocations, {c.Copies / (double)r.TimedReps:0.##} copies, " +
+                   $"{c.Bytes / r.TimedReps / 1e9:F3} GB and {c.Flops / r.TimedReps / 1e12:F4} TFLOP modelled" : "");
     }
 
     // ---- the workloads ----

@@ -1,4 +1,5 @@
 using BrainSeg.Mri;
+using BrainSeg.Engine;
 
 namespace BrainSeg.Seg.Benchmarking;
 
@@ -80,10 +81,15 @@ public sealed record BenchResult(
     double UnitsPerSecond,
     double Tflops,
     long PeakBytes,
-    long HostAllocatedBytesPerRep);
+    long HostAllocatedBytesPerRep,
+    WorkCounts? Counted = null);
 
-/// <summary>A step's mean time per repetition split by op (see <see cref="BenchRunner.Profile"/>).</summary>
-public sealed record BenchProfile(double StepMs, IReadOnlyList<BenchProfile.Row> Ops)
+/// <summary>
+/// A step's mean time per repetition split by op (see <see cref="BenchRunner.Profile"/>), and on a counting
+/// backend the work each op queued over <see cref="Reps"/> repetitions.
+/// </summary>
+public sealed record BenchProfile(double StepMs, IReadOnlyList<BenchProfile.Row> Ops,
+    IReadOnlyList<(string Op, WorkCounts Counts)>? Counted = null, int Reps = 1)
 {
     /// <summary>One op (convolutions: one row per geometry): calls and milliseconds per repetition.</summary>
     public sealed record Row(string Op, double Calls, double Ms);
@@ -99,5 +105,11 @@ public sealed record BenchProfile(double StepMs, IReadOnlyList<BenchProfile.Row>
         foreach (var o in Ops)
             yield return $"  {o.Op,-44} {o.Calls,7:0.#} {o.Ms,10:F3} {o.Ms / StepMs,7:P1}";
         yield return $"  {"(outside the profiled ops)",-44} {"",7} {RemainderMs,10:F3} {RemainderMs / StepMs,7:P1}";
+        if (Counted is null) yield break;
+        yield return "counted per step (by the backend; bytes and FLOPs modelled from shapes):";
+        yield return $"  {"op",-30} {"launches",9} {"syncs",6} {"allocs",7} {"copies",7} {"searches",9} {"MB",10} {"GFLOP",9}";
+        foreach (var (op, c) in Counted)
+            yield return $"  {op,-30} {c.Launches / (double)Reps,9:0.##} {c.HostSyncs / (double)Reps,6:0.##} {c.DeviceAllocs / (double)Reps,7:0.##} " +
+                         $"{c.Copies / (double)Reps,7:0.##} {c.AlgorithmSearches / (double)Reps,9:0.##} {c.Bytes / Reps / 1e6,10:F1} {c.Flops / Reps / 1e9,9:F2}";
     }
 }

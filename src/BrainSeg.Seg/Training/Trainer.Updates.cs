@@ -154,13 +154,8 @@ public sealed partial class Trainer
         return F.Reshape(tape, oneHot, manual + generated, 2);
     }
 
-    /// <summary>[a; b] along the batch: the channel concatenation of the two as single [1, N·C, H, W] images.</summary>
-    private static Tensor StackBatch(Tape tape, Tensor a, Tensor b)
-    {
-        var (n, c, h, w) = (a.Shape.N, a.Shape.C, a.Shape.H, a.Shape.W);
-        var joined = F.ConcatChannels(tape, F.Reshape(tape, a, 1, n * c, h, w), F.Reshape(tape, b, 1, b.Shape.N * c, h, w));
-        return F.Reshape(tape, joined, n + b.Shape.N, c, h, w);
-    }
+    /// <summary>[a; b] along the batch.</summary>
+    private static Tensor StackBatch(Tape tape, Tensor a, Tensor b) => F.ConcatBatch(tape, a, b);
 
     private static double Scalar(Tensor loss) =>
         loss.DType == DType.Float64 ? loss.ToHost<double>()[0] : loss.ToHost<float>()[0];

@@ -102,4 +102,46 @@ public class BenchRunnerTests
         Assert.That(() => new BenchSettings { Batch = 0 }.Validate(), Throws.TypeOf<BadInputException>().With.Message.Contains("--batch"));
         Assert.That(() => new BenchSettings { Dilation = 17 }.Validate(), Throws.TypeOf<BadInputException>().With.Message.Contains("--dilation"));
     }
+    [Test]
+    public void JsonCarriesTheCountsPerStepOnlyWhereTheBackendCounts()
+    {
+        var s = new BenchSettings { Step = BenchStep.Fcn, Batch = 2, Reps = 4 };
+        var counted = new BenchResult(s, "dev", "fp32/nchw", 1, 1, 1, 4, 1, 1, 0, 0, new WorkCounts(400, 2, 0, 4, 0, 4e9, 8e9));
+        var json = JsonDocument.Parse(BenchRunner.ToJson(counted)).RootElement;
+        Assert.Multiple(() =>
+        {
+            Assert.That(json.GetProperty("launches_per_step").GetDouble(), Is.EqualTo(100));
+            Assert.That(json.GetProperty("host_syncs_per_step").GetDouble(), Is.EqualTo(0.5));
+            Assert.That(json.GetProperty("device_allocs_per_step").GetDouble(), Is.EqualTo(0));
+            Assert.That(json.GetProperty("copies_per_step").GetDouble(), Is.EqualTo(1));
+            Assert.That(json.GetProperty("modelled_bytes_per_step").GetDouble(), Is.EqualTo(1e9));
+            Assert.That(json.GetProperty("modelled_flops_per_step").GetDouble(), Is.EqualTo(2e9));
+        });
+        var plain = JsonDocument.Parse(BenchRunner.ToJson(counted with { Counted = null })).RootElement;
+        Assert.That(plain.TryGetProperty("launches_per_step", out _), Is.False, "a backend that does not count reports no counts");
+    }
+
+    [Test]
+    public void CountersChargeWorkToTheOpEnteredLast()
+    {
+        var c = new WorkCounters();
+        c.Enter("A");
+        c.Launch();
+        c.Model(100, 10);
+        var before = c.ByOp();
+        c.Enter("B");
+        c.Launch();
+        c.Launch();
+        c.HostSync();
+        c.Enter("A");
+        c.Copy();
+        var step = WorkCounters.Difference(c.ByOp(), before).ToDictionary(r => r.Op, r => r.Counts);
+        Assert.Multiple(() =>
+        {
+            Assert.That(c.Total, Is.EqualTo(new WorkCounts(3, 1, 0, 1, 0, 100, 10)));
+            Assert.That(step["B"], Is.EqualTo(new WorkCounts(2, 1, 0, 0, 0, 0, 0)));
+            Assert.That(step["A"], Is.EqualTo(new WorkCounts(0, 0, 0, 1, 0, 0, 0)), "only what came after the snapshot");
+            Assert.That(step.Keys, Is.EquivalentTo(new[] { "A", "B" }), "ops with nothing new are left out");
+        });
+    }
 }

@@ -247,6 +247,24 @@ public class CpuOpsTests
     }
 
     [Test]
+    public void DropoutBackwardRegeneratesTheForwardsMask()
+    {
+        // No mask is stored: the backward draws the same words again from the forward's offset.
+        var random = new BrainSeg.Engine.Autograd.RandomStream(seed: 5, offset: 11);
+        using var x = F32([.. Enumerable.Range(1, 257).Select(i => i * 0.25f)], 257);
+        x.RequiresGrad = true;
+        using var tape = new BrainSeg.Engine.Autograd.Tape(Backend);
+        var y = BrainSeg.Engine.Autograd.F.Dropout(tape, x, 0.3, random);
+        using var dy = F32([.. Enumerable.Range(0, 257).Select(i => 1 - i * 0.5f)], 257);
+        tape.Backward(y, dy);
+        float keep = (float)(1 / (1 - 0.3));
+        var (ys, dys) = (y.ToHost<float>(), dy.ToHost<float>());
+        var expected = ys.Select((v, i) => v != 0 ? dys[i] * keep : 0f).ToArray();
+        Assert.That(ys.Count(v => v == 0), Is.InRange(40, 120), "about 30% dropped");
+        Assert.That(x.Grad!.ToHost<float>(), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void DropoutMaskMatchesPhiloxWordByWordAtEveryAlignment([Values(0UL, 1UL, 2UL, 3UL, 6UL)] ulong offset, [Values(1, 33, 70)] int length)
     {
         // Eight blocks at a time where the stream is block-aligned and 32 elements remain, one word at a time elsewhere.

@@ -7,10 +7,14 @@ namespace BrainSeg.Tests.Gpu;
 /// Every IBackend op, forward and backward, on the GPU against the CPU reference: float32 within 1e-4 and
 /// float64 within 1e-10 relative error; masks, indices and pooling bit-exact.
 /// </summary>
-[TestFixture(DType.Float32)]
-[TestFixture(DType.Float64)]
-public sealed class GpuParityTests(DType dt) : GpuTestBase
+[TestFixture(DType.Float32, TensorLayout.Nhwc)]
+[TestFixture(DType.Float64, TensorLayout.Nhwc)]
+[TestFixture(DType.Float32, TensorLayout.Nchw)]
+[TestFixture(DType.Float64, TensorLayout.Nchw)]
+public sealed class GpuParityTests(DType dt, TensorLayout layout) : GpuTestBase
 {
+    protected override TensorLayout Layout => layout;
+
     // ---- memory ----
 
     [Test]
@@ -164,7 +168,9 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
 
     // ---- batch normalisation ----
 
-    // [4,3,15,13] splits the batch into one plane per block; 23 planes into uneven parts; [37,5,1,1] is the [N,C] case.
+    // [4,3,15,13] splits the batch into one plane per block; 23 planes into uneven parts; [37,5,1,1] is the [N,C] case;
+    // [40,3,21,21] has more values than a launch has threads (on the stand-in), so channels-last loops step their channel.
+    [TestCase(true, true, new[] { 40, 3, 21, 21 })]
     [TestCase(true, false, new[] { 4, 3, 15, 13 })]
     [TestCase(false, false, new[] { 4, 3, 15, 13 })]
     [TestCase(true, true, new[] { 4, 3, 15, 13 })]
@@ -271,6 +277,20 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
         if (p > 0) Assert.That(AsDoubles(mask.G), Has.Some.EqualTo(0.0), "some elements are dropped");
     }
 
+    [TestCase(0.5, 1234567UL, 0UL)]
+    [TestCase(0.2, 0xDEADBEEFCAFEUL, 3UL)]
+    public void DropoutMultiplyIsBitIdenticalAndAppliesDropoutMasksMask(double p, ulong seed, ulong offset)
+    {
+        var x = Random(dt, 5, 3, 17, 11);
+        Twin y = Output(dt, 5, 3, 17, 11), mask = Output(dt, 5, 3, 17, 11), product = Output(dt, 5, 3, 17, 11);
+        Cpu.DropoutMultiply(x.C, y.C, p, seed, offset);
+        Gpu.DropoutMultiply(x.G, y.G, p, seed, offset);
+        AssertExact(y, $"DropoutMultiply p={p} seed={seed} offset={offset}");
+        Gpu.DropoutMask(mask.G, p, seed, offset);
+        Gpu.Multiply(x.G, mask.G, product.G);
+        Assert.That(AsDoubles(y.G), Is.EqualTo(AsDoubles(product.G)), "the stored mask's product, without storing it");
+    }
+
     // ---- pooling ----
 
     [TestCase(2, 2)]
@@ -302,6 +322,33 @@ public sealed class GpuParityTests(DType dt) : GpuTestBase
     }
 
     // ---- shape ops ----
+
+    [Test]
+    public void CopyBatchAndCopyReshaped()
+    {
+        Twin a = Random(dt, 3, 4, 5, 6), y = Output(dt, 5, 4, 5, 6);
+        Cpu.CopyBatch(a.C, 1, y.C, 0, 2);
+        Gpu.CopyBatch(a.G, 1, y.G, 0, 2);
+        Cpu.CopyBatch(a.C, 0, y.C, 2, 3);
+        Gpu.CopyBatch(a.G, 0, y.G, 2, 3);
+        AssertExact(y, "CopyBatch");
+
+        // 4-D to 2-D and 4-D to another 4-D shape, and back: NCHW order on both sides, whatever the memory order.
+        var flat = Output(dt, 3, 120);
+        Cpu.CopyReshaped(a.C, flat.C);
+        Gpu.CopyReshaped(a.G, flat.G);
+        AssertExact(flat, "CopyReshaped to [3, 120]");
+        var other = Output(dt, 3, 10, 3, 4);
+        Cpu.CopyReshaped(a.C, other.C);
+        Gpu.CopyReshaped(a.G, other.G);
+        AssertExact(other, "CopyReshaped to [3, 10, 3, 4]");
+        var back = Output(dt, 3, 4, 5, 6);
+        Cpu.CopyReshaped(flat.C, back.C);
+        Gpu.CopyReshaped(flat.G, back.G);
+        AssertExact(back, "CopyReshaped back to [3, 4, 5, 6]");
+        if (Layout == TensorLayout.Nhwc)
+            Assert.Throws<InvalidOperationException>(() => a.G.Reshape(3, 120), "a channels-last tensor has no NCHW view");
+    }
 
     [Test]
     public void ConcatAndSplitChannels()

@@ -12,13 +12,16 @@ namespace BrainSeg.Tests.Gpu;
 [Category("Gpu")]
 public abstract class GpuTestBase
 {
-    /// <summary>The run's one device backend (owned and disposed by <see cref="GpuDevice"/>).</summary>
-    protected static CudaBackend Gpu => GpuDevice.Require();
+    /// <summary>The run's device backend of this fixture's layout (owned and disposed by <see cref="GpuDevice"/>).</summary>
+    protected CudaBackend Gpu => GpuDevice.Require(Layout);
+
+    /// <summary>The memory order of the fixture's 4-D device tensors; the CPU reference is always NCHW.</summary>
+    protected virtual TensorLayout Layout => TensorLayout.Nhwc;
     protected static CpuBackend Cpu => CpuBackend.Instance;
     private readonly List<IDisposable> _owned = [];
 
     [SetUp]
-    public void OpenDevice() => GpuDevice.Require();
+    public void OpenDevice() => GpuDevice.Require(Layout);
 
     [TearDown]
     public void ReleaseTensors()
