@@ -190,20 +190,22 @@ ours() {
 if [[ -n "$driver" ]] && command -v nvidia-smi >/dev/null; then
     step gpu-clocks 15 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu,utilization.gpu --format=csv
 fi
-ours bench-fcn-300 14 --step fcn --batch 300 --tf32 --time-limit 4
-ours bench-dilated-300 14 --step dilated --batch 300 --tf32 --time-limit 4
-# The same with cuDNN free to pick non-deterministic algorithms, as PyTorch's benchmark mode is.
-ours bench-fcn-300-nondet 14 --step fcn --batch 300 --tf32 --nondeterministic --time-limit 4
-ours bench-dilated-300-nondet 14 --step dilated --batch 300 --tf32 --nondeterministic --time-limit 4
-ours bench-adv-100 14 --step adversarial --batch 100 --tf32 --time-limit 4
-ours bench-segment 20 --step segment --batch 16 --tf32 --time-limit 8
+ours bench-fcn-300 14 --step fcn --batch 300 --precision tf32 --time-limit 4
+ours bench-dilated-300 14 --step dilated --batch 300 --precision tf32 --time-limit 4
+# The levers one at a time: NCHW instead of channels-last, the legacy algorithm search instead of timed graph-API
+# engines, and deterministic engines only (each against bench-fcn-300 above).
+ours bench-fcn-300-nchw 14 --step fcn --batch 300 --precision tf32 --layout nchw --time-limit 4
+ours bench-fcn-300-legacy 14 --step fcn --batch 300 --precision tf32 --legacy-conv --time-limit 4
+ours bench-fcn-300-det 14 --step fcn --batch 300 --precision tf32 --deterministic --time-limit 4
+ours bench-adv-100 14 --step adversarial --batch 100 --precision tf32 --time-limit 4
+ours bench-segment 20 --step segment --batch 16 --precision tf32 --time-limit 8
 # Single layers, to place the gap: the 32→32 3×3 conv at both ends of the dilations, and batch norm + ReLU.
-ours bench-conv-d1-300 8 --step conv --batch 300 --tf32 --dilation 1 --time-limit 2
-ours bench-conv-d16-300 8 --step conv --batch 300 --tf32 --dilation 16 --time-limit 2
+ours bench-conv-d1-300 8 --step conv --batch 300 --precision tf32 --dilation 1 --time-limit 2
+ours bench-conv-d16-300 8 --step conv --batch 300 --precision tf32 --dilation 16 --time-limit 2
 ours bench-batchnorm-300 8 --step batchnorm --batch 300 --time-limit 2
-ours bench-fcn-100 12 --step fcn --batch 100 --tf32 --time-limit 3
-ours bench-dilated-100 12 --step dilated --batch 100 --tf32 --time-limit 3
-ours bench-fcn-300-fp32 12 --step fcn --batch 300 --time-limit 3
+ours bench-fcn-100 12 --step fcn --batch 100 --precision tf32 --time-limit 3
+ours bench-dilated-100 12 --step dilated --batch 100 --precision tf32 --time-limit 3
+ours bench-fcn-300-fp32 12 --step fcn --batch 300 --precision fp32 --time-limit 3
 # The peer: the GPU machine's PyTorch (its own venv first); two runs so that a slow one cannot starve segment.
 torch_python=""
 peer="$work/torch_peer.py"; [[ -f "$peer" ]] || peer="benchmarks/peers/torch_peer.py"
@@ -226,6 +228,12 @@ else
     if (( left >= 15 )); then
         step torch-layers "$left" "$torch_python" "$peer" --device cuda --steps conv,batchnorm --batch 300 --dilation 1,16 --reps 30 --warmup 5 --variants tf32/nhwc,fp32/nchw
     else rows+=("torch-layers|SKIP|0|the ${bench_budget}s bench budget is spent"); fi
+    # torch.compile(max-autotune) of the training steps, last: its compilation can take minutes, so it gets what is left.
+    detail_torch_compile() { bench_detail "$1"; }
+    left=$(( $(bench_left) - 4 ))
+    if (( left >= 30 )); then
+        step torch-compile "$left" "$torch_python" "$peer" --device cuda --steps fcn --batch 300 --reps 20 --warmup 3 --variants tf32/nhwc --compile
+    else rows+=("torch-compile|SKIP|0|the ${bench_budget}s bench budget is spent"); fi
 fi
 detail_bench_table() { echo "ours vs torch: see bench-table.txt"; }
 if compgen -G "$logs/*-bench-*.log" >/dev/null || compgen -G "$logs/*-torch-*.log" >/dev/null; then
@@ -235,8 +243,8 @@ fi
 detail_profile() { grep -A3 '^profile:' "$1" | sed -n '1p;3,4p' | tr -s ' ' | paste -sd';' | cut -c1-100; }
 detail_profile_fcn_300() { detail_profile "$1"; }
 detail_profile_dilated_300() { detail_profile "$1"; }
-verb_step gpu_step profile-fcn-300 40 bench --device cuda --step fcn --batch 300 --tf32 --reps 10 --warmup 3 --profile
-verb_step gpu_step profile-dilated-300 40 bench --device cuda --step dilated --batch 300 --tf32 --reps 10 --warmup 3 --profile
+verb_step gpu_step profile-fcn-300 40 bench --device cuda --step fcn --batch 300 --precision tf32 --reps 10 --warmup 3 --profile
+verb_step gpu_step profile-dilated-300 40 bench --device cuda --step dilated --batch 300 --precision tf32 --reps 10 --warmup 3 --profile
 else rows+=("bench|SKIP|0|BRAINSEG_DEVICE_BENCH=0: no timing in this run"); fi
 # ==== end of STEPS ====
 

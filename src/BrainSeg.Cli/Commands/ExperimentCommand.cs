@@ -102,12 +102,15 @@ internal sealed class SharedOptions
     public Option<int> Threads { get; } = Devices.ThreadsOption();
     public Option<string> Device { get; } = DeviceOption.Create();
 
+    public GpuMathOptions MathOptions { get; } = new();
+
     public static SharedOptions Create(TrainingOptions defaults, string name) => new(defaults, name);
 
     public void AddTo(Command command)
     {
         foreach (Option o in new Option[] { Nets, Arms, Quick, Epochs, PatchesPerClass, Batch, Plane, Connectivity, Exclude, Validation, ValidationSlices, ValidationEvery, Seed, Threads, Device })
             command.Options.Add(o);
+        MathOptions.AddTo(command);
     }
 
     public ExperimentOptions Read(ParseResult parsed)
@@ -153,7 +156,7 @@ internal sealed class SharedOptions
     {
         var stdout = parsed.InvocationConfiguration.Output;
         OutputGuard.CheckFolder(outDirectory);
-        using IBackend backend = Devices.Open(parsed.GetValue(options.Device)!, parsed.GetValue(options.Threads));
+        using IBackend backend = Devices.Open(parsed.GetValue(options.Device)!, parsed.GetValue(options.Threads), options.MathOptions.Read(parsed));
         var result = ExperimentRunner.Run(backend, train, test, classNames, IntensityNormalisation.Default, outDirectory, settings, Figures(stdout), stdout, data);
         foreach (var network in result.Networks)
         {

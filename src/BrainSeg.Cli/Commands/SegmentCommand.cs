@@ -29,9 +29,11 @@ internal static class SegmentCommand
         var probabilities = new Option<string?>("--probabilities") { Description = "Also write the class probabilities as a 4-D float32 NIfTI (one volume per class)" };
         var batchSlices = Opt.Int("--batch-slices", "Slices per forward pass (memory grows with it)", 1, MaxBatchSlices, 8);
         var device = DeviceOption.Create();
+        var math = new GpuMathOptions();
         var command = new Command("segment", "Segment a whole image slice by slice with a trained network");
         foreach (Option o in new Option[] { model, input, output, outputDir, shard, skipExisting, probabilities, batchSlices, device })
             command.Options.Add(o);
+        math.AddTo(command);
         command.SetAction(parsed =>
         {
             if (parsed.GetValue(outputDir) is { } folder)
@@ -40,7 +42,7 @@ internal static class SegmentCommand
                     throw new BadInputException("--output and --probabilities name one image's outputs; with --output-dir the names follow the inputs, so drop them.");
                 var share = parsed.GetValue(shard) is { } text ? Shard.Parse(text) : Shard.All;
                 return RunCohort(parsed.GetValue(model)!, parsed.GetValue(input)!, folder, share, parsed.GetValue(skipExisting),
-                    parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output, parsed.InvocationConfiguration.Error);
+                    parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output, parsed.InvocationConfiguration.Error, math.Read(parsed));
             }
             if (parsed.GetValue(shard) is not null || parsed.GetResult(skipExisting) is { Implicit: false })
                 throw new BadInputException("--shard and --skip-existing apply to a cohort; add --output-dir OUT.");
@@ -49,13 +51,14 @@ internal static class SegmentCommand
             if (parsed.GetValue(output) is null)
                 throw new BadInputException("Option '--output' is required for a single image (or give --output-dir for a cohort).");
             Run(parsed.GetValue(model)!, parsed.GetValue(input)!, parsed.GetValue(output)!, parsed.GetValue(probabilities),
-                parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output);
+                parsed.GetValue(batchSlices), parsed.GetValue(device)!, parsed.InvocationConfiguration.Output, math.Read(parsed));
             return ExitCodes.Success;
         });
         return command;
     }
 
-    internal static void Run(string modelPath, string inputPath, string outputPath, string? probabilitiesPath, int batchSlices, string device, TextWriter stdout)
+    internal static void Run(string modelPath, string inputPath, string outputPath, string? probabilitiesPath, int batchSlices, string device, TextWriter stdout,
+        GpuMath? gpuMath = null)
     {
         // Names and places of the outputs are checked before the work starts.
         NiftiWriter.CheckName(outputPath);
@@ -66,7 +69,7 @@ internal static class SegmentCommand
         MriImage source = ImageReader.Read(inputPath);
         Volume image = source.GetVolume();
         InputWarnings.NonFinite(inputPath, image.Voxels);
-        using var backend = Devices.Open(device);
+        using var backend = Devices.Open(device, gpuMath);
         using var loaded = SegmentationModel.Load(backend, modelPath);
         stdout.WriteLine($"Segmenting {inputPath} ({string.Join("x", image.Shape)}) with the {loaded.Network.Title} on {backend.Name}, {loaded.Plane.ToString().ToLowerInvariant()} slices.");
         int lastPercent = -1;
@@ -97,12 +100,12 @@ internal static class SegmentCommand
 
     /// <summary>Segments the share <paramref name="shard"/> of a cohort; exit 1 when any image failed, after all the others.</summary>
     internal static int RunCohort(string modelPath, string input, string outputFolder, Shard shard, bool skipExisting, int batchSlices,
-        string device, TextWriter stdout, TextWriter stderr)
+        string device, TextWriter stdout, TextWriter stderr, GpuMath? gpuMath = null)
     {
         var cohort = CohortInputs.Discover(input, exclude: outputFolder);
         var jobs = CohortSegmenter.Plan(cohort, outputFolder, shard, skipExisting);
         string summaryPath = Path.Combine(outputFolder, CohortSegmenter.SummaryName(shard));
-        using var backend = Devices.Open(device);
+        using var backend = Devices.Open(device, gpuMath);
         using var loaded = SegmentationModel.Load(backend, modelPath);
         stdout.WriteLine($"Segmenting {jobs.Count} of {cohort.Count} images (shard {shard}) with the {loaded.Network.Title} on {backend.Name}, " +
                          $"{loaded.Plane.ToString().ToLowerInvariant()} slices, into {outputFolder}; {jobs.Count(j => j.Skip)} done before.");

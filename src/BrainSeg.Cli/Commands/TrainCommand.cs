@@ -62,6 +62,8 @@ internal static class TrainCommand
         foreach (Option o in new Option[] { data, labels, labelMap, normalisation, net, adversarial, output, epochs, perClass, batch, lrSeg, lrDisc, lrSegAdv,
                      nonSaturating, ldGenerated, seed, device, plane, threads, resume, quick, logEvery, checkpointMinutes, validation, validateEvery })
             command.Options.Add(o);
+        var math = new GpuMathOptions();
+        math.AddTo(command);
 
         command.Validators.Add(result =>
         {
@@ -112,17 +114,17 @@ internal static class TrainCommand
             return Run(options, parsed.GetValue(data)!, parsed.GetValue(labels), parsed.GetValue(labelMap), parsed.GetValue(normalisation)!, parsed.GetValue(output)!,
                 parsed.GetValue(device)!, parsed.GetValue(threads), parsed.GetValue(resume), parsed.InvocationConfiguration.Output,
                 quick: parsed.GetValue(quick) && parsed.GetValue(perClass) is null, amend: Amend,
-                validation: parsed.GetValue(validation), validateEvery: parsed.GetValue(validateEvery));
+                validation: parsed.GetValue(validation), validateEvery: parsed.GetValue(validateEvery), gpuMath: math.Read(parsed));
         });
         return command;
     }
 
     /// <summary>What a resumed run may change; every other option is the checkpoint's.</summary>
-    internal static readonly string[] ResumeMayChange = ["--epochs", "--checkpoint-minutes", "--log-every", "--device", "--threads"];
+    internal static readonly string[] ResumeMayChange = ["--epochs", "--checkpoint-minutes", "--log-every", "--device", "--threads", "--precision", "--deterministic"];
 
     internal static int Run(TrainingOptions options, string data, string? labels, string? labelMap, string normalisation, string runDir,
         string device, int threads, bool resume, TextWriter stdout, bool quick = false,
-        Func<TrainingOptions, TrainingOptions>? amend = null, string? validation = null, int validateEvery = 0)
+        Func<TrainingOptions, TrainingOptions>? amend = null, string? validation = null, int validateEvery = 0, GpuMath? gpuMath = null)
     {
         options.Validate();
         Devices.CheckThreads(device, threads);
@@ -150,7 +152,7 @@ internal static class TrainCommand
         }
         if (quick) options = options with { PatchesPerClass = QuickPatches(options.Batch, source.Classes, source.ImageCount) };
 
-        using var backend = Devices.Open(device, threads);
+        using var backend = Devices.Open(device, threads, gpuMath);
         using var trainer = resume
             ? Trainer.Resume(backend, source, checkpoint, description,
                 amend: amend)

@@ -46,14 +46,14 @@ public static class Devices
         Opt.Int("--threads", "CPU worker threads, 0 for one per core; with --device cpu, or auto when it falls back to the CPU", 0, MaxThreads, 0);
 
     /// <summary>
-    /// As <see cref="Open(string)"/>, with <paramref name="threads"/> CPU workers (0: one per core) when the
+    /// As <see cref="Open(string, GpuMath?)"/>, with <paramref name="threads"/> CPU workers (0: one per core) when the
     /// backend is the CPU; a thread count for a GPU is refused rather than ignored.
     /// </summary>
-    public static IBackend Open(string device, int threads)
+    public static IBackend Open(string device, int threads, GpuMath? math = null)
     {
-        if (threads == 0) return Open(device);
+        if (threads == 0) return Open(device, math);
         CheckThreads(device, threads);
-        IBackend backend = Open(device);
+        IBackend backend = Open(device, math);
         if (backend is CpuBackend) return new CpuBackend(threads);
         backend.Dispose();
         throw new BadInputException($"--threads {threads} sets CPU workers but --device {device} found a GPU; drop --threads or use --device cpu.");

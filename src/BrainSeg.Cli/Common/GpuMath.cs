@@ -25,9 +25,7 @@ public sealed record GpuMath(Precision? Requested, bool Deterministic)
         new() { AllowTf32 = On(major) == Precision.Tf32, DeterministicAlgorithms = Deterministic };
 
     /// <summary>"tf32" or "fp32" (with "/deterministic"), as log.csv, checkpoints and bench JSON record it.</summary>
-    public static string Describe(IBackend backend) => backend is CudaBackend cuda
-        ? (cuda.Options.AllowTf32 ? "tf32" : "fp32") + (cuda.Options.DeterministicAlgorithms ? "/deterministic" : "")
-        : "fp32";
+    public static string Describe(IBackend backend) => backend.Precision;
 }
 
 /// <summary>The shared <c>--precision</c> and <c>--deterministic</c> options.</summary>

@@ -66,6 +66,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
 
     public string Name { get; }
     public bool IsGpu => true;
+    public string Precision => (Options.AllowTf32 ? "tf32" : "fp32") + (Options.DeterministicAlgorithms ? "/deterministic" : "");
     public CudaBackendOptions Options { get; }
 
     /// <summary>The device context: memory pool, kernel cache, stream and library handles.</summary>

@@ -28,6 +28,9 @@ public interface IBackend : IDisposable
 
     bool IsGpu { get; }
 
+    /// <summary>How float32 work is computed: "fp32", or on a GPU "tf32", with "/deterministic" when only deterministic engines run.</summary>
+    string Precision => "fp32";
+
     // ---- memory ----
 
     /// <summary>A new tensor whose contents are unspecified.</summary>

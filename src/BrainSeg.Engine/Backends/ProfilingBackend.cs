@@ -44,6 +44,7 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
     public IBackend Inner => inner;
     public string Name => inner.Name;
     public bool IsGpu => inner.IsGpu;
+    public string Precision => inner.Precision;
 
     /// <summary>Adds the spans measured since the last call to the totals (waits for the device).</summary>
     public void Collect()

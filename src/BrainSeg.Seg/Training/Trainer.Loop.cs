@@ -82,7 +82,7 @@ public sealed partial class Trainer
                 lastValidation = score ?? lastValidation;
                 var seconds = wall.Elapsed.TotalSeconds;
                 if (score is not null || GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch)
-                    log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean(), score);
+                    log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean(), score, _backend.Precision);
                 if (progress is not null)
                 {
                     var rate = patchesThisProcess / Math.Max(seconds, 1e-9);

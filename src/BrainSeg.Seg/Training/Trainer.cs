@@ -153,6 +153,7 @@ public sealed partial class Trainer : IDisposable
             ["sampling_seed"] = I(SamplingSeed),
             ["sampling"] = "class-balanced, per epoch keyed by (sampling_seed, epoch)",
             ["complete"] = IsComplete ? "true" : "false",
+            ["precision"] = _backend.Precision,
             ["rmsprop"] = $"rho={SegmentationOptimizer.Rho.ToString("R", CultureInfo.InvariantCulture)} eps={SegmentationOptimizer.Eps.ToString("R", CultureInfo.InvariantCulture)}",
         });
     }

@@ -14,7 +14,7 @@ public sealed record LogRow(long Iteration, double Ls, double Ld, double La, dou
 /// </summary>
 public sealed class TrainingLog : IDisposable
 {
-    public const string Header = "epoch,iteration,patches,seconds,ls,ld,la,val_dice,val_components";
+    public const string Header = "epoch,iteration,patches,seconds,ls,ld,la,val_dice,val_components,precision";
 
     private readonly StreamWriter _writer;
 
@@ -32,13 +32,14 @@ public sealed class TrainingLog : IDisposable
         _writer = new StreamWriter(path, append: true);
     }
 
-    public void Append(int epoch, long iteration, long patches, double seconds, Losses mean, ValidationScore? validation = null)
+    /// <param name="precision">How the row's iterations computed (fp32, or tf32 on a GPU): a resumed run may change it.</param>
+    public void Append(int epoch, long iteration, long patches, double seconds, Losses mean, ValidationScore? validation = null, string precision = "fp32")
     {
         _writer.WriteLine(string.Join(",",
             epoch.ToString(CultureInfo.InvariantCulture), iteration.ToString(CultureInfo.InvariantCulture),
             patches.ToString(CultureInfo.InvariantCulture), seconds.ToString("F3", CultureInfo.InvariantCulture),
             Format(mean.Segmentation), Format(mean.Discriminator), Format(mean.Adversarial),
-            Format(validation?.MeanDice ?? double.NaN), validation is { } v ? v.Components.ToString(CultureInfo.InvariantCulture) : ""));
+            Format(validation?.MeanDice ?? double.NaN), validation is { } v ? v.Components.ToString(CultureInfo.InvariantCulture) : "", precision));
         _writer.Flush();
     }
 

@@ -119,7 +119,7 @@ public class ArmsAndValidationTests
         Assert.That(validated.Length, Is.EqualTo(plain.Length));
         Assert.That(TensorBytes(validated), Is.EqualTo(TensorBytes(plain)), "validation changes nothing that is trained");
 
-        Assert.That(File.ReadLines(validatedFolder.File(Trainer.LogFile)).First(), Is.EqualTo("epoch,iteration,patches,seconds,ls,ld,la,val_dice,val_components"));
+        Assert.That(File.ReadLines(validatedFolder.File(Trainer.LogFile)).First(), Is.EqualTo("epoch,iteration,patches,seconds,ls,ld,la,val_dice,val_components,precision"));
         var rows = TrainingLog.Read(validatedFolder.File(Trainer.LogFile));
         var scored = rows.Where(r => double.IsFinite(r.ValidationDice)).Select(r => r.Iteration).ToList();
         var expected = Enumerable.Range(1, (int)iterations).Where(i => i % 2 == 0 || i == iterations).Select(i => (long)i).ToList();
