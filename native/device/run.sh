@@ -217,7 +217,7 @@ fi
 detail_torch_train() { bench_detail "$1"; }
 detail_torch_segment() { bench_detail "$1"; }
 detail_torch_layers() { bench_detail "$1"; }
-if [[ -z "$driver" ]]; then for t in torch-train torch-segment torch-layers; do rows+=("$t|SKIP|0|no CUDA driver"); done
+if [[ -z "$driver" ]]; then for t in torch-train torch-segment torch-layers torch-compile; do rows+=("$t|SKIP|0|no CUDA driver"); done
 elif [[ -z "$torch_python" ]]; then rows+=("torch-train|MISSING|0|no python3 with torch (/opt/torch/.venv/bin/python3, python3, /usr/bin/python3)")
 else
     left=$(( $(bench_left) - 25 )); (( left > 45 )) || left=45
