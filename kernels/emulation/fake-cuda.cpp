@@ -295,26 +295,32 @@ struct Strided { long long d[4], s[4]; long long at(long long n, long long c, lo
     long long extent() const { long long e = 1; for (int i = 0; i < 4; i++) e += (d[i] - 1) * s[i]; return e; } };
 static Strided strided(const GDesc* t) { Strided r; for (int i = 0; i < 4; i++) { r.d[i] = t->get<long long>(902, i); r.s[i] = t->get<long long>(903, i); } return r; }
 static float tf32(float v) { uint32_t b; memcpy(&b, &v, 4); if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0xfffu + ((b >> 13) & 1u)) & ~0x1fffu; memcpy(&v, &b, 4); return v; }
-// dir as in conv() above; every tensor addressed through its strides (NCHW or channels-last alike). Sums in double,
-// as conv() keeps them.
+// dir as in conv() above, on tensors addressed through their strides (NCHW or channels-last alike): gathered into
+// NCHW copies (inputs rounded to TF32 for a tensor-core engine on float data), convolved by conv() (row-wise, double
+// sums), and the result scattered back into the output's own layout.
+template <typename T>
+static std::vector<T> gather(const Strided& S, const T* p, bool roundTf32) {
+    std::vector<T> out((size_t)(S.d[0] * S.d[1] * S.d[2] * S.d[3]));
+    size_t i = 0;
+    for (long long a = 0; a < S.d[0]; a++) for (long long b = 0; b < S.d[1]; b++) for (long long c = 0; c < S.d[2]; c++) for (long long e = 0; e < S.d[3]; e++) {
+        T v = p[S.at(a, b, c, e)];
+        if constexpr (std::is_same_v<T, float>) if (roundTf32) v = tf32(v);
+        out[i++] = v; }
+    return out; }
+static Desc nchw(const Strided& S, int kind) { Desc d{kind}; d.n = (int)S.d[0]; d.c = (int)S.d[1]; d.h = (int)S.d[2]; d.w = (int)S.d[3]; return d; }
 template <typename T>
 static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, const Strided& Y, T* y, int dil, int pad, T alpha, T beta, bool roundTf32) {
-    long long N = X.d[0], C = X.d[1], H = X.d[2], W = X.d[3], K = Wt.d[0], R = Wt.d[2], S = Wt.d[3], Ho = Y.d[2], Wo = Y.d[3];
-    auto in = [&](T v) -> double { if constexpr (std::is_same_v<T, float>) return roundTf32 ? tf32(v) : v; else return v; };
+    // The output is gathered too, so beta != 0 reads its old values.
+    auto xs = gather(X, x, dir != 1 && roundTf32), ws = gather(Wt, w, dir != 2 && roundTf32), ys = gather(Y, y, dir != 0 && roundTf32);
+    Desc xd = nchw(X, 1), wd = nchw(Wt, 2), yd = nchw(Y, 1), cd{3};
+    cd.pad_h = cd.pad_w = pad; cd.dil_h = cd.dil_w = dil; cd.u = cd.v = 1;
+    conv<T>(dir, &xd, xs.data(), &wd, ws.data(), &cd, &yd, ys.data(), alpha, beta);
     const Strided& O = dir == 0 ? Y : dir == 1 ? X : Wt;
-    std::vector<double> acc((size_t)(O.d[0] * O.d[1] * O.d[2] * O.d[3]), 0);
-    auto slot = [&](long long a, long long b, long long c, long long e) { return (size_t)(((a * O.d[1] + b) * O.d[2] + c) * O.d[3] + e); };
-    for (long long n = 0; n < N; n++) for (long long k = 0; k < K; k++) for (long long i = 0; i < Ho; i++) for (long long j = 0; j < Wo; j++)
-        for (long long c = 0; c < C; c++) for (long long p = 0; p < R; p++) for (long long q = 0; q < S; q++) {
-            long long hi = i + p * dil - pad, wi = j + q * dil - pad;
-            if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-            T xv = x[X.at(n, c, hi, wi)], wv = w[Wt.at(k, c, p, q)], yv = y[Y.at(n, k, i, j)];
-            if (dir == 0) acc[slot(n, k, i, j)] += in(xv) * in(wv);
-            else if (dir == 1) acc[slot(n, c, hi, wi)] += in(yv) * in(wv);
-            else acc[slot(k, c, p, q)] += in(xv) * in(yv); }
+    const std::vector<T>& result = dir == 0 ? ys : dir == 1 ? xs : ws;
     T* out = dir == 0 ? y : dir == 1 ? x : w;
-    for (long long a = 0; a < O.d[0]; a++) for (long long b = 0; b < O.d[1]; b++) for (long long c = 0; c < O.d[2]; c++) for (long long e = 0; e < O.d[3]; e++) {
-        T& o = out[O.at(a, b, c, e)]; T v = (T)acc[slot(a, b, c, e)]; o = beta == 0 ? alpha * v : alpha * v + beta * o; } }
+    size_t i = 0;
+    for (long long a = 0; a < O.d[0]; a++) for (long long b = 0; b < O.d[1]; b++) for (long long c = 0; c < O.d[2]; c++) for (long long e = 0; e < O.d[3]; e++)
+        out[O.at(a, b, c, e)] = result[i++]; }
 API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
     if (!plan->final || !pack->final || plan->type != G_PLAN || pack->type != G_PACK) return BAD_PARAM;
     const FakeEngine& e = fakeEngines[plan->engine];
