@@ -100,7 +100,7 @@ internal static class BenchCommand
     private static int Cohort(string device, GpuMath math, CohortBenchSettings settings, bool json)
     {
         settings.Validate();
-        using var backend = Open(device, math, legacySearch: false, TensorLayout.Nhwc);
+        using var backend = Devices.Open(device, math);
         var result = CohortBench.Run(backend, settings, json ? null : line => Console.Out.WriteLine(line));
         Console.Out.WriteLine(json ? result.ToJson() : result.Describe());
         return 0;
@@ -113,28 +113,8 @@ internal static class BenchCommand
         return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
-    private static IBackend Open(string device, GpuMath math, bool legacySearch, TensorLayout layout)
-    {
-        var spec = DeviceSpec.Parse(device);
-        CudaBackendOptions Options((int Major, int Minor) cc) => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, Layout = layout };
-        switch (spec.Kind)
-        {
-            case DeviceKind.Cpu:
-                return CpuBackend.Instance;
-            case DeviceKind.Cuda:
-                return CudaBackend.Create(spec.Ordinal, Options);
-            default:
-                try
-                {
-                    return CudaBackend.Create(0, Options);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    Console.Error.WriteLine($"brainseg: note: no usable CUDA device ({e.Message.Split('\n')[0].Trim()}); using the CPU.");
-                    return CpuBackend.Instance;
-                }
-        }
-    }
+    private static IBackend Open(string device, GpuMath math, bool legacySearch, TensorLayout layout) =>
+        Devices.Open(device, cc => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, Layout = layout });
 
     /// <summary>The convolution engines chosen, one JSON object per pass and geometry (an empty list on the CPU).</summary>
     private static string EnginesJson(IBackend backend)

@@ -17,18 +17,24 @@ public static class Devices
     /// </summary>
     public static IBackend Open(string device, GpuMath? math = null)
     {
-        DeviceSpec spec = DeviceSpec.Parse(device);
         math ??= GpuMath.Exact;
+        return Open(device, cc => math.Options(cc.Major));
+    }
+
+    /// <summary>As <see cref="Open(string, GpuMath?)"/>, with CUDA backend options chosen for the device's compute capability.</summary>
+    public static IBackend Open(string device, Func<(int Major, int Minor), CudaBackendOptions> options)
+    {
+        DeviceSpec spec = DeviceSpec.Parse(device);
         switch (spec.Kind)
         {
             case DeviceKind.Cpu:
                 return CpuBackend.Instance;
             case DeviceKind.Cuda:
-                return CudaBackend.Create(spec.Ordinal, cc => math.Options(cc.Major));
+                return CudaBackend.Create(spec.Ordinal, options);
             default:
                 try
                 {
-                    return CudaBackend.Create(0, cc => math.Options(cc.Major));
+                    return CudaBackend.Create(0, options);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {

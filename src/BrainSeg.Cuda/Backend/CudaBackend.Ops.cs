@@ -59,6 +59,8 @@ public sealed unsafe partial class CudaBackend
         int batch = s.N, channels = s.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormForwardTraining", x, y);
         var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
         long c = channels, count = (long)batch * inner;
+        ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
+            psm = Ptr(saveMean), psi = Ptr(saveInvStd);
         if (nhwc == 1)
         {
             // Channels-last: the parts are runs of pixels over every channel, and each channel's first value sits at c.
@@ -67,21 +69,17 @@ public sealed unsafe partial class CudaBackend
             int pixels = (int)count;
             long pixelPartialBytes = 2 * c * pixelParts * sizeof(double);
             ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes;
-            ulong qx = Ptr(x), qg = Ptr(gamma), qbeta = Ptr(beta), qy = Ptr(y), qrm = Ptr(runningMean), qrv = Ptr(runningVar),
-                qsm = Ptr(saveMean), qsi = Ptr(saveInvStd);
-            void** pixelMoments = stackalloc void*[] { &qx, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
+            void** pixelMoments = stackalloc void*[] { &px, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
             LaunchBlocks("channels", "batchnorm_partial_moments", dt, pixelParts, pixelMoments);
-            void** stats = stackalloc void*[] { &qx, &pp, &pixelParts, &qg, &qbeta, &qrm, &qrv, &qsm, &qsi, &scaleShift, &count, &momentum, &eps, &c };
+            void** stats = stackalloc void*[] { &px, &pp, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &count, &momentum, &eps, &c };
             Launch1D("channels", "batchnorm_statistics_nhwc", dt, c, stats);
-            ApplyAffine(dt, qx, scaleShift, qy, channels, inner, planes, fused, nhwc);
+            ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
             return;
         }
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         // Scratch: the statistics' partials (double). Two launches: the partial moments, then the normalisation,
         // whose blocks each combine their channel's partials in the same order (and one of them writes the statistics).
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
-        ulong px = Ptr(x), pg = Ptr(gamma), pbeta = Ptr(beta), py = Ptr(y), prm = Ptr(runningMean), prv = Ptr(runningVar),
-            psm = Ptr(saveMean), psi = Ptr(saveInvStd);
         void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
         LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
         void** normalise = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &py, &channels, &inner, &planes,
