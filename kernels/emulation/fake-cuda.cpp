@@ -63,6 +63,8 @@ API int cuMemAlloc_v2(uint64_t* p, size_t n) {
     void* m = aligned_alloc(256, (n + 255) / 256 * 256); if (!m) return 2;
     memset(m, 0xCD, n); *p = (uint64_t)m; live[*p] = n; liveBytes += n; return 0; }
 API int cuMemFree_v2(uint64_t p) { auto it = live.find(p); if (it == live.end()) { fprintf(stderr, "FAKE: free of unknown %llx\n", (unsigned long long)p); return 1; } liveBytes -= it->second; live.erase(it); free((void*)p); return 0; }
+API int cuMemAllocHost_v2(void** p, size_t n) { *p = aligned_alloc(64, (n + 63) / 64 * 64); return *p ? 0 : 2; }
+API int cuMemFreeHost(void* p) { free(p); return 0; }
 API int cuMemGetInfo_v2(size_t* f, size_t* t) { *t = 16ull << 30; *f = *t - liveBytes; return 0; }
 static bool valid(uint64_t p, size_t n) {
     auto it = live.upper_bound(p); if (it == live.begin()) return false; --it;
@@ -81,6 +83,8 @@ API int cuEventCreate(Clock::time_point** e, unsigned) { *e = new Clock::time_po
 API int cuEventDestroy_v2(Clock::time_point* e) { delete e; return 0; }
 API int cuEventRecord(Clock::time_point* e, void*) { *e = now(); return 0; }
 API int cuEventSynchronize(Clock::time_point*) { return 0; }
+API int cuEventQuery(Clock::time_point*) { return 0; }   // launches run synchronously: every recorded event is reached
+API int cuStreamWaitEvent(void*, Clock::time_point*, unsigned) { return 0; }
 API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
 API int cuModuleLoadData(void** m, const void*) { *m = &moduleToken; return 0; }

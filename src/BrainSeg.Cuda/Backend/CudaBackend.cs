@@ -85,6 +85,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
             _ctx.MakeCurrent();
             _ctx.Synchronize();
             DisposeConvolutionPlans();
+            DisposeUploadSlots();
             _workspace.Dispose();
             _scratch.Dispose();
         }

@@ -14,9 +14,11 @@ internal static unsafe partial class Driver
     public const int CUDA_ERROR_OUT_OF_MEMORY = 2;
     public const int CUDA_ERROR_NOT_INITIALIZED = 3;
     public const int CUDA_ERROR_NO_DEVICE = 100;
+    public const int CUDA_ERROR_NOT_READY = 600;
 
     public const uint CU_STREAM_NON_BLOCKING = 0x1;   // CUstream_flags
     public const uint CU_EVENT_DEFAULT = 0x0;         // CUevent_flags: timing enabled
+    public const uint CU_EVENT_DISABLE_TIMING = 0x2;  // CUevent_flags: ordering only, cheaper to record and wait on
 
     [LibraryImport(Lib)] public static partial int cuInit(uint flags);
     [LibraryImport(Lib)] public static partial int cuDriverGetVersion(int* driverVersion);
@@ -45,6 +47,8 @@ internal static unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuEventDestroy_v2(nint hEvent);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint hEvent, nint hStream);
     [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint hEvent);
+    [LibraryImport(Lib)] public static partial int cuEventQuery(nint hEvent);
+    [LibraryImport(Lib)] public static partial int cuStreamWaitEvent(nint hStream, nint hEvent, uint flags);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* pMilliseconds, nint hStart, nint hEnd);
 
     // Memory

@@ -38,6 +38,9 @@ public sealed unsafe class CudaContext : IDisposable
     public int MultiprocessorCount { get; }
     public long TotalMemoryBytes { get; }
     public nint Stream { get; private set; }
+
+    /// <summary>A second stream for uploads from pinned memory, so they overlap the kernels on <see cref="Stream"/>; events order the two.</summary>
+    public nint CopyStream { get; private set; }
     public nint CublasHandle { get; private set; }
     public nint CudnnHandle { get; private set; }
     public DeviceMemoryPool Pool { get; }
@@ -85,6 +88,9 @@ public sealed unsafe class CudaContext : IDisposable
         nint stream = 0;
         Check.Cu(Driver.cuStreamCreate(&stream, Driver.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
         Stream = stream;
+        nint copyStream = 0;
+        Check.Cu(Driver.cuStreamCreate(&copyStream, Driver.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        CopyStream = copyStream;
 
         nint cublas = 0;
         Check.Cublas(Cublas.cublasCreate_v2(&cublas), "cublasCreate_v2");
@@ -130,12 +136,24 @@ public sealed unsafe class CudaContext : IDisposable
     }
 
     /// <summary>Queues a copy on <see cref="Stream"/>; the host buffer must stay alive (and unmoved) until the stream reaches it.</summary>
-    public void CopyHostToDevice(void* src, ulong dst, long bytes)
+    public void CopyHostToDevice(void* src, ulong dst, long bytes) => CopyHostToDevice(src, dst, bytes, Stream);
+
+    /// <summary>Queues a copy on <paramref name="stream"/> (<see cref="Stream"/> or <see cref="CopyStream"/>).</summary>
+    public void CopyHostToDevice(void* src, ulong dst, long bytes, nint stream)
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         Counters.Copy();
-        Check.Cu(Driver.cuMemcpyHtoDAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyHtoDAsync_v2");
+        Check.Cu(Driver.cuMemcpyHtoDAsync_v2(dst, src, (nuint)bytes, stream), "cuMemcpyHtoDAsync_v2");
+    }
+
+    /// <summary>Queues a copy to host memory on <see cref="Stream"/> without waiting: <paramref name="dst"/> should be pinned, and is valid once an event recorded after it is reached.</summary>
+    public void CopyDeviceToHostAsync(ulong src, void* dst, long bytes)
+    {
+        if (bytes == 0) return;
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Counters.Copy();
+        Check.Cu(Driver.cuMemcpyDtoHAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoHAsync_v2");
     }
 
     /// <summary>Copies after everything queued before it and waits for the copy to finish.</summary>
@@ -182,17 +200,20 @@ public sealed unsafe class CudaContext : IDisposable
             Step(() => Check.Cu(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent"));
             current = null;
             if (Stream != 0) Step(() => Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize"));
+            if (CopyStream != 0) Step(() => Check.Cu(Driver.cuStreamSynchronize(CopyStream), "cuStreamSynchronize(copy stream)"));
             Step(Kernels.Unload);
             Step(Pool.Dispose);
             if (CudnnHandle != 0) Step(() => Check.Cudnn(Cudnn.cudnnDestroy(CudnnHandle), "cudnnDestroy"));
             if (CublasHandle != 0) Step(() => Check.Cublas(Cublas.cublasDestroy_v2(CublasHandle), "cublasDestroy_v2"));
             if (cublasWorkspace != 0) Step(() => Check.Cu(Driver.cuMemFree_v2(cublasWorkspace), "cuMemFree_v2(cuBLAS workspace)"));
+            if (CopyStream != 0) Step(() => Check.Cu(Driver.cuStreamDestroy_v2(CopyStream), "cuStreamDestroy_v2(copy stream)"));
             if (Stream != 0) Step(() => Check.Cu(Driver.cuStreamDestroy_v2(Stream), "cuStreamDestroy_v2"));
             Step(() => Check.Cu(Driver.cuDevicePrimaryCtxRelease_v2(device), "cuDevicePrimaryCtxRelease_v2"));
         }
         CudnnHandle = 0;
         CublasHandle = 0;
         Stream = 0;
+        CopyStream = 0;
         cublasWorkspace = 0;
         context = 0;
         disposed = true;

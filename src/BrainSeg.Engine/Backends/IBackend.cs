@@ -63,6 +63,18 @@ public interface IBackend : IDisposable
     /// <summary>Waits until all queued work has finished.</summary>
     void Synchronize();
 
+    // ---- transfers that do not wait (a training loop's inputs and losses) ----
+
+    /// <summary>
+    /// As <see cref="Upload{T}"/>, for inputs that change every step: a GPU stages the values in page-locked memory and
+    /// copies them on a copy stream, so the call returns once they are staged and the copy overlaps the work queued
+    /// before it; work queued after the call sees the new values. A backend without such a path uploads at once.
+    /// </summary>
+    void UploadAsync<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged => Upload(src, dst);
+
+    /// <summary>A reusable copy of up to <paramref name="capacity"/> values to the host that waits only for its own work (<see cref="HostReadback"/>).</summary>
+    HostReadback CreateReadback(int capacity) => new ImmediateReadback(capacity);
+
     // ---- elementwise ----
 
     /// <summary>y = a + b, elementwise, all the same shape.</summary>

@@ -97,6 +97,15 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
         clock.End(started, nameof(Download));
     }
 
+    public void UploadAsync<T>(ReadOnlySpan<T> src, Tensor dst) where T : unmanaged
+    {
+        var started = clock.Begin();
+        inner.UploadAsync(src, dst);
+        clock.End(started, nameof(UploadAsync));
+    }
+
+    public HostReadback CreateReadback(int capacity) => inner.CreateReadback(capacity);
+
     public void Copy(Tensor src, Tensor dst) => Time(nameof(Copy), () => inner.Copy(src, dst));
     public void CopyReshaped(Tensor src, Tensor dst) => Time(nameof(CopyReshaped), () => inner.CopyReshaped(src, dst));
     public void CopyBatch(Tensor src, int srcFirst, Tensor dst, int dstFirst, int count) =>

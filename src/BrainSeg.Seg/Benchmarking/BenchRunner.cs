@@ -5,14 +5,15 @@ using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Nn;
 using BrainSeg.Engine.Optim;
 using BrainSeg.Seg.Networks;
+using BrainSeg.Seg.Training;
 
 namespace BrainSeg.Seg.Benchmarking;
 
 /// <summary>
 /// The measurements of `brainseg bench`, step for step the same work as benchmarks/peers/torch_peer.py:
 /// random inputs (rotated over <see cref="BenchSettings.InputSets"/> batches), warm-up first, then each
-/// repetition timed on its own and the median reported. No loss is read back inside a timed step (the
-/// peer reads none either), so a GPU step never waits for the host.
+/// repetition timed on its own and the median reported. No timed step waits for its own loss: the training
+/// steps read none (as the peer), the adversarial iteration reads the one before it (as the training loop).
 /// </summary>
 public static class BenchRunner
 {
@@ -288,76 +289,46 @@ public static class BenchRunner
     }
 
     /// <summary>
-    /// One adversarial iteration with the FCN, as the peer's adversarial_step: Ls (segmentation loss, descent),
-    /// Ld (discriminator on one-hot manual labels), La (discriminator on the softmax output; the segmentation
-    /// parameters' group has gradient scale −1, so they ascend the discriminator's loss).
+    /// The trainer's own adversarial iteration with the FCN (<see cref="Trainer.Enqueue"/>), as `brainseg train` runs
+    /// it and as the peer's adversarial_step measures it: Ls (segmentation loss, descent), Ld (discriminator on
+    /// one-hot manual labels), La (discriminator on the softmax output; the segmenter's group has gradient scale −1,
+    /// so it ascends the discriminator's loss), each on its own minibatch of the batch size. Unlike the peer, the
+    /// patches are uploaded inside the step (through the staging path) and the losses read back one iteration late,
+    /// because the trainer does both.
     /// </summary>
     private sealed class AdversarialStep : Workload
     {
-        private readonly IBackend _b;
-        private readonly int _classes;
-        private readonly FcnNetwork _seg;
-        private readonly Discriminator _disc;
-        private readonly RmsProp _optS, _optD;
-        private readonly Tensor _manual, _generated;
-        private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets], _ys = new Tensor[BenchSettings.InputSets];
+        private readonly Trainer _trainer;
+        private readonly PatchBatch[] _batches = new PatchBatch[BenchSettings.InputSets];
+        private Trainer.PendingLosses? _pending;
 
         public AdversarialStep(IBackend b, BenchSettings s, Random rng)
         {
-            (_b, _classes) = (b, s.Classes);
-            _seg = Own(new FcnNetwork(b, s.Classes, new NetworkOptions { Seed = 1 }));
-            _disc = Own(new Discriminator(b, s.Classes, new NetworkOptions { Seed = 2 }));
-            _optS = Own(new RmsProp([new ParamGroup("seg", _seg.NamedParameters(), learningRate: 1e-3)]));
-            _optD = Own(new RmsProp([
-                new ParamGroup("disc", _disc.NamedParameters(), learningRate: 1e-5),
-                new ParamGroup("seg", _seg.NamedParameters(), learningRate: 1e-5, gradScale: -1),
-            ]));
-            // The discriminator's classes: 0 = manual, 1 = generated.
-            _manual = Own(Tensor.FromHost(b, OneHotRows(s.Batch, 0), s.Batch, 2));
-            _generated = Own(Tensor.FromHost(b, OneHotRows(s.Batch, 1), s.Batch, 2));
-            for (var i = 0; i < _xs.Length; i++)
+            var options = TrainingOptions.Paper with { Network = NetworkKind.Fcn, Adversarial = true, Batch = 3 * s.Batch, Seed = 1 };
+            _trainer = Own(new Trainer(b, new NoPatches(s.Classes), options));
+            int side = _trainer.Segmenter.TrainingInputSize, outputs = _trainer.Segmenter.TrainingOutputSize;
+            for (var i = 0; i < _batches.Length; i++)
             {
-                _xs[i] = Own(RandomNormal(b, rng, s.Batch, 1, 51, 51));
-                _ys[i] = Own(RandomLabels(b, rng, s.Batch, s.Classes));
+                var labels = new byte[options.Batch * outputs * outputs];
+                for (var j = 0; j < labels.Length; j++) labels[j] = (byte)rng.Next(s.Classes);
+                _batches[i] = new PatchBatch(options.Batch, Normal(rng, (long)options.Batch * side * side), labels);
             }
-        }
-
-        private static float[] OneHotRows(int rows, int hot)
-        {
-            var v = new float[rows * 2];
-            for (var r = 0; r < rows; r++) v[r * 2 + hot] = 1;
-            return v;
         }
 
         public override void Step(int i)
         {
-            var (x, y) = (_xs[i % _xs.Length], _ys[i % _ys.Length]);
-            using (var tape = new Tape(_b)) // Ls
-            {
-                var target = F.OneHot(tape, y, _classes, DType.Float32);
-                var loss = F.SoftmaxCrossEntropy(tape, _seg.Forward(tape, x), target);
-                _optS.ZeroGrad();
-                tape.Backward(loss);
-                _optS.Step();
-            }
-            using (var tape = new Tape(_b)) // Ld
-            {
-                var crop = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                var manual = F.OneHot(tape, y, _classes, DType.Float32);
-                var loss = F.SoftmaxCrossEntropy(tape, _disc.Forward(tape, crop, manual), _manual);
-                _optD.ZeroGrad();
-                tape.Backward(loss);
-                _optD.Step();
-            }
-            using (var tape = new Tape(_b)) // La
-            {
-                var crop = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                var generated = _seg.Probabilities(tape, x);
-                var loss = F.SoftmaxCrossEntropy(tape, _disc.Forward(tape, crop, generated), _generated);
-                _optD.ZeroGrad();
-                tape.Backward(loss);
-                _optD.Step();
-            }
+            var queued = _trainer.Enqueue(_batches[i % _batches.Length]);
+            _pending?.Read();   // the previous iteration's losses, read while this one runs, as the training loop does
+            _pending = queued;
+        }
+
+        /// <summary>The trainer's data: only the class count matters, the bench hands it its minibatches itself.</summary>
+        private sealed class NoPatches(int classes) : IPatchSource
+        {
+            public int Classes => classes;
+            public int ImageCount => 1;
+            public long PatchesPerEpoch(PatchRequest request) => 0;
+            public IEnumerable<PatchBatch> Epoch(PatchRequest request, int epoch) => [];
         }
     }
 

@@ -49,8 +49,23 @@ public sealed partial class Trainer
         var validateEvery = validation?.IntervalFor(total) ?? 0;
         ValidationScore? lastValidation = null;
 
+        // Each iteration's losses are read while the next one runs (Enqueue returns before the device is done);
+        // they are settled at once only where they are needed: a log row, a validation, a checkpoint, the end.
+        PendingLosses? pending = null;
+        long pendingIteration = 0;
+        var last = Losses.None;
+        void Settle()
+        {
+            if (pending is null) return;
+            last = pending.Read();
+            pending = null;
+            CheckFinite(last, lastGood, pendingIteration);
+            window.Add(last);
+        }
+
         void Save()
         {
+            Settle();
             PreviousSeconds = startSeconds + wall.Elapsed.TotalSeconds;
             SaveCheckpoint(checkpointPath);
             lastGood = checkpointPath;
@@ -70,28 +85,31 @@ public sealed partial class Trainer
                 }
                 if (!batches.MoveNext() || batches.Current.Count != Options.Batch)
                     throw new InvalidOperationException($"The data produced fewer than {perEpoch} full minibatches in epoch {Epoch + 1}.");
-                var losses = Iterate(batches.Current);
-                CheckFinite(losses, lastGood);
+                var queued = Enqueue(batches.Current);
+                Settle();
+                (pending, pendingIteration) = (queued, GlobalIteration + 1);
                 Iteration++;
                 GlobalIteration++;
                 patchesThisProcess += Options.Batch;
-                window.Add(losses);
 
-                ValidationScore? score = validation is not null && (GlobalIteration % validateEvery == 0 || GlobalIteration == total)
-                    ? validation.Score(Segmenter) : null;
+                var validate = validation is not null && (GlobalIteration % validateEvery == 0 || GlobalIteration == total);
+                var logRow = validate || GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch;
+                var checkpoint = wall.Elapsed - lastCheckpoint >= Options.CheckpointEvery && Iteration < perEpoch;
+                if (logRow || checkpoint) Settle();
+                ValidationScore? score = validate ? validation!.Score(Segmenter) : null;
                 lastValidation = score ?? lastValidation;
                 var seconds = wall.Elapsed.TotalSeconds;
-                if (score is not null || GlobalIteration % Options.LogEvery == 0 || Iteration == perEpoch)
+                if (logRow)
                     log.Append(Epoch + 1, GlobalIteration, GlobalIteration * Options.Batch, startSeconds + seconds, window.TakeMean(), score, _backend.Precision);
                 if (progress is not null)
                 {
                     var rate = patchesThisProcess / Math.Max(seconds, 1e-9);
                     var remaining = (total - GlobalIteration) * Options.Batch / Math.Max(rate, 1e-9);
                     progress(new TrainingProgress(Epoch + 1, Options.Epochs, Iteration, perEpoch, GlobalIteration, total,
-                        GlobalIteration * Options.Batch, rate, losses, TimeSpan.FromSeconds(startSeconds + seconds),
+                        GlobalIteration * Options.Batch, rate, last, TimeSpan.FromSeconds(startSeconds + seconds),
                         TimeSpan.FromSeconds(Math.Min(remaining, TimeSpan.MaxValue.TotalSeconds / 2)), lastValidation));
                 }
-                if (wall.Elapsed - lastCheckpoint >= Options.CheckpointEvery && Iteration < perEpoch) Save();
+                if (checkpoint) Save();
             }
             Epoch++;
             Iteration = 0;
@@ -104,14 +122,15 @@ public sealed partial class Trainer
         return TrainingOutcome.Completed;
     }
 
-    private void CheckFinite(Losses losses, string? lastGood)
+    /// <param name="iteration">The run's iteration (counted from 1) the losses belong to.</param>
+    private void CheckFinite(Losses losses, string? lastGood, long iteration)
     {
         void Check(string name, double value)
         {
             if (double.IsNaN(value) && !Options.Adversarial && name != "Ls") return;
             if (!double.IsFinite(value))
                 throw new TrainingDivergedException(
-                    $"The {name} loss became {value} at iteration {GlobalIteration + 1} (epoch {Epoch + 1}); " +
+                    $"The {name} loss became {value} at iteration {iteration} (epoch {Epoch + 1}); " +
                     (lastGood is null ? "no checkpoint was written yet: " : $"the last good checkpoint is {lastGood}: ") +
                     "lower the learning rates (--lr-seg, --lr-disc) and start again" + (lastGood is null ? "." : ", or --resume from it."));
         }
@@ -120,7 +139,7 @@ public sealed partial class Trainer
         Check("La", losses.Adversarial);
     }
 
-    /// <summary>Means of the losses since the last log row.</summary>
+    /// <summary>Means of the losses read since the last log row.</summary>
     private sealed class LossWindow
     {
         private double _ls, _ld, _la;

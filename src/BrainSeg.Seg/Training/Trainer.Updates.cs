@@ -11,13 +11,19 @@ public sealed partial class Trainer
     /// <summary>Ls: one segmentation-optimiser step on images [n,1,S,S] and labels [n,21,21] (Int32). Returns Ls before the step.</summary>
     public double SegmentationStep(Tensor images, Tensor labels)
     {
+        QueueSegmentationStep(images, labels);
+        return LossNow(SegmentationLoss);
+    }
+
+    private void QueueSegmentationStep(Tensor images, Tensor labels)
+    {
         using var tape = new Tape(_backend);
         var target = F.OneHot(tape, labels, Classes, Segmenter.Options.DType);
         var loss = F.SoftmaxCrossEntropy(tape, Segmenter.Forward(tape, images), target);
         SegmentationOptimizer.ZeroGrad();
         tape.Backward(loss);
         SegmentationOptimizer.Step();
-        return Scalar(loss);
+        KeepLoss(loss, SegmentationLoss);
     }
 
     /// <summary>
@@ -28,6 +34,12 @@ public sealed partial class Trainer
     /// <paramref name="images"/> are the segmenter's input patches; the discriminator sees their central 25×25.
     /// </summary>
     public double DiscriminatorStep(Tensor images, Tensor labels)
+    {
+        QueueDiscriminatorStep(images, labels);
+        return LossNow(DiscriminatorLoss);
+    }
+
+    private void QueueDiscriminatorStep(Tensor images, Tensor labels)
     {
         var (disc, opt) = RequireAdversarial();
         using var tape = new Tape(_backend);
@@ -41,14 +53,14 @@ public sealed partial class Trainer
             var generated = Segmenter.Probabilities(noGrad, images);
             segmentations = StackBatch(tape, manual, generated);
             discImages = StackBatch(tape, crops, crops);
-            target = DiscriminatorTargets(tape, n, n);
+            target = DiscriminatorTargets(n, n);
         }
-        else target = DiscriminatorTargets(tape, n, 0);
+        else target = DiscriminatorTargets(n, 0);
         var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, discImages, segmentations), target);
         opt.ZeroGrad();
         tape.Backward(loss);
         opt.Step(_discriminatorGroup!);
-        return Scalar(loss);
+        KeepLoss(loss, DiscriminatorLoss);
     }
 
     /// <summary>
@@ -60,6 +72,12 @@ public sealed partial class Trainer
     /// </summary>
     public double AdversarialStep(Tensor images)
     {
+        QueueAdversarialStep(images);
+        return LossNow(AdversarialLoss);
+    }
+
+    private void QueueAdversarialStep(Tensor images)
+    {
         var (disc, opt) = RequireAdversarial();
         var n = images.Shape.N;
         if (!Options.NonSaturating)
@@ -67,76 +85,122 @@ public sealed partial class Trainer
             using var tape = new Tape(_backend);
             var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
             var generated = Segmenter.Probabilities(tape, images);
-            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, 0, n));
+            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(0, n));
             opt.ZeroGrad();
             tape.Backward(loss);
             opt.Step(); // both groups: θd scale +1, θs scale −1
-            return Scalar(loss);
+            KeepLoss(loss, AdversarialLoss);
+            return;
         }
 
-        double la;
         using (var tape = new Tape(_backend))
         {
             var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
             Tensor generated;
             using (var noGrad = Tape.NoGrad(_backend))
                 generated = tape.Own(noGrad.Keep(Segmenter.Probabilities(noGrad, images)));
-            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, 0, n));
+            var loss = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(0, n));
             opt.ZeroGrad();
             tape.Backward(loss);
             opt.Step(_discriminatorGroup!);
-            la = Scalar(loss);
+            KeepLoss(loss, AdversarialLoss);
         }
         using (var tape = new Tape(_backend))
         {
             var crops = F.CenterCrop(tape, images, Discriminator.PatchSize, Discriminator.PatchSize);
             var generated = Segmenter.Probabilities(tape, images);
-            var fooled = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(tape, n, 0));
+            var fooled = F.SoftmaxCrossEntropy(tape, disc.Forward(tape, crops, generated), DiscriminatorTargets(n, 0));
             opt.ZeroGrad();
             tape.Backward(fooled);
             opt.Step(_adversarialGroup!); // scale +1: descent on the flipped label
         }
-        return la;
     }
 
-    /// <summary>One iteration on a minibatch of <see cref="TrainingOptions.Batch"/> patches.</summary>
-    public Losses Iterate(PatchBatch batch)
+    /// <summary>One iteration on a minibatch of <see cref="TrainingOptions.Batch"/> patches; waits for its losses.</summary>
+    public Losses Iterate(PatchBatch batch) => Enqueue(batch).Read();
+
+    /// <summary>
+    /// Queues one iteration on a minibatch of <see cref="TrainingOptions.Batch"/> patches and returns without waiting:
+    /// the patches go up through the backend's staging path, the updates are queued, and the losses are copied back
+    /// behind them. Read them after queuing the next iteration, so the device is never idle while the host waits.
+    /// </summary>
+    public PendingLosses Enqueue(PatchBatch batch)
     {
         if (!Options.Adversarial)
         {
-            var (images, labels) = UploadPatches(batch, 0, batch.Count);
-            using (images)
-            using (labels)
-                return new Losses(SegmentationStep(images, labels), double.NaN, double.NaN);
+            var (images, labels) = StageInputs(batch, 0, batch.Count, 0);
+            QueueSegmentationStep(images, labels);
         }
-        var third = batch.Count / 3;
-        double ls, ld, la;
+        else
         {
-            var (images, labels) = UploadPatches(batch, 0, third);
-            using (images) using (labels) ls = SegmentationStep(images, labels);
+            var third = batch.Count / 3;
+            var (images, labels) = StageInputs(batch, 0, third, SegmentationLoss);
+            QueueSegmentationStep(images, labels);
+            (images, labels) = StageInputs(batch, third, third, DiscriminatorLoss);
+            QueueDiscriminatorStep(images, labels);
+            (images, _) = StageInputs(batch, 2 * third, third, AdversarialLoss);
+            QueueAdversarialStep(images);
         }
-        {
-            var (images, labels) = UploadPatches(batch, third, third);
-            using (images) using (labels) ld = DiscriminatorStep(images, labels);
-        }
-        {
-            var (images, labels) = UploadPatches(batch, 2 * third, third);
-            using (images) using (labels) la = AdversarialStep(images);
-        }
-        return new Losses(ls, ld, la);
+        return StartLossReadback();
     }
 
-    /// <summary>Uploads patches [start, start + count) of a minibatch: images [n,1,S,S] and labels [n,21,21] (Int32).</summary>
+    /// <summary>Uploads patches [start, start + count) of a minibatch: images [n,1,S,S] and labels [n,21,21] (Int32), as new tensors.</summary>
     public (Tensor Images, Tensor Labels) UploadPatches(PatchBatch batch, int start, int count)
+    {
+        var (s, o) = CheckPatches(batch, start, count);
+        var images = _backend.Empty(new Shape(count, 1, s, s), Segmenter.Options.DType);
+        UploadImages(batch, start, count, images, async: false);
+        return (images, Tensor.FromHost(_backend, WidenLabels(batch, start, count), count, o, o));
+    }
+
+    /// <summary>As <see cref="UploadPatches"/>, into the trainer's own input tensors of update <paramref name="update"/> (kept from step to step).</summary>
+    private (Tensor Images, Tensor Labels) StageInputs(PatchBatch batch, int start, int count, int update)
+    {
+        var (s, o) = CheckPatches(batch, start, count);
+        ref var inputs = ref _inputs[update];
+        if (inputs.Images is null || inputs.Images.Shape.N != count)
+        {
+            inputs.Images?.Dispose();
+            inputs.Labels?.Dispose();
+            inputs = (_backend.Empty(new Shape(count, 1, s, s), Segmenter.Options.DType), _backend.Empty(new Shape(count, o, o), DType.Int32));
+        }
+        UploadImages(batch, start, count, inputs.Images, async: true);
+        _backend.UploadAsync<int>(WidenLabels(batch, start, count), inputs.Labels!);
+        return (inputs.Images, inputs.Labels!);
+    }
+
+    /// <summary>The patches' images into <paramref name="images"/>, widened to float64 for a float64 network.</summary>
+    private void UploadImages(PatchBatch batch, int start, int count, Tensor images, bool async)
+    {
+        var values = batch.Images.AsSpan(start * (int)(images.Numel / count), (int)images.Numel);
+        if (images.DType == DType.Float32)
+        {
+            if (async) _backend.UploadAsync<float>(values, images);
+            else _backend.Upload<float>(values, images);
+            return;
+        }
+        var wide = new double[values.Length];
+        for (var i = 0; i < wide.Length; i++) wide[i] = values[i];
+        if (async) _backend.UploadAsync<double>(wide, images);
+        else _backend.Upload<double>(wide, images);
+    }
+
+    private (int Input, int Output) CheckPatches(PatchBatch batch, int start, int count)
     {
         int s = Segmenter.TrainingInputSize, o = Segmenter.TrainingOutputSize;
         if (batch.Images.Length < (start + count) * s * s || batch.Labels.Length < (start + count) * o * o)
             throw new ArgumentException($"The minibatch holds patches of another size than the {Segmenter.Title}'s {s}×{s} input and {o}×{o} output.");
+        return (s, o);
+    }
+
+    /// <summary>The labels of the patches as Int32, in a buffer reused from call to call (uploads copy it before they return).</summary>
+    private ReadOnlySpan<int> WidenLabels(PatchBatch batch, int start, int count)
+    {
+        var o = Segmenter.TrainingOutputSize;
         if (_hostLabels.Length != count * o * o) _hostLabels = new int[count * o * o];
         var labels = batch.Labels.AsSpan(start * o * o, count * o * o);
         for (var i = 0; i < labels.Length; i++) _hostLabels[i] = labels[i];
-        return (Tensor.FromHost(_backend, batch.Images.AsSpan(start * s * s, count * s * s), count, 1, s, s),
-                Tensor.FromHost(_backend, _hostLabels, count, o, o));
+        return _hostLabels;
     }
 
     private (Discriminator, RmsProp) RequireAdversarial() =>
@@ -144,19 +208,23 @@ public sealed partial class Trainer
             ? throw new InvalidOperationException("This trainer runs the baseline scheme: Ld and La need TrainingOptions.Adversarial.")
             : (Discriminator, DiscriminatorOptimizer);
 
-    /// <summary>[manual, generated] one-hot rows: <paramref name="manual"/> rows (1,0), then <paramref name="generated"/> rows (0,1).</summary>
-    private Tensor DiscriminatorTargets(Tape tape, int manual, int generated)
+    /// <summary>
+    /// [manual, generated] one-hot rows: <paramref name="manual"/> rows (1,0), then <paramref name="generated"/> rows (0,1).
+    /// Made once per pair of counts and kept, so a step uploads nothing but its patches.
+    /// </summary>
+    private Tensor DiscriminatorTargets(int manual, int generated)
     {
-        var values = new int[manual + generated];
-        values.AsSpan(manual).Fill(1);
-        var labels = tape.Own(Tensor.FromHost(_backend, values, manual + generated, 1, 1));
-        var oneHot = F.OneHot(tape, labels, 2, Segmenter.Options.DType);
-        return F.Reshape(tape, oneHot, manual + generated, 2);
+        if (_targets.TryGetValue((manual, generated), out var cached)) return cached;
+        var rows = manual + generated;
+        var values = new double[rows * 2];
+        for (var r = 0; r < rows; r++) values[r * 2 + (r < manual ? 0 : 1)] = 1;
+        var targets = Segmenter.Options.DType == DType.Float64
+            ? Tensor.FromHost(_backend, values, rows, 2)
+            : Tensor.FromHost(_backend, Array.ConvertAll(values, v => (float)v), rows, 2);
+        _targets[(manual, generated)] = targets;
+        return targets;
     }
 
     /// <summary>[a; b] along the batch.</summary>
     private static Tensor StackBatch(Tape tape, Tensor a, Tensor b) => F.ConcatBatch(tape, a, b);
-
-    private static double Scalar(Tensor loss) =>
-        loss.DType == DType.Float64 ? loss.ToHost<double>()[0] : loss.ToHost<float>()[0];
 }

@@ -42,14 +42,15 @@ public sealed partial class Trainer : IDisposable
 
     /// <param name="description">Run facts for the checkpoint metadata: class names, label map, normalisation, data.</param>
     /// <param name="segmenterFactory">Builds the segmenter instead of <see cref="TrainingOptions.Network"/> (small networks for tests).</param>
+    /// <param name="dtype">The networks' element type: float32 for training, float64 for comparisons with the reference.</param>
     public Trainer(IBackend backend, IPatchSource data, TrainingOptions options, IReadOnlyDictionary<string, string>? description = null,
-        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null)
+        Func<IBackend, int, NetworkOptions, SegmentationNetwork>? segmenterFactory = null, DType dtype = DType.Float32)
     {
         options.Validate();
         (_backend, _data, Options) = (backend, data, options);
         _description = description is null ? [] : new Dictionary<string, string>(description, StringComparer.Ordinal);
         Random = new RandomStream(options.Seed);
-        var netOptions = options.NetworkOptions(Random);
+        var netOptions = options.NetworkOptions(Random) with { DType = dtype };
         Segmenter = segmenterFactory?.Invoke(backend, data.Classes, netOptions)
             ?? (options.Network == NetworkKind.Fcn
                 ? new FcnNetwork(backend, data.Classes, netOptions)
@@ -220,6 +221,7 @@ public sealed partial class Trainer : IDisposable
 
     public void Dispose()
     {
+        DisposeStepState();
         SegmentationOptimizer.Dispose();
         DiscriminatorOptimizer?.Dispose();
         Segmenter.Dispose();

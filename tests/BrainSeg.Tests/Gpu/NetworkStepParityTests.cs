@@ -4,6 +4,7 @@ using BrainSeg.Engine.Cpu;
 using BrainSeg.Engine.Nn;
 using BrainSeg.Engine.Optim;
 using BrainSeg.Seg.Networks;
+using BrainSeg.Seg.Training;
 using NUnit.Framework;
 
 namespace BrainSeg.Tests.Gpu;
@@ -97,47 +98,40 @@ public class NetworkStepParityTests
     }
 
     /// <summary>
-    /// Three alternating Ls / Ld / La iterations (FCN + discriminator), each update its own pass. In La the
-    /// discriminator's optimiser descends on θd while a group with gradient scale −1 ascends on θs.
+    /// Three iterations of the trainer's own adversarial scheme (FCN + discriminator, <see cref="Trainer.Enqueue"/>):
+    /// Ls, Ld and La each on its own third of the minibatch; in La the discriminator's optimiser descends on θd while
+    /// the segmenter's group, with gradient scale −1, ascends. Losses are read one iteration late, as the training loop does.
     /// </summary>
     private static Dictionary<string, double[]> Adversarial(IBackend backend, NetworkOptions options)
     {
-        using var seg = new FcnNetwork(backend, Classes, options);
-        using var disc = new Discriminator(backend, Classes, options with { Seed = 24 });
-        using var segOpt = new RmsProp([new ParamGroup("seg", seg.NamedParameters(), 1e-3)]);
-        using var discOpt = new RmsProp([new ParamGroup("disc", disc.NamedParameters(), 1e-5)]);
-        using var ascentOpt = new RmsProp([new ParamGroup("seg-ascent", seg.NamedParameters(), 1e-5, gradScale: -1)]);
-        foreach (var batch in Batches(seg.TrainingInputSize, options.DType))
+        var training = TrainingOptions.Paper with { Network = NetworkKind.Fcn, Adversarial = true, Batch = 3 * Batch, Seed = options.Seed };
+        using var trainer = new Trainer(backend, new ClassesOnly(), training, dtype: options.DType);
+        var side = trainer.Segmenter.TrainingInputSize;
+        var rng = new Random(17);
+        Trainer.PendingLosses? pending = null;
+        for (var s = 0; s < Steps; s++)
         {
-            using (var tape = new Tape(backend))
-            {
-                var (x, t) = batch.Upload(tape);
-                segOpt.ZeroGrad();
-                tape.Backward(F.SoftmaxCrossEntropy(tape, seg.Forward(tape, x), t));
-                segOpt.Step();
-            }
-            using (var tape = new Tape(backend))
-            {
-                var (x, t) = batch.Upload(tape);
-                var image = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                discOpt.ZeroGrad();
-                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, t), batch.Verdict(tape, manual: true)));
-                discOpt.Step();
-            }
-            using (var tape = new Tape(backend))
-            {
-                var (x, _) = batch.Upload(tape);
-                var image = F.CenterCrop(tape, x, Discriminator.PatchSize, Discriminator.PatchSize);
-                discOpt.ZeroGrad();
-                ascentOpt.ZeroGrad();
-                tape.Backward(F.SoftmaxCrossEntropy(tape, disc.Forward(tape, image, seg.Probabilities(tape, x)), batch.Verdict(tape, manual: false)));
-                discOpt.Step();
-                ascentOpt.Step();
-            }
+            var images = new float[3 * Batch * side * side];
+            for (var i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
+            var labels = new byte[3 * Batch * 21 * 21];
+            for (var i = 0; i < labels.Length; i++) labels[i] = (byte)rng.Next(Classes);
+            var queued = trainer.Enqueue(new PatchBatch(3 * Batch, images, labels));
+            if (pending is not null) Assert.That(double.IsFinite(pending.Read().Adversarial), "La of the iteration before");
+            pending = queued;
         }
-        var all = Snapshot(seg);
-        foreach (var (k, v) in Snapshot(disc)) all["disc." + k] = v;
+        Assert.That(double.IsFinite(pending!.Read().Discriminator), "Ld of the last iteration");
+        var all = Snapshot(trainer.Segmenter);
+        foreach (var (k, v) in Snapshot(trainer.Discriminator!)) all["disc." + k] = v;
         return all;
+    }
+
+    /// <summary>The trainer's data source: the tests hand it their minibatches themselves.</summary>
+    private sealed class ClassesOnly : IPatchSource
+    {
+        public int Classes => NetworkStepParityTests.Classes;
+        public int ImageCount => 1;
+        public long PatchesPerEpoch(PatchRequest request) => 0;
+        public IEnumerable<PatchBatch> Epoch(PatchRequest request, int epoch) => [];
     }
 
     /// <summary>One seeded batch of images and one-hot 21×21 targets, uploadable in either dtype.</summary>
@@ -145,10 +139,6 @@ public class NetworkStepParityTests
     {
         public (Tensor X, Tensor Target) Upload(Tape tape) =>
             (tape.Own(ToTensor(tape.Backend, X, Batch, 1, Side, Side)), tape.Own(ToTensor(tape.Backend, Target, Batch, Classes, 21, 21)));
-
-        /// <summary>The discriminator's two-class target: class 1 = manual, class 0 = generated.</summary>
-        public Tensor Verdict(Tape tape, bool manual) =>
-            tape.Own(ToTensor(tape.Backend, Enumerable.Range(0, Batch).SelectMany(_ => manual ? new[] { 0.0, 1 } : [1.0, 0]).ToArray(), Batch, 2));
 
         private Tensor ToTensor(IBackend backend, double[] values, params int[] shape) =>
             DType == DType.Float64 ? Tensor.FromHost(backend, values, shape) : Tensor.FromHost(backend, Array.ConvertAll(values, v => (float)v), shape);
