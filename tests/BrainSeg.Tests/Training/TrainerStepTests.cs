@@ -169,4 +169,32 @@ public class TrainerStepTests
         Assert.That(() => new TrainingOptions { LearningRateDiscriminator = -1 }.Validate(),
             Throws.TypeOf<BadInputException>().With.Message.Contains("--lr-disc"));
     }
+
+    [Test]
+    public void LossesReadAnIterationLateEqualThoseOfIterationsReadAtOnce()
+    {
+        var options = new TrainingOptions { Seed = 6, Batch = 9, PatchesPerClass = 6, Adversarial = true };
+        using var atOnce = Tiny(options);
+        using var late = Tiny(options);
+        var batches = atOnce.EpochBatches(0).Where(b => b.Count == 9).Take(4).ToList();
+        var expected = batches.Select(atOnce.Iterate).ToList();
+        var read = new List<Losses>();
+        Trainer.PendingLosses? pending = null;
+        foreach (var b in batches)
+        {
+            var queued = late.Enqueue(b);
+            if (pending is not null) read.Add(pending.Read());
+            pending = queued;
+        }
+        read.Add(pending!.Read());
+        Assert.That(read, Is.EqualTo(expected));
+        Assert.That(expected.All(l => double.IsFinite(l.Segmentation) && double.IsFinite(l.Discriminator) && double.IsFinite(l.Adversarial)));
+        Assert.That(Flatten(late.Segmenter.Parameters()), Is.EqualTo(Flatten(atOnce.Segmenter.Parameters())));
+
+        // A pending read two iterations back would see another iteration's values: it must refuse.
+        var old = late.Enqueue(batches[0]);
+        late.Enqueue(batches[1]);
+        late.Enqueue(batches[2]);
+        Assert.That(() => old.Read(), Throws.InvalidOperationException);
+    }
 }
