@@ -126,23 +126,30 @@ public sealed partial class Trainer
     /// </summary>
     public PendingLosses Enqueue(PatchBatch batch)
     {
-        if (!Options.Adversarial)
-        {
-            var (images, labels) = StageInputs(batch, 0, batch.Count, 0);
-            QueueSegmentationStep(images, labels);
-        }
+        if (!Options.Adversarial) StageInputs(batch, 0, batch.Count, SegmentationLoss);
         else
         {
             var third = batch.Count / 3;
-            var (images, labels) = StageInputs(batch, 0, third, SegmentationLoss);
-            QueueSegmentationStep(images, labels);
-            (images, labels) = StageInputs(batch, third, third, DiscriminatorLoss);
-            QueueDiscriminatorStep(images, labels);
-            (images, _) = StageInputs(batch, 2 * third, third, AdversarialLoss);
-            QueueAdversarialStep(images);
+            StageInputs(batch, 0, third, SegmentationLoss);
+            StageInputs(batch, third, third, DiscriminatorLoss);
+            StageInputs(batch, 2 * third, third, AdversarialLoss, labels: false);   // La needs no labels
         }
+        QueueUpdates();
         return StartLossReadback();
     }
+
+    /// <summary>The iteration's updates on the staged inputs: Ls alone, or Ls, Ld and La. Nothing here waits or uploads.</summary>
+    private void QueueUpdates()
+    {
+        QueueSegmentationStep(Staged(SegmentationLoss).Images, Staged(SegmentationLoss).Labels);
+        if (!Options.Adversarial) return;
+        QueueDiscriminatorStep(Staged(DiscriminatorLoss).Images, Staged(DiscriminatorLoss).Labels);
+        QueueAdversarialStep(Staged(AdversarialLoss).Images);
+    }
+
+    private (Tensor Images, Tensor Labels) Staged(int update) =>
+        _inputs[update] is (Tensor images, Tensor labels) ? (images, labels)
+            : throw new InvalidOperationException($"Update {update}'s inputs were not staged before its step.");
 
     /// <summary>Uploads patches [start, start + count) of a minibatch: images [n,1,S,S] and labels [n,21,21] (Int32), as new tensors.</summary>
     public (Tensor Images, Tensor Labels) UploadPatches(PatchBatch batch, int start, int count)
@@ -154,7 +161,7 @@ public sealed partial class Trainer
     }
 
     /// <summary>As <see cref="UploadPatches"/>, into the trainer's own input tensors of update <paramref name="update"/> (kept from step to step).</summary>
-    private (Tensor Images, Tensor Labels) StageInputs(PatchBatch batch, int start, int count, int update)
+    private void StageInputs(PatchBatch batch, int start, int count, int update, bool labels = true)
     {
         var (s, o) = CheckPatches(batch, start, count);
         ref var inputs = ref _inputs[update];
@@ -165,8 +172,7 @@ public sealed partial class Trainer
             inputs = (_backend.Empty(new Shape(count, 1, s, s), Segmenter.Options.DType), _backend.Empty(new Shape(count, o, o), DType.Int32));
         }
         UploadImages(batch, start, count, inputs.Images, async: true);
-        _backend.UploadAsync<int>(WidenLabels(batch, start, count), inputs.Labels!);
-        return (inputs.Images, inputs.Labels!);
+        if (labels) _backend.UploadAsync<int>(WidenLabels(batch, start, count), inputs.Labels!);
     }
 
     /// <summary>The patches' images into <paramref name="images"/>, widened to float64 for a float64 network.</summary>
