@@ -236,7 +236,7 @@ static const FakeEngine fakeEngines[] = {
     {{1}, 0, 0, true, -1, 0},        // 5: DOWN_CONVERT_INPUTS
 };
 static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5};
-enum { G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
+enum { G_POINTWISE = 0, G_OP_POINTWISE = 13, G_GEN_STATS = 14, G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
 static const int BAD_PARAM = 2000, NOT_SUPPORTED = 3000;
 API int cudnnBackendCreateDescriptor(int type, GDesc** d) { *d = new GDesc{type}; return 0; }
 API int cudnnBackendDestroyDescriptor(GDesc* d) { delete d; return 0; }
@@ -256,7 +256,11 @@ API int cudnnBackendFinalize(GDesc* d) {
     case G_TENSOR: if (!need({900, 901, 902, 903, 906}) || d->count(902) != 4 || d->count(903) != 4 || d->get<long long>(900) <= 0) return BAD_PARAM; break;
     case G_CONV: if (!need({100, 101, 102, 103, 104, 105, 106}) || d->get<int>(101) != 1) return BAD_PARAM; break;
     case G_FWD: case G_BWD_DATA: case G_BWD_FILTER: { int x, w, y, c, al, be; opNames(d->type, x, w, y, c, al, be); if (!need({x, w, y, c, al, be})) return BAD_PARAM; break; }
-    case G_GRAPH: if (!need({800, 801}) || d->count(801) != 1) return BAD_PARAM; break;
+    case G_GRAPH: if (!need({800, 801}) || d->count(801) < 1) return BAD_PARAM; break;
+    // Fused graphs (pointwise operations, statistics) are accepted, but no engine of the stand-in runs them.
+    case G_POINTWISE: if (!need({0, 1})) return BAD_PARAM; break;
+    case G_OP_POINTWISE: if (!need({750, 751, 753})) return BAD_PARAM; break;
+    case G_GEN_STATS: if (!need({770, 771, 772, 773, 774})) return BAD_PARAM; break;
     case G_HEUR: if (!need({200, 201})) return BAD_PARAM; d->graph = descAttr(d, 201); break;
     case G_ENGINE: if (!need({1300, 1301}) || d->get<long long>(1301) < 0 || d->get<long long>(1301) >= 6) return BAD_PARAM;
         d->graph = descAttr(d, 1300); d->engine = (int)d->get<long long>(1301); break;
@@ -282,7 +286,8 @@ API int cudnnBackendGetAttribute(GDesc* d, int name, int type, long long request
         for (long long i = 0; i < std::min<long long>(requested, n); i++) { GDesc* t = ((GDesc**)out)[i]; with(t, (int)i); t->final = true; }
         return 0; };
     if (d->type == G_HEUR && name == 202) {
-        const auto& list = d->get<int>(200) == 2 ? heurFallback : heurA;
+        static const std::vector<int> none;
+        const auto& list = d->graph->count(801) > 1 ? none : d->get<int>(200) == 2 ? heurFallback : heurA;
         return fill((int)list.size(), [&](GDesc* t, int i) { if (t->type != G_CFG) return; t->engine = list[i]; t->graph = d->graph;
             const FakeEngine& e = fakeEngines[list[i]]; t->knobs.clear(); if (e.knobType >= 0) t->knobs.push_back({e.knobType, e.knobValue}); }); }
     if (d->type == G_CFG && name == 300) return fill(1, [&](GDesc* t, int) { t->engine = d->engine; t->graph = d->graph; });

@@ -154,6 +154,9 @@ verb_step step info 60 info
 step gpu-tests 240 "$tests" --filter "TestCategory=Gpu" --results-directory "$logs" \
     --report-trx --report-trx-filename "$(basename "$trx_file")" --no-ansi --progress off --output Detailed
 verb_step gpu_step gradcheck-cuda 90 gradcheck --device cuda
+# Which fused patterns (batch norm and ReLU around a convolution) this cuDNN can plan, float and half inputs.
+detail_info_fusion() { echo "patterns with a plan: float $(grep -cE 'float +[1-9][0-9]* of' "$1") of 4, half $(grep -cE 'half +[1-9][0-9]* of' "$1") of 4"; }
+verb_step gpu_step info-fusion 60 info --fusion
 [[ -n "$driver" ]] || verb_step step gradcheck-cpu 120 gradcheck --device cpu
 # Training end to end on the GPU: the adversarial scheme on the phantom, a quick run (the losses are in its log).
 detail_train_cuda() { grep -E "patches/s|final|model" "$1" | tail -n 1 | cut -c1-100; }

@@ -10,16 +10,31 @@ internal static class InfoCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var fusion = new Option<bool>("--fusion")
+        {
+            Description = "Also ask CUDA device 0's cuDNN which fused convolution patterns (batch norm and ReLU around the FCN's 32→32 3×3 layer) it can plan, in float and half inputs.",
+        };
         var command = new Command("info", "Show the CUDA driver, GPUs and NVIDIA libraries found, with their versions and paths (or where they were looked for).");
         command.Options.Add(json);
+        command.Options.Add(fusion);
         command.SetAction(parseResult =>
         {
             var report = CudaLibraries.Probe();
             Console.Out.WriteLine(parseResult.GetValue(json) ? ToJson(report) : report.Describe() + Environment.NewLine + Caches());
+            if (parseResult.GetValue(fusion)) Console.Out.WriteLine(FusionSupport());
             // Exit 0 even without a GPU: the report itself is the answer, and the CPU backend still works.
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The fused patterns cuDNN can plan on device 0 (a missing device is the usual one-line error, exit 2).</summary>
+    private static string FusionSupport()
+    {
+        using var backend = CudaBackend.Create(0);
+        var rows = FusionProbe.Run(backend);
+        return $"Fused convolution patterns on {backend.Name} (cuDNN runtime fusion; engines proposed by the heuristics that build a plan):" +
+               Environment.NewLine + string.Join(Environment.NewLine, rows.Select(r => "  " + r));
     }
 
     /// <summary>Where compiled kernels and the timed convolution engines are kept, and how much is there.</summary>
