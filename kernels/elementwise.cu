@@ -77,33 +77,50 @@ __device__ __forceinline__ unsigned int dropout_word(unsigned long long seed, un
     return philox_word(seed, offset + (unsigned long long)k);
 }
 
+// The Philox offset of a dropout draw is *offsetBase + offset: the host's offset plus a word in device memory. Eager
+// work points at a word that stays 0; a captured CUDA graph points at its own word, which its last node advances by
+// the step's draws (advance_offset), so each replay draws fresh masks without the host rewriting the kernels' arguments.
+
 // mask[i] = keepValue when (dropout word >> 8) >= threshold, else 0. The host computes threshold
 // (Philox.DropThreshold) and keepValue = 1/(1 − p), so both backends decide and scale alike.
 template <typename T>
-__device__ void dropout_mask(T* mask, unsigned long long seed, unsigned long long offset,
+__device__ void dropout_mask(T* mask, unsigned long long seed, const unsigned long long* offsetBase, unsigned long long offset,
                              unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc)
 {
     T keep = (T)keepValue;
+    offset += *offsetBase;
     GRID_STRIDE(i, n) mask[i] = (dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0;
 }
 EXPORT_FLOAT_KERNELS(dropout_mask,
-                     (T* mask, unsigned long long seed, unsigned long long offset, unsigned int threshold,
-                      double keepValue, int channels, long long inner, long long n, int nhwc),
-                     (mask, seed, offset, threshold, keepValue, channels, inner, n, nhwc))
+                     (T* mask, unsigned long long seed, const unsigned long long* offsetBase, unsigned long long offset,
+                      unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc),
+                     (mask, seed, offsetBase, offset, threshold, keepValue, channels, inner, n, nhwc))
 
 // y = x·mask with dropout_mask's mask for the same arguments, generated here and never stored (dropout's
 // forward on x, and its backward on the output gradient).
 template <typename T>
-__device__ void dropout_multiply(const T* x, T* y, unsigned long long seed, unsigned long long offset,
-                                 unsigned int threshold, double keepValue, int channels, long long inner, long long n, int nhwc)
+__device__ void dropout_multiply(const T* x, T* y, unsigned long long seed, const unsigned long long* offsetBase,
+                                 unsigned long long offset, unsigned int threshold, double keepValue, int channels,
+                                 long long inner, long long n, int nhwc)
 {
     T keep = (T)keepValue;
+    offset += *offsetBase;
     GRID_STRIDE(i, n) y[i] = x[i] * ((dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0);
 }
 EXPORT_FLOAT_KERNELS(dropout_multiply,
-                     (const T* x, T* y, unsigned long long seed, unsigned long long offset, unsigned int threshold,
-                      double keepValue, int channels, long long inner, long long n, int nhwc),
-                     (x, y, seed, offset, threshold, keepValue, channels, inner, n, nhwc))
+                     (const T* x, T* y, unsigned long long seed, const unsigned long long* offsetBase,
+                      unsigned long long offset, unsigned int threshold, double keepValue, int channels,
+                      long long inner, long long n, int nhwc),
+                     (x, y, seed, offsetBase, offset, threshold, keepValue, channels, inner, n, nhwc))
+
+// *word += by, one thread: a graph's dropout offset word moves on by the draws of one replay. T is unused (every
+// entry point comes as _f32 and _f64; the backend launches _f64).
+template <typename T>
+__device__ void advance_offset(unsigned long long* word, unsigned long long by)
+{
+    if (blockIdx.x == 0 && threadIdx.x == 0) *word += by;
+}
+EXPORT_FLOAT_KERNELS(advance_offset, (unsigned long long* word, unsigned long long by), (word, by))
 
 // ---- optimiser ----
 

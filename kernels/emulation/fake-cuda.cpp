@@ -1,6 +1,7 @@
 // A CPU stand-in for libcuda, libnvrtc, libcublas and libcudnn: just enough of each API for the CUDA
 // backend's Gpu tests to run without a GPU (see run-gpu-tests-on-cpu.sh). Device memory is host memory; kernels
-// are the real kernels/*.cu compiled as host C++ (emu.h); cuBLAS and cuDNN are naive reference loops.
+// are the real kernels/*.cu compiled as host C++ (emu.h); cuBLAS and cuDNN are naive reference loops. Stream capture
+// is real: captured work is recorded, not run, and runs at each cuGraphLaunch (see "stream capture" below).
 #include "emu.h"
 #include "elementwise.cu"
 #include "channels.cu"
@@ -20,9 +21,18 @@
 using Invoker = void (*)(void**);
 template <typename... A, size_t... I>
 static void call(void (*f)(A...), void** args, std::index_sequence<I...>) { f(*reinterpret_cast<std::remove_cv_t<A>*>(args[I])...); }
-template <auto F> struct Wrap;
-struct Entry { const char* name; std::function<void(void**)> invoke; bool sync; };
-template <typename... A> static std::function<void(void**)> make(void (*f)(A...)) { return [f](void** a) { call(f, a, std::index_sequence_for<A...>{}); }; }
+// A kernel's arguments copied out of cuLaunchKernel's kernelParams (pointers to the caller's values, valid only
+// during the call), for a launch recorded into a graph.
+template <typename... A, size_t... I>
+static std::function<void()> bound(void (*f)(A...), void** args, std::index_sequence<I...>) {
+    std::tuple<std::remove_cv_t<A>...> values{*reinterpret_cast<std::remove_cv_t<A>*>(args[I])...};
+    return [f, values] { std::apply(f, values); }; }
+// invoke: one thread of the kernel on kernelParams; bind: the same on copies of them, for later.
+struct Kernel { std::function<void(void**)> invoke; std::function<std::function<void()>(void**)> bind; };
+struct Entry { const char* name; Kernel kernel; bool sync; };
+template <typename... A> static Kernel make(void (*f)(A...)) {
+    return { [f](void** a) { call(f, a, std::index_sequence_for<A...>{}); },
+             [f](void** a) { return bound(f, a, std::index_sequence_for<A...>{}); } }; }
 static std::vector<Entry>& registry() {
     static std::vector<Entry> r = {
 #include REGISTRY
@@ -34,11 +44,41 @@ static std::vector<Entry>& registry() {
 // FAKE_CUDA_SKIP_COMPUTE=1: kernels, GEMMs and convolutions are checked but not run, so the memory peak of a
 // full-size step can be measured in seconds (the results are garbage).
 static const bool skipCompute = getenv("FAKE_CUDA_SKIP_COMPUTE") != nullptr;
+// ---------------- stream capture ----------------
+// Between cuStreamBeginCapture and cuStreamEndCapture, work queued on the stream is recorded into the graph instead of
+// run: each node keeps copies of everything it reads when it runs (kernel arguments, alpha and beta, descriptors),
+// since the caller's pointers are valid only during the call and its descriptors may be destroyed before the graph
+// runs; arguments are checked when recorded, as the driver does. cuGraphLaunch runs the nodes in order. Operations a
+// capture cannot hold (allocation, free, host waits, host copies) fail with the driver's codes and invalidate the
+// capture. The graph being captured is shared by the copies of this library (fake-clock.c), so cuBLAS and cuDNN
+// calls land in libcuda's graph.
+struct FakeGraph { std::vector<std::function<int()>> nodes; bool invalidated = false; };
+struct FakeExec { std::vector<std::function<int()>> nodes; };
+extern "C" void* fake_capture;
+enum { CUDA_ERROR_ILLEGAL_STATE = 401, CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900, CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901 };
+static FakeGraph* capturing() { return (FakeGraph*)__atomic_load_n(&fake_capture, __ATOMIC_ACQUIRE); }
+// 0, or the error of an operation a capture cannot hold (the capture is then invalid, as on a device).
+static int refuseWhileCapturing(const char* what) {
+    FakeGraph* g = capturing();
+    if (!g) return 0;
+    fprintf(stderr, "FAKE: %s during stream capture\n", what);
+    g->invalidated = true;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; }
+// Runs work now, or records it as the capture's next node.
+static int submit(std::function<int()> work) {
+    FakeGraph* g = capturing();
+    if (!g) return work();
+    if (g->invalidated) return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    g->nodes.push_back(std::move(work));
+    return 0; }
 // ---------------- driver ----------------
 API int cuInit(unsigned) { return 0; }
 API int cuDriverGetVersion(int* v) { *v = 12080; return 0; }
 static const char* errName = "CUDA_ERROR_FAKE";
-API int cuGetErrorName(int e, const char** s) { *s = e == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : e == 1 ? "CUDA_ERROR_INVALID_VALUE" : errName; return 0; }
+API int cuGetErrorName(int e, const char** s) {
+    *s = e == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ? "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"
+       : e == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ? "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED" : e == CUDA_ERROR_ILLEGAL_STATE ? "CUDA_ERROR_ILLEGAL_STATE" : errName;
+    return 0; }
 API int cuGetErrorString(int, const char** s) { *s = "fake error"; return 0; }
 API int cuDeviceGetCount(int* c) { *c = 1; return 0; }
 API int cuDeviceGet(int* d, int o) { *d = o; return 0; }
@@ -51,29 +91,32 @@ API int cuDevicePrimaryCtxRetain(void** c, int) { *c = &ctxToken; return 0; }
 API int cuDevicePrimaryCtxRelease_v2(int) { return 0; }
 API int cuCtxSetCurrent(void*) { return 0; }
 API int cuCtxGetCurrent(void** c) { *c = &ctxToken; return 0; }
-API int cuCtxSynchronize() { return 0; }
+API int cuCtxSynchronize() { return refuseWhileCapturing("cuCtxSynchronize"); }
 static int streamToken;
 API int cuStreamCreate(void** s, unsigned) { *s = &streamToken; return 0; }
 API int cuStreamDestroy_v2(void*) { return 0; }
-API int cuStreamSynchronize(void*) { return 0; }
+API int cuStreamSynchronize(void*) { return refuseWhileCapturing("cuStreamSynchronize"); }
 static std::map<uint64_t, size_t> live;
 static size_t liveBytes;
 API int cuMemAlloc_v2(uint64_t* p, size_t n) {
+    if (int r = refuseWhileCapturing("cuMemAlloc_v2")) return r;
     if (n > (16ull << 30)) return 2;
     void* m = aligned_alloc(256, (n + 255) / 256 * 256); if (!m) return 2;
     memset(m, 0xCD, n); *p = (uint64_t)m; live[*p] = n; liveBytes += n; return 0; }
-API int cuMemFree_v2(uint64_t p) { auto it = live.find(p); if (it == live.end()) { fprintf(stderr, "FAKE: free of unknown %llx\n", (unsigned long long)p); return 1; } liveBytes -= it->second; live.erase(it); free((void*)p); return 0; }
-API int cuMemAllocHost_v2(void** p, size_t n) { *p = aligned_alloc(64, (n + 63) / 64 * 64); return *p ? 0 : 2; }
-API int cuMemFreeHost(void* p) { free(p); return 0; }
+API int cuMemFree_v2(uint64_t p) { if (int r = refuseWhileCapturing("cuMemFree_v2")) return r; auto it = live.find(p); if (it == live.end()) { fprintf(stderr, "FAKE: free of unknown %llx\n", (unsigned long long)p); return 1; } liveBytes -= it->second; live.erase(it); free((void*)p); return 0; }
+API int cuMemAllocHost_v2(void** p, size_t n) { if (int r = refuseWhileCapturing("cuMemAllocHost_v2")) return r; *p = aligned_alloc(64, (n + 63) / 64 * 64); return *p ? 0 : 2; }
+API int cuMemFreeHost(void* p) { if (int r = refuseWhileCapturing("cuMemFreeHost")) return r; free(p); return 0; }
 API int cuMemGetInfo_v2(size_t* f, size_t* t) { *t = 16ull << 30; *f = *t - liveBytes; return 0; }
 static bool valid(uint64_t p, size_t n) {
     auto it = live.upper_bound(p); if (it == live.begin()) return false; --it;
     return p >= it->first && p + n <= it->first + it->second; }
-API int cuMemcpyHtoDAsync_v2(uint64_t d, const void* s, size_t n, void*) { if (!valid(d, n)) { fprintf(stderr, "FAKE: HtoD out of bounds\n"); return 1; } memcpy((void*)d, s, n); return 0; }
-API int cuMemcpyDtoHAsync_v2(void* d, uint64_t s, size_t n, void*) { if (!valid(s, n)) { fprintf(stderr, "FAKE: DtoH out of bounds\n"); return 1; } memcpy(d, (void*)s, n); return 0; }
-API int cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void*) { if (!valid(s, n) || !valid(d, n)) return 1; memmove((void*)d, (void*)s, n); return 0; }
-API int cuMemsetD32Async(uint64_t d, unsigned v, size_t n, void*) { if (!valid(d, n * 4)) { fprintf(stderr, "FAKE: memset out of bounds\n"); return 1; } for (size_t i = 0; i < n; i++) ((unsigned*)d)[i] = v; return 0; }
-API int cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void*) { memset((void*)d, v, n); return 0; }
+// Host copies: legal in a capture only from page-locked memory, which the stand-in does not model, so refused there.
+API int cuMemcpyHtoDAsync_v2(uint64_t d, const void* s, size_t n, void*) { if (int r = refuseWhileCapturing("cuMemcpyHtoDAsync_v2 (pageable host memory)")) return r; if (!valid(d, n)) { fprintf(stderr, "FAKE: HtoD out of bounds\n"); return 1; } memcpy((void*)d, s, n); return 0; }
+API int cuMemcpyDtoHAsync_v2(void* d, uint64_t s, size_t n, void*) { if (int r = refuseWhileCapturing("cuMemcpyDtoHAsync_v2 (pageable host memory)")) return r; if (!valid(s, n)) { fprintf(stderr, "FAKE: DtoH out of bounds\n"); return 1; } memcpy(d, (void*)s, n); return 0; }
+API int cuMemcpyDtoDAsync_v2(uint64_t d, uint64_t s, size_t n, void*) { if (!valid(s, n) || !valid(d, n)) return 1; return submit([=] { memmove((void*)d, (void*)s, n); return 0; }); }
+API int cuMemsetD32Async(uint64_t d, unsigned v, size_t n, void*) { if (!valid(d, n * 4)) { fprintf(stderr, "FAKE: memset out of bounds\n"); return 1; }
+    return submit([=] { for (size_t i = 0; i < n; i++) ((unsigned*)d)[i] = v; return 0; }); }
+API int cuMemsetD8Async(uint64_t d, unsigned char v, size_t n, void*) { return submit([=] { memset((void*)d, v, n); return 0; }); }
 // Events read the host clock: launches run synchronously, so host time is device time here. Simulated costs (the
 // graph API's engines below) are added as virtual time, kept in one place for every copy of this library (fake-clock.c).
 using Clock = std::chrono::steady_clock;
@@ -81,10 +124,10 @@ extern "C" long long fake_virtual_ns;
 static Clock::time_point now() { return Clock::now() + std::chrono::nanoseconds(__atomic_load_n(&fake_virtual_ns, __ATOMIC_RELAXED)); }
 API int cuEventCreate(Clock::time_point** e, unsigned) { *e = new Clock::time_point(now()); return 0; }
 API int cuEventDestroy_v2(Clock::time_point* e) { delete e; return 0; }
-API int cuEventRecord(Clock::time_point* e, void*) { *e = now(); return 0; }
-API int cuEventSynchronize(Clock::time_point*) { return 0; }
-API int cuEventQuery(Clock::time_point*) { return 0; }   // launches run synchronously: every recorded event is reached
-API int cuStreamWaitEvent(void*, Clock::time_point*, unsigned) { return 0; }
+API int cuEventRecord(Clock::time_point* e, void*) { return submit([e] { *e = now(); return 0; }); }
+API int cuEventSynchronize(Clock::time_point*) { return refuseWhileCapturing("cuEventSynchronize"); }
+API int cuEventQuery(Clock::time_point*) { return refuseWhileCapturing("cuEventQuery"); }   // outside a capture every recorded event is reached
+API int cuStreamWaitEvent(void*, Clock::time_point*, unsigned) { return 0; }   // one stream runs everything in order
 API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
 API int cuModuleLoadData(void** m, const void*) { *m = &moduleToken; return 0; }
@@ -96,12 +139,35 @@ API int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned 
     auto* e = (Entry*)f;
     if (gx == 0 || gy == 0 || gy > 65535 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || shared != 0) { fprintf(stderr, "FAKE: bad launch of %s\n", e->name); return 1; }
     if (skipCompute) return 0;
-    if (e->sync) launch(gx, gy, bx, [&] { e->invoke(args); });
-    else {
-        gridDim = {gx, gy, 1}; blockDim = {bx, 1, 1};
-        for (unsigned y = 0; y < gy; y++) for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, y, 0}; threadIdx = {t, 0, 0}; e->invoke(args); }
-    }
+    // thread: one CUDA thread of the kernel, on the caller's arguments now or on copies of them in a graph.
+    auto run = [=](const std::function<void()>& thread) {
+        if (e->sync) launch(gx, gy, bx, thread);
+        else {
+            gridDim = {gx, gy, 1}; blockDim = {bx, 1, 1};
+            for (unsigned y = 0; y < gy; y++) for (unsigned b = 0; b < gx; b++) for (unsigned t = 0; t < bx; t++) { blockIdx = {b, y, 0}; threadIdx = {t, 0, 0}; thread(); }
+        }
+        return 0; };
+    if (capturing()) return submit([run, thread = e->kernel.bind(args)] { return run(thread); });
+    return run([&] { e->kernel.invoke(args); }); }
+API int cuStreamBeginCapture_v2(void*, int) {
+    if (capturing()) return CUDA_ERROR_ILLEGAL_STATE;
+    __atomic_store_n(&fake_capture, (void*)new FakeGraph, __ATOMIC_RELEASE); return 0; }
+API int cuStreamEndCapture(void*, FakeGraph** graph) {
+    FakeGraph* g = capturing();
+    *graph = nullptr;
+    if (!g) return CUDA_ERROR_ILLEGAL_STATE;
+    __atomic_store_n(&fake_capture, (void*)nullptr, __ATOMIC_RELEASE);
+    if (g->invalidated) { delete g; return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED; }
+    *graph = g; return 0; }
+API int cuStreamIsCapturing(void*, int* status) { FakeGraph* g = capturing(); *status = !g ? 0 : g->invalidated ? 2 : 1; return 0; }
+API int cuGraphInstantiateWithFlags(FakeExec** exec, FakeGraph* g, unsigned long long) { if (!g) return 1; *exec = new FakeExec{g->nodes}; return 0; }
+API int cuGraphLaunch(FakeExec* exec, void*) {
+    if (int r = refuseWhileCapturing("cuGraphLaunch")) return r;
+    for (size_t i = 0; i < exec->nodes.size(); i++)
+        if (int r = exec->nodes[i]()) { fprintf(stderr, "FAKE: graph node %zu of %zu failed (%d)\n", i, exec->nodes.size(), r); return r; }
     return 0; }
+API int cuGraphExecDestroy(FakeExec* exec) { delete exec; return 0; }
+API int cuGraphDestroy(FakeGraph* g) { delete g; return 0; }
 // ---------------- NVRTC ----------------
 API const char* nvrtcGetErrorString(int) { return "NVRTC_FAKE_ERROR"; }
 API int nvrtcVersion(int* a, int* b) { *a = 12; *b = 8; return 0; }
@@ -127,14 +193,17 @@ API int cublasSetStream_v2(void*, void*) { return 0; }
 API int cublasSetWorkspace_v2(void*, uint64_t, size_t) { return 0; }
 API int cublasSetMathMode(void*, int) { return 0; }
 API const char* cublasGetStatusString(int) { return "fake cublas status"; }
+// alpha and beta are read when the call is made (host pointer mode), so a captured GEMM keeps their values.
 template <typename T>
-static int gemm(int ta, int tb, int m, int n, int k, const T* alpha, const T* A, int lda, const T* B, int ldb, const T* beta, T* C, int ldc) {
+static int gemm(int ta, int tb, int m, int n, int k, const T* al, const T* A, int lda, const T* B, int ldb, const T* be, T* C, int ldc) {
     if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m) { fprintf(stderr, "FAKE: bad leading dimension\n"); return 7; }
     if (skipCompute) return 0;
-    for (int j = 0; j < n; j++) for (int i = 0; i < m; i++) {
-        T s = 0; for (int p = 0; p < k; p++) { T a = ta ? A[p + i * lda] : A[i + p * lda]; T b = tb ? B[j + p * ldb] : B[p + j * ldb]; s += a * b; }
-        C[i + j * ldc] = *beta == 0 ? *alpha * s : *alpha * s + *beta * C[i + j * ldc]; }
-    return 0; }
+    T alpha = *al, beta = *be;
+    return submit([=] {
+        for (int j = 0; j < n; j++) for (int i = 0; i < m; i++) {
+            T s = 0; for (int p = 0; p < k; p++) { T a = ta ? A[p + i * lda] : A[i + p * lda]; T b = tb ? B[j + p * ldb] : B[p + j * ldb]; s += a * b; }
+            C[i + j * ldc] = beta == 0 ? alpha * s : alpha * s + beta * C[i + j * ldc]; }
+        return 0; }); }
 API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* al, uint64_t A, int lda, uint64_t B, int ldb, const float* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (float*)A, lda, (float*)B, ldb, be, (float*)C, ldc); }
 API int cublasDgemm_v2(void*, int ta, int tb, int m, int n, int k, const double* al, uint64_t A, int lda, uint64_t B, int ldb, const double* be, uint64_t C, int ldc) { return gemm(ta, tb, m, n, k, al, (double*)A, lda, (double*)B, ldb, be, (double*)C, ldc); }
 // ---------------- cuDNN ----------------
@@ -160,7 +229,9 @@ API int cudnnGetConvolution2dForwardOutputDim(Desc* cd, Desc* x, Desc* w, int* n
     *n = x->n; *c = w->n; *h = (x->h + 2 * cd->pad_h - cd->dil_h * (w->h - 1) - 1) / cd->u + 1; *wo = (x->w + 2 * cd->pad_w - cd->dil_w * (w->w - 1) - 1) / cd->v + 1; return 0; }
 struct Perf { int algo, status; float time; size_t memory; int determinism, mathType, r[3]; };
 static_assert(sizeof(Perf) == 48);
-static int findOne(int* returned, Perf* p, Desc* cd) { *returned = 1; p[0] = Perf{1, 0, 0.1f, 0, 1, cd->math, {0, 0, 0}}; return 0; }
+static int findOne(int* returned, Perf* p, Desc* cd) {
+    if (int r = refuseWhileCapturing("cudnnFind*AlgorithmEx (it times candidates and waits for them)")) return r;
+    *returned = 1; p[0] = Perf{1, 0, 0.1f, 0, 1, cd->math, {0, 0, 0}}; return 0; }
 API int cudnnFindConvolutionForwardAlgorithmEx(void*, Desc*, uint64_t, Desc*, uint64_t, Desc* cd, Desc*, uint64_t, int, int* r, Perf* p, uint64_t, size_t) { return findOne(r, p, cd); }
 API int cudnnFindConvolutionBackwardDataAlgorithmEx(void*, Desc*, uint64_t, Desc*, uint64_t, Desc* cd, Desc*, uint64_t, int, int* r, Perf* p, uint64_t, size_t) { return findOne(r, p, cd); }
 API int cudnnFindConvolutionBackwardFilterAlgorithmEx(void*, Desc*, uint64_t, Desc*, uint64_t, Desc* cd, Desc*, uint64_t, int, int* r, Perf* p, uint64_t, size_t) { return findOne(r, p, cd); }
@@ -205,9 +276,14 @@ static int run(int dir, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t
     if (wsSize < need || (need && !ws)) { fprintf(stderr, "FAKE: workspace %zu < %zu\n", wsSize, need); return 3; }
     if (cd->mode != 1) { fprintf(stderr, "FAKE: not cross-correlation\n"); return 3; }
     if (skipCompute) return 0;
-    if (xd->type == 0) conv<float>(dir, xd, (float*)x, wd, (float*)w, cd, yd, (float*)y, *(const float*)al, *(const float*)be);
-    else conv<double>(dir, xd, (double*)x, wd, (double*)w, cd, yd, (double*)y, *(const double*)al, *(const double*)be);
-    return 0; }
+    // Copies of the descriptors and scalars: a captured call runs after the caller may have destroyed them.
+    Desc X = *xd, Wd = *wd, C = *cd, Y = *yd;
+    bool f32 = xd->type == 0;
+    double alpha = f32 ? *(const float*)al : *(const double*)al, beta = f32 ? *(const float*)be : *(const double*)be;
+    return submit([=]() mutable {
+        if (f32) conv<float>(dir, &X, (float*)x, &Wd, (float*)w, &C, &Y, (float*)y, (float)alpha, (float)beta);
+        else conv<double>(dir, &X, (double*)x, &Wd, (double*)w, &C, &Y, (double*)y, alpha, beta);
+        return 0; }); }
 API int cudnnConvolutionForward(void*, const void* al, Desc* xd, uint64_t x, Desc* wd, uint64_t w, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* yd, uint64_t y) { return run(0, al, xd, x, wd, w, cd, yd, y, be, ws, wss, 1024); }
 API int cudnnConvolutionBackwardData(void*, const void* al, Desc* wd, uint64_t w, Desc* yd, uint64_t dy, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* xd, uint64_t dx) { return run(1, al, xd, dx, wd, w, cd, yd, dy, be, ws, wss, 2048); }
 API int cudnnConvolutionBackwardFilter(void*, const void* al, Desc* xd, uint64_t x, Desc* yd, uint64_t dy, Desc* cd, int, uint64_t ws, size_t wss, const void* be, Desc* wd, uint64_t dw) { return run(2, al, xd, x, wd, dw, cd, yd, dy, be, ws, wss, 0); }
@@ -348,10 +424,14 @@ API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
     for (auto [p, t] : {std::pair{x, xt}, {w, wt}, {y, yt}}) {
         long long align = t->get<long long>(900);
         if (!p || p % align != 0) { fprintf(stderr, "FAKE: graph tensor %lld at %llx missing or not %lld-byte aligned\n", t->get<long long>(906), (unsigned long long)p, align); return BAD_PARAM; } }
-    __atomic_add_fetch(&fake_virtual_ns, 1000LL * e.delayUs, __ATOMIC_RELAXED);  // the engine's simulated cost
-    if (skipCompute) return 0;
     int dir = op->type == G_FWD ? 0 : op->type == G_BWD_DATA ? 1 : 2, dil = (int)cd->get<long long>(102), pad = (int)cd->get<long long>(105);
     bool tensorCores = !e.notes.empty() && e.notes[0] == 0;
-    if (type == 0) gconv<float>(dir, X, (float*)x, Wt, (float*)w, Y, (float*)y, dil, pad, op->get<float>(ala), op->get<float>(bea), tensorCores);
-    else gconv<double>(dir, X, (double*)x, Wt, (double*)w, Y, (double*)y, dil, pad, op->get<double>(ala), op->get<double>(bea), false);
-    return 0; }
+    long long delayNs = 1000LL * e.delayUs;
+    // What the run reads, copied out of the plan and pack: a captured execution runs after they may be destroyed.
+    double alpha = type == 0 ? op->get<float>(ala) : op->get<double>(ala), beta = type == 0 ? op->get<float>(bea) : op->get<double>(bea);
+    return submit([=] {
+        __atomic_add_fetch(&fake_virtual_ns, delayNs, __ATOMIC_RELAXED);  // the engine's simulated cost
+        if (skipCompute) return 0;
+        if (type == 0) gconv<float>(dir, X, (float*)x, Wt, (float*)w, Y, (float*)y, dil, pad, (float)alpha, (float)beta, tensorCores);
+        else gconv<double>(dir, X, (double*)x, Wt, (double*)w, Y, (double*)y, dil, pad, alpha, beta, false);
+        return 0; }); }

@@ -33,11 +33,12 @@ internal static class BenchCommand
         var volumes = Opt.Int("--volumes", "Images in the cohort measurement", 1, 10_000, 8);
         var dilation = Opt.Int("--dilation", "Dilation of the conv layer", 1, 16, 1);
         var timeLimit = Opt.Real("--time-limit", "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran); 0: no limit", 0, 86_400, 0);
+        var graphs = Opt.Choice("--graphs", "on: the fcn and dilated training steps are captured once as a CUDA graph and replayed, one launch per step (CUDA only; not with --profile)", "off", "on", "off");
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, layout, legacy, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, layout, legacy, graphs, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
             command.Options.Add(o);
         math.AddTo(command);
 
@@ -57,14 +58,17 @@ internal static class BenchCommand
                 Volume = parsed.GetValue(volume),
                 Dilation = parsed.GetValue(dilation),
                 TimeLimitSeconds = parsed.GetValue(timeLimit),
+                Graphs = parsed.GetValue(graphs) == "on",
             };
+            if (settings.Graphs && parsed.GetValue(profile))
+                throw new BadInputException("--profile times each op, which a graph replay runs out of sight; drop --profile or --graphs on.");
             settings.Validate();
             var gpuMath = math.Read(parsed);
             bool legacySearch = parsed.GetValue(legacy);
             var order = parsed.GetValue(layout) == "nchw" ? TensorLayout.Nchw : TensorLayout.Nhwc;
             using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch, order);
-            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || parsed.GetResult(layout) is { Implicit: false }) && backend is not CudaBackend)
-                throw new BadInputException("--precision, --deterministic, --layout and --legacy-conv apply to CUDA devices only; drop them or use --device cuda.");
+            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || parsed.GetResult(layout) is { Implicit: false } || settings.Graphs) && backend is not CudaBackend)
+                throw new BadInputException("--precision, --deterministic, --layout, --legacy-conv and --graphs on apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {

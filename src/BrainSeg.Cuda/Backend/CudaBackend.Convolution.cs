@@ -225,6 +225,7 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     private long SearchWorkspaceBytes()
     {
+        _ctx.RefuseWhileCapturing("an algorithm search (cuDNN runs and times the candidates, and waits for them)");
         var free = _ctx.MemoryInfo().FreeBytes;
         return Math.Max(0, Math.Min(Options.AlgorithmSearchWorkspaceBytes, free / 2) & ~((1L << 20) - 1));
     }

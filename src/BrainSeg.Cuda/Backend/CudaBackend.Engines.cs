@@ -201,6 +201,7 @@ public sealed unsafe partial class CudaBackend
     /// <summary>One warm-up run, then the median of <see cref="TimedRuns"/> runs between CUDA events, with a workspace lent by the pool.</summary>
     private double Time(ConvolutionGraph graph, ExecutionPlan plan, ulong x, ulong w, ulong y)
     {
+        _ctx.RefuseWhileCapturing("an algorithm search (each candidate engine is run and timed, and the host waits for it)");
         _ctx.Counters.AlgorithmSearch();
         _ctx.Counters.HostSync();   // each timed run waits for its end event
         var ws = _ctx.Pool.Rent(plan.WorkspaceBytes);

@@ -183,10 +183,10 @@ public sealed unsafe partial class CudaBackend
         // Decided and scaled on the host exactly as the CPU backend does, so the masks are bit-identical.
         uint threshold = Philox.DropThreshold(p);
         double keep = 1 / (1 - p);
-        ulong pm = Ptr(mask);
+        ulong pm = Ptr(mask), pbase = _offsetWord;
         long n = mask.Numel;
         var (nhwc, channels, inner) = DropoutOrder("DropoutMask", mask);
-        void** args = stackalloc void*[] { &pm, &seed, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
+        void** args = stackalloc void*[] { &pm, &seed, &pbase, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
         Launch1D("elementwise", "dropout_mask", dt, n, args);
     }
 
@@ -197,10 +197,10 @@ public sealed unsafe partial class CudaBackend
         Model(2 * x.ByteLength, x.Numel * 11);   // the mask's Philox words, then one multiply; no mask in memory
         uint threshold = Philox.DropThreshold(p);
         double keep = 1 / (1 - p);
-        ulong px = Ptr(x), py = Ptr(y);
+        ulong px = Ptr(x), py = Ptr(y), pbase = _offsetWord;
         long n = x.Numel;
         var (nhwc, channels, inner) = DropoutOrder("DropoutMultiply", x, y);
-        void** args = stackalloc void*[] { &px, &py, &seed, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
+        void** args = stackalloc void*[] { &px, &py, &seed, &pbase, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
         Launch1D("elementwise", "dropout_multiply", dt, n, args);
     }
 

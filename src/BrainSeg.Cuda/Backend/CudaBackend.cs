@@ -12,7 +12,7 @@ namespace BrainSeg.Cuda;
 /// wait. Use one backend from one thread at a time (every entry point makes the context current, so
 /// that thread may change).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend, IViewBackend
+public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICountingBackend, IViewBackend, IGraphBackend
 {
     /// <summary>Threads per block of the per-channel and whole-tensor reductions (REDUCE_THREADS in common.cuh).</summary>
     private const uint ReduceThreads = 256;
@@ -36,6 +36,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
         Options = options;
         _workspace = new GrowableBuffer(context.Pool);
         _scratch = new GrowableBuffer(context.Pool);
+        CreateOffsetWord();
         // TF32 only when asked: cuBLAS's default math keeps float32 GEMMs in full precision.
         Check.Cublas(Cublas.cublasSetMathMode(context.CublasHandle,
             options.AllowTf32 ? cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH : cublasMath_t.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
@@ -88,6 +89,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
             DisposeUploadSlots();
             _workspace.Dispose();
             _scratch.Dispose();
+            _ctx.Pool.Return(_eagerOffsetWord);
         }
         finally
         {

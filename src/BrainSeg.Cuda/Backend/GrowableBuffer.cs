@@ -18,8 +18,9 @@ internal sealed class GrowableBuffer(DeviceMemoryPool pool) : IDisposable
         {
             var old = _buffer;
             _buffer = default;
-            // Work queued on the stream that still reads the old buffer runs before any later user of it.
-            if (old.Bytes > 0) pool.Return(old);
+            // Work queued on the stream that still reads the old buffer runs before any later user of it; a live
+            // CUDA graph may read it at any replay, so the pool keeps it from reuse until the graphs are gone.
+            if (old.Bytes > 0) pool.Retire(old);
             _buffer = pool.Rent(bytes);
         }
         return _buffer.Pointer;

@@ -49,6 +49,21 @@ public sealed unsafe class CudaContext : IDisposable
     /// <summary>Work queued through this context: launches, copies, host waits, allocations (see <see cref="WorkCounters"/>).</summary>
     public WorkCounters Counters { get; } = new();
 
+    /// <summary>True while a step is being captured into a CUDA graph (CudaBackend.Capture): work on the stream is recorded, not run.</summary>
+    public bool IsCapturing { get; internal set; }
+
+    /// <summary>
+    /// Throws while a step is being captured: <paramref name="what"/> cannot be recorded into a graph. Checked here
+    /// rather than left to the driver, so the error names the op, and the same on any driver.
+    /// </summary>
+    internal void RefuseWhileCapturing(string what)
+    {
+        if (IsCapturing)
+            throw new InvalidOperationException($"{Counters.CurrentOp}: {what} inside a step being captured into a CUDA graph. " +
+                "A captured step may only queue device work: run it eagerly once first (memory, kernels and algorithm choices are then ready), " +
+                "upload its inputs before Replay and read its results after.");
+    }
+
     /// <summary>Opens device <paramref name="ordinal"/>; throws CudaUnavailableException when no driver, device or library is found.</summary>
     public static CudaContext Open(int ordinal = 0)
     {
@@ -123,6 +138,7 @@ public sealed unsafe class CudaContext : IDisposable
     public void Synchronize()
     {
         MakeCurrent();
+        RefuseWhileCapturing("a host wait for the device");
         Counters.HostSync();
         Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize");
     }
@@ -143,6 +159,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        RefuseWhileCapturing("a host-to-device copy from pageable memory");
         Counters.Copy();
         Check.Cu(Driver.cuMemcpyHtoDAsync_v2(dst, src, (nuint)bytes, stream), "cuMemcpyHtoDAsync_v2");
     }
@@ -152,6 +169,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        RefuseWhileCapturing("a device-to-host copy (read the result after the replay)");
         Counters.Copy();
         Check.Cu(Driver.cuMemcpyDtoHAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoHAsync_v2");
     }
@@ -161,6 +179,7 @@ public sealed unsafe class CudaContext : IDisposable
     {
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        RefuseWhileCapturing("a device-to-host copy (the host waits for it)");
         Counters.Copy();
         Counters.HostSync();
         Check.Cu(Driver.cuMemcpyDtoHAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoHAsync_v2");

@@ -5,18 +5,21 @@ namespace BrainSeg.Engine;
 /// any stand-in for its libraries. Launches are kernels, library calls (cuDNN, cuBLAS) and memsets; copies
 /// are host↔device and device↔device transfers; a host sync is any wait of the host for the device;
 /// device allocations are calls to the driver's allocator (pool misses). Bytes and FLOPs are modelled
-/// from the shapes of each op: every pass of a kernel over a tensor counts its bytes read or written.
+/// from the shapes of each op: every pass of a kernel over a tensor counts its bytes read or written. A replay of a
+/// captured step (<see cref="IStepGraph"/>) is one launch, also counted in <c>GraphLaunches</c>, and the modelled
+/// bytes and FLOPs of the work it runs.
 /// </summary>
 public readonly record struct WorkCounts(
-    long Launches, long HostSyncs, long DeviceAllocs, long Copies, long AlgorithmSearches, double Bytes, double Flops)
+    long Launches, long HostSyncs, long DeviceAllocs, long Copies, long AlgorithmSearches, double Bytes, double Flops,
+    long GraphLaunches = 0)
 {
     public static WorkCounts operator +(WorkCounts a, WorkCounts b) => new(
         a.Launches + b.Launches, a.HostSyncs + b.HostSyncs, a.DeviceAllocs + b.DeviceAllocs, a.Copies + b.Copies,
-        a.AlgorithmSearches + b.AlgorithmSearches, a.Bytes + b.Bytes, a.Flops + b.Flops);
+        a.AlgorithmSearches + b.AlgorithmSearches, a.Bytes + b.Bytes, a.Flops + b.Flops, a.GraphLaunches + b.GraphLaunches);
 
     public static WorkCounts operator -(WorkCounts a, WorkCounts b) => new(
         a.Launches - b.Launches, a.HostSyncs - b.HostSyncs, a.DeviceAllocs - b.DeviceAllocs, a.Copies - b.Copies,
-        a.AlgorithmSearches - b.AlgorithmSearches, a.Bytes - b.Bytes, a.Flops - b.Flops);
+        a.AlgorithmSearches - b.AlgorithmSearches, a.Bytes - b.Bytes, a.Flops - b.Flops, a.GraphLaunches - b.GraphLaunches);
 
     public bool IsEmpty => this == default;
 }
@@ -30,26 +33,67 @@ public sealed class WorkCounters
 {
     private sealed class Tally
     {
-        public long Launches, HostSyncs, DeviceAllocs, Copies, AlgorithmSearches;
+        public long Launches, HostSyncs, DeviceAllocs, Copies, AlgorithmSearches, GraphLaunches;
         public double Bytes, Flops;
 
-        public WorkCounts Counts => new(Launches, HostSyncs, DeviceAllocs, Copies, AlgorithmSearches, Bytes, Flops);
+        public WorkCounts Counts => new(Launches, HostSyncs, DeviceAllocs, Copies, AlgorithmSearches, Bytes, Flops, GraphLaunches);
     }
 
     private readonly Dictionary<string, Tally> _byOp = new(StringComparer.Ordinal);
-    private readonly Tally _total = new();
+    private Tally _total = new();
     private Tally _op;
+    private Tally? _counted;   // the real totals while a recording counts apart
 
     public WorkCounters() => _op = Charge("(outside ops)");
 
     /// <summary>Everything counted so far.</summary>
     public WorkCounts Total => _total.Counts;
 
+    /// <summary>The op the backend is in (as last given to <see cref="Enter"/>), for messages.</summary>
+    public string CurrentOp { get; private set; } = "(outside ops)";
+
+    /// <summary>
+    /// Counts what follows apart, until <see cref="EndRecording"/> returns it: work recorded into a graph runs only
+    /// when the graph is replayed (<see cref="Replayed"/>), so it is not added to the totals or to any op.
+    /// </summary>
+    public void BeginRecording()
+    {
+        if (_counted is not null) throw new InvalidOperationException("A recording is already under way.");
+        _counted = _total;
+        _total = new Tally();
+        _op = new Tally();
+    }
+
+    /// <summary>Ends <see cref="BeginRecording"/>: the work recorded, and counting goes back to the totals.</summary>
+    public WorkCounts EndRecording()
+    {
+        if (_counted is null) throw new InvalidOperationException("No recording is under way.");
+        var recorded = _total.Counts;
+        _total = _counted;
+        _counted = null;
+        _op = Charge(CurrentOp);
+        return recorded;
+    }
+
+    /// <summary>One replay of recorded work, charged to <paramref name="op"/>: one launch, and the work's modelled bytes and FLOPs.</summary>
+    public void Replayed(string op, WorkCounts work)
+    {
+        Enter(op);
+        Launch();
+        _total.GraphLaunches++;
+        _op.GraphLaunches++;
+        Model(work.Bytes, work.Flops);
+    }
+
     /// <summary>A copy of the totals of each op so far.</summary>
     public IReadOnlyDictionary<string, WorkCounts> ByOp() => _byOp.ToDictionary(kv => kv.Key, kv => kv.Value.Counts, StringComparer.Ordinal);
 
     /// <summary>Charges what follows to <paramref name="op"/> (a constant name: no string is built per call).</summary>
-    public void Enter(string op) => _op = Charge(op);
+    public void Enter(string op)
+    {
+        CurrentOp = op;
+        if (_counted is null) _op = Charge(op);
+    }
 
     private Tally Charge(string op)
     {

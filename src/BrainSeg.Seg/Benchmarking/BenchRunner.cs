@@ -4,6 +4,7 @@ using BrainSeg.Engine;
 using BrainSeg.Engine.Autograd;
 using BrainSeg.Engine.Nn;
 using BrainSeg.Engine.Optim;
+using BrainSeg.Mri;
 using BrainSeg.Seg.Networks;
 using BrainSeg.Seg.Training;
 
@@ -148,12 +149,14 @@ public static class BenchRunner
             w.WriteNumber("reps", r.TimedReps);
             w.WriteNumber("reps_requested", r.Settings.TimedReps);
             w.WriteNumber("warmup", r.Settings.WarmupReps);
+            w.WriteString("graphs", r.Settings.Graphs ? "on" : "off");
             if (r.Settings.Step == BenchStep.Segment) w.WriteNumber("volume", r.Settings.Volume);
             if (r.Settings.Step == BenchStep.Conv) w.WriteNumber("dilation", r.Settings.Dilation);
             if (r.Counted is { } c)
             {
                 double steps = r.TimedReps;
                 w.WriteNumber("launches_per_step", Math.Round(c.Launches / steps, 2));
+                w.WriteNumber("graph_launches_per_step", Math.Round(c.GraphLaunches / steps, 2));
                 w.WriteNumber("host_syncs_per_step", Math.Round(c.HostSyncs / steps, 2));
                 w.WriteNumber("device_allocs_per_step", Math.Round(c.DeviceAllocs / steps, 2));
                 w.WriteNumber("copies_per_step", Math.Round(c.Copies / steps, 2));
@@ -182,7 +185,7 @@ public static class BenchRunner
             BenchStep.Conv => $"conv 32→32 3×3 dilation {s.Dilation} fwd+bwd, batch {s.Batch}",
             BenchStep.BatchNorm => $"batch norm + ReLU on 32×{NormSide}×{NormSide} fwd+bwd, batch {s.Batch}",
             BenchStep.Adversarial => $"adversarial Ls+Ld+La, batch {s.Batch} each",
-            _ => $"{s.Step.ToString().ToLowerInvariant()} training step, batch {s.Batch}",
+            _ => $"{s.Step.ToString().ToLowerInvariant()} training step, batch {s.Batch}{(s.Graphs ? ", replayed as a CUDA graph" : "")}",
         };
         var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
         return $"{what} on {r.Device} ({r.Variant}): median {r.MedianMs:F3} ms (min {r.MinMs:F3}, max {r.MaxMs:F3}; " +
@@ -256,7 +259,11 @@ public static class BenchRunner
         return Tensor.FromHost(b, labels, batch, 21, 21);
     }
 
-    /// <summary>Forward + backward + RMSprop of a segmentation network, as the peer's train_step.</summary>
+    /// <summary>
+    /// Forward + backward + RMSprop of a segmentation network, as the peer's train_step. With
+    /// <see cref="BenchSettings.Graphs"/> each repetition's input set is first copied into one fixed pair of input
+    /// tensors (a captured graph reads fixed addresses); the first step runs eagerly and is captured, later ones replay.
+    /// </summary>
     private sealed class TrainStep : Workload
     {
         private readonly IBackend _b;
@@ -264,6 +271,9 @@ public static class BenchRunner
         private readonly SegmentationNetwork _net;
         private readonly RmsProp _opt;
         private readonly Tensor[] _xs = new Tensor[BenchSettings.InputSets], _ys = new Tensor[BenchSettings.InputSets];
+        private readonly IGraphBackend? _graphs;
+        private readonly Tensor? _x, _y;
+        private IStepGraph? _graph;
 
         public TrainStep(IBackend b, BenchSettings s, Random rng, SegmentationNetwork net)
         {
@@ -275,13 +285,35 @@ public static class BenchRunner
                 _xs[i] = Own(RandomNormal(b, rng, s.Batch, 1, side, side));
                 _ys[i] = Own(RandomLabels(b, rng, s.Batch, s.Classes));
             }
+            if (!s.Graphs) return;
+            _graphs = b as IGraphBackend ?? throw new BadInputException($"--graphs on needs a CUDA device; {b.Name} cannot capture a step.");
+            _x = Own(b.Empty(_xs[0].Shape, _xs[0].DType));
+            _y = Own(b.Empty(_ys[0].Shape, _ys[0].DType));
         }
 
         public override void Step(int i)
         {
+            if (_graphs is null)
+            {
+                Train(_xs[i % _xs.Length], _ys[i % _ys.Length]);
+                return;
+            }
+            _b.Copy(_xs[i % _xs.Length], _x!);
+            _b.Copy(_ys[i % _ys.Length], _y!);
+            if (_graph is not null)
+            {
+                _graph.Replay();
+                return;
+            }
+            Train(_x!, _y!);
+            _graph = Own(_graphs.Capture(() => Train(_x!, _y!), _net.Random));
+        }
+
+        private void Train(Tensor x, Tensor labels)
+        {
             using var tape = new Tape(_b);
-            var target = F.OneHot(tape, _ys[i % _ys.Length], _classes, DType.Float32);
-            var loss = F.SoftmaxCrossEntropy(tape, _net.Forward(tape, _xs[i % _xs.Length]), target);
+            var target = F.OneHot(tape, labels, _classes, DType.Float32);
+            var loss = F.SoftmaxCrossEntropy(tape, _net.Forward(tape, x), target);
             _opt.ZeroGrad();
             tape.Backward(loss);
             _opt.Step();

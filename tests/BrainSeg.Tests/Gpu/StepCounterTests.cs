@@ -25,8 +25,7 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
     public void AWarmStepAtBatch300QueuesWorkWithoutWaitingOrAllocating(BenchStep step, int maxLaunchesNchw, int maxLaunchesNhwc)
     {
         int maxLaunches = layout == TensorLayout.Nhwc ? maxLaunchesNhwc : maxLaunchesNchw;
-        if (Gpu.Context.DeviceName.StartsWith("Fake", StringComparison.Ordinal) && Environment.GetEnvironmentVariable("FAKE_CUDA_SKIP_COMPUTE") is null)
-            Assert.Ignore("the CPU stand-in computes a batch-300 step for hours; run with FAKE_CUDA_SKIP_COMPUTE=1 (counts only)");
+        RequireCountsOnlyOnTheStandIn();
         using var work = BenchRunner.Build(Gpu, new BenchSettings { Step = step, Batch = 300 });
         work.Step(0);
         work.Step(1);
@@ -47,5 +46,39 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
             Assert.That(counted.Flops, Is.GreaterThan(0.6 * BenchRunner.WorkFlops(new BenchSettings { Step = step, Batch = 300 })),
                 "the modelled FLOPs cover the step's convolutions");
         });
+    }
+
+    /// <summary>With --graphs on, a warm step is its input set's two copies and one replay of the captured step.</summary>
+    [TestCase(BenchStep.Fcn)]
+    [TestCase(BenchStep.Dilated)]
+    public void AReplayedStepAtBatch300IsOneLaunch(BenchStep step)
+    {
+        RequireCountsOnlyOnTheStandIn();
+        var settings = new BenchSettings { Step = step, Batch = 300, Graphs = true };
+        using var work = BenchRunner.Build(Gpu, settings);
+        work.Step(0);   // eager, then captured
+        work.Step(1);
+        Gpu.Synchronize();
+        var before = Gpu.Counters.Total;
+        work.Step(2);
+        var counted = Gpu.Counters.Total - before;
+        Gpu.Synchronize();
+        TestContext.Out.WriteLine($"{step} batch 300, replayed step: {counted}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(counted.Launches, Is.EqualTo(1), "launches");
+            Assert.That(counted.GraphLaunches, Is.EqualTo(1), "graph launches");
+            Assert.That(counted.HostSyncs, Is.Zero, "host synchronisations");
+            Assert.That(counted.DeviceAllocs, Is.Zero, "device allocations");
+            Assert.That(counted.AlgorithmSearches, Is.Zero, "algorithm searches");
+            Assert.That(counted.Copies, Is.EqualTo(2), "the input set copied into the captured inputs");
+            Assert.That(counted.Flops, Is.GreaterThan(0.6 * BenchRunner.WorkFlops(settings)), "a replay counts the captured work's FLOPs");
+        });
+    }
+
+    private void RequireCountsOnlyOnTheStandIn()
+    {
+        if (Gpu.Context.DeviceName.StartsWith("Fake", StringComparison.Ordinal) && Environment.GetEnvironmentVariable("FAKE_CUDA_SKIP_COMPUTE") is null)
+            Assert.Ignore("the CPU stand-in computes a batch-300 step for hours; run with FAKE_CUDA_SKIP_COMPUTE=1 (counts only)");
     }
 }
