@@ -33,7 +33,7 @@ internal static class BenchCommand
         var volumes = Opt.Int("--volumes", "Images in the cohort measurement", 1, 10_000, 8);
         var dilation = Opt.Int("--dilation", "Dilation of the conv layer", 1, 16, 1);
         var timeLimit = Opt.Real("--time-limit", "Stop timing after this many seconds (at least 3 repetitions; the output says how many ran); 0: no limit", 0, 86_400, 0);
-        var graphs = Opt.Choice("--graphs", "on: the fcn and dilated training steps are captured once as a CUDA graph and replayed, one launch per step (CUDA only; not with --profile)", "off", "on", "off");
+        var graphs = Opt.Choice("--graphs", "on: the fcn and dilated training steps and the adversarial iteration are captured once as a CUDA graph and replayed, one launch per step (CUDA only; not with --profile)", "off", "on", "off");
         var json = new Option<bool>("--json") { Description = "Print one JSON line (the fields of the PyTorch peer) instead of text." };
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 

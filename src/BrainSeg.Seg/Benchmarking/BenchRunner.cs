@@ -184,7 +184,7 @@ public static class BenchRunner
             BenchStep.Segment => $"segment {s.Volume}³ volume, {s.Batch} slices per pass",
             BenchStep.Conv => $"conv 32→32 3×3 dilation {s.Dilation} fwd+bwd, batch {s.Batch}",
             BenchStep.BatchNorm => $"batch norm + ReLU on 32×{NormSide}×{NormSide} fwd+bwd, batch {s.Batch}",
-            BenchStep.Adversarial => $"adversarial Ls+Ld+La, batch {s.Batch} each",
+            BenchStep.Adversarial => $"adversarial Ls+Ld+La, batch {s.Batch} each{(s.Graphs ? ", replayed as a CUDA graph" : "")}",
             _ => $"{s.Step.ToString().ToLowerInvariant()} training step, batch {s.Batch}{(s.Graphs ? ", replayed as a CUDA graph" : "")}",
         };
         var unit = s.Step == BenchStep.Segment ? "slices/s" : "patches/s";
@@ -233,6 +233,10 @@ public static class BenchRunner
         BenchStep.BatchNorm => new NormLayer(b, s, rng),
         _ => throw new ArgumentOutOfRangeException(nameof(s), s.Step, "unknown bench step"),
     };
+
+    /// <summary>The backend as one that records steps, or the one-line error for <c>--graphs on</c> without a CUDA device.</summary>
+    private static IGraphBackend Recorder(IBackend b) =>
+        b as IGraphBackend ?? throw new BadInputException($"--graphs on needs a CUDA device; {b.Name} cannot capture a step.");
 
     private static float[] Normal(Random rng, long count)
     {
@@ -286,7 +290,7 @@ public static class BenchRunner
                 _ys[i] = Own(RandomLabels(b, rng, s.Batch, s.Classes));
             }
             if (!s.Graphs) return;
-            _graphs = b as IGraphBackend ?? throw new BadInputException($"--graphs on needs a CUDA device; {b.Name} cannot capture a step.");
+            _graphs = Recorder(b);
             _x = Own(b.Empty(_xs[0].Shape, _xs[0].DType));
             _y = Own(b.Empty(_ys[0].Shape, _ys[0].DType));
         }
@@ -337,7 +341,8 @@ public static class BenchRunner
         public AdversarialStep(IBackend b, BenchSettings s, Random rng)
         {
             var options = TrainingOptions.Paper with { Network = NetworkKind.Fcn, Adversarial = true, Batch = 3 * s.Batch, Seed = 1 };
-            _trainer = Own(new Trainer(b, new NoPatches(s.Classes), options));
+            _trainer = Own(new Trainer(b, new NoPatches(s.Classes), options) { ReplaySteps = s.Graphs });
+            if (s.Graphs) Recorder(b);
             int side = _trainer.Segmenter.TrainingInputSize, outputs = _trainer.Segmenter.TrainingOutputSize;
             for (var i = 0; i < _batches.Length; i++)
             {

@@ -49,8 +49,9 @@ public sealed record BenchSettings
     public double TimeLimitSeconds { get; init; }
 
     /// <summary>
-    /// Training steps (<see cref="BenchStep.Fcn"/>, <see cref="BenchStep.Dilated"/>) as CUDA graphs: the first runs
-    /// eagerly and is captured, every later one copies its input set into the captured inputs and replays.
+    /// Training steps (<see cref="BenchStep.Fcn"/>, <see cref="BenchStep.Dilated"/>) and the adversarial iteration as
+    /// CUDA graphs: the first runs eagerly and is captured, every later one copies its input set into the captured
+    /// inputs and replays (the adversarial iteration through the trainer's own recording, <see cref="Training.Trainer.ReplaySteps"/>).
     /// </summary>
     public bool Graphs { get; init; }
 
@@ -69,8 +70,8 @@ public sealed record BenchSettings
         if (TimeLimitSeconds < 0) throw new BadInputException($"--time-limit cannot be negative, got {TimeLimitSeconds}.");
         if (Volume < 1) throw new BadInputException($"--volume must be at least 1, got {Volume}.");
         if (Dilation is < 1 or > 16) throw new BadInputException($"--dilation must be in 1..16 (the 51×51 conv input leaves a 19×19 output at 16), got {Dilation}.");
-        if (Graphs && Step is not (BenchStep.Fcn or BenchStep.Dilated))
-            throw new BadInputException($"--graphs on applies to --step fcn and dilated, not {Step.ToString().ToLowerInvariant()}; drop --graphs or pick one of those steps.");
+        if (Graphs && Step is not (BenchStep.Fcn or BenchStep.Dilated or BenchStep.Adversarial))
+            throw new BadInputException($"--graphs on applies to --step fcn, dilated and adversarial, not {Step.ToString().ToLowerInvariant()}; drop --graphs or pick one of those steps.");
     }
 }
 

@@ -46,6 +46,7 @@ public sealed partial class Trainer
 
     private void DisposeStepState()
     {
+        DropRecording();
         foreach (var (images, labels) in _inputs)
         {
             images?.Dispose();

@@ -134,7 +134,7 @@ public sealed partial class Trainer
             StageInputs(batch, third, third, DiscriminatorLoss);
             StageInputs(batch, 2 * third, third, AdversarialLoss, labels: false);   // La needs no labels
         }
-        QueueUpdates();
+        RunUpdates();
         return StartLossReadback();
     }
 
@@ -167,6 +167,7 @@ public sealed partial class Trainer
         ref var inputs = ref _inputs[update];
         if (inputs.Images is null || inputs.Images.Shape.N != count)
         {
+            DropRecording();
             inputs.Images?.Dispose();
             inputs.Labels?.Dispose();
             inputs = (_backend.Empty(new Shape(count, 1, s, s), Segmenter.Options.DType), _backend.Empty(new Shape(count, o, o), DType.Int32));
