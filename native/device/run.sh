@@ -161,6 +161,10 @@ verb_step gpu_step info-fusion 60 info --fusion
 # Training end to end on the GPU: the adversarial scheme on the phantom, a quick run (the losses are in its log).
 detail_train_cuda() { grep -E "patches/s|final|model" "$1" | tail -n 1 | cut -c1-100; }
 verb_step gpu_step train-cuda 90 train --data phantom --net fcn --adversarial --quick --epochs 1 --device cuda --out /tmp/brainseg-train-cuda
+# The training loop's own rate at batch 300 (replayed iterations, losses read late, staged uploads), to set beside
+# bench-fcn-300-graphs: the loop should keep within 10% of the bench's patches/s.
+detail_train_rate_fcn_300() { grep -oE '[0-9.]+ patches/s' "$1" | tail -n 1 | sed 's/^/train loop: /'; }
+verb_step gpu_step train-rate-fcn-300 60 train --data phantom --net fcn --batch 300 --patches-per-class 3000 --epochs 1 --precision tf32 --device cuda --out /tmp/brainseg-train-rate
 # The README's main job on the GPU (issue: under a minute with a GPU): train, segment, evaluate, compare, report.
 # Startup (issue: performance, target <= 3 s): `brainseg segment` of a 256^3 volume, process start to label map written,
 # after a first run has filled the kernel cache; uses the model the train-cuda step wrote.
@@ -195,6 +199,10 @@ if [[ -n "$driver" ]] && command -v nvidia-smi >/dev/null; then
 fi
 ours bench-fcn-300 14 --step fcn --batch 300 --precision tf32 --time-limit 4
 ours bench-dilated-300 14 --step dilated --batch 300 --precision tf32 --time-limit 4
+# The same steps replayed as CUDA graphs (one launch per step), and the trainer's adversarial iteration both ways.
+ours bench-fcn-300-graphs 12 --step fcn --batch 300 --precision tf32 --graphs on --time-limit 3
+ours bench-dilated-300-graphs 12 --step dilated --batch 300 --precision tf32 --graphs on --time-limit 3
+ours bench-adv-100-graphs 12 --step adversarial --batch 100 --precision tf32 --graphs on --time-limit 3
 # The levers one at a time: NCHW instead of channels-last, the legacy algorithm search instead of timed graph-API
 # engines, and deterministic engines only (each against bench-fcn-300 above).
 ours bench-fcn-300-nchw 14 --step fcn --batch 300 --precision tf32 --layout nchw --time-limit 4
