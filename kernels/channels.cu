@@ -155,16 +155,27 @@ EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
                      (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
                      (x, partials, channels, inner, batch, planesPerPart, parts, nhwc))
 
+// The training normalisation y = x·scale + shift with scale = γ·invStd, shift = β − μ·scale, from the statistics as
+// saved in T rather than their double originals: the backward has only the saved ones, and recomputes the fused ReLU's
+// mask from them bit for bit.
+template <typename T>
+struct Coefficients { T scale, shift; };
+template <typename T>
+__device__ __forceinline__ Coefficients<T> saved_affine(const T* gamma, const T* beta, T mean, T invStd, long long c)
+{
+    double scale = (gamma ? (double)gamma[c] : 1.0) * (double)invStd;
+    return {(T)scale, (T)((double)beta[c] - (double)mean * scale)};
+}
+
 // Statistics, stage 2, folded into the normalisation: every block of channel c adds the channel's partials in
 // the same order (so all agree bit for bit) into the batch statistics; the block that owns the channel's first
 // plane also writes them out and updates the running averages. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
 // biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Returns the affine
-// coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
-struct Affine { double scale, shift; };
+// coefficients (saved_affine).
 template <typename T>
-__device__ Affine batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
-                                       T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
-                                       long long count, double momentum, double eps, bool owner)
+__device__ Coefficients<T> batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
+                                                T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
+                                                long long count, double momentum, double eps, bool owner)
 {
     double sum = 0, squares = 0;
     for (int p = 0; p < parts; p++)
@@ -176,24 +187,23 @@ __device__ Affine batchnorm_statistics(const T* x, const double* partials, int p
     double mean = channel_shift(x, c, inner) + offset;
     double variance = squares / (double)count - offset * offset;
     if (variance < 0) variance = 0; // rounding, when every value is equal
-    double invStd = 1.0 / sqrt(variance + eps);
+    T savedMean = (T)mean, savedInvStd = (T)(1.0 / sqrt(variance + eps));
     if (owner)
     {
-        saveMean[c] = (T)mean;
-        saveInvStd[c] = (T)invStd;
+        saveMean[c] = savedMean;
+        saveInvStd[c] = savedInvStd;
         runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);
         runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * variance * (double)count / (double)(count - 1));
     }
-    double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
-    return Affine{scale, (double)beta[c] - mean * scale};
+    return saved_affine(gamma, beta, savedMean, savedInvStd, c);
 }
 
-// y = x·scale[c] + shift[c] in T; with relu, y = max(that, 0) as relu_forward computes it, so the fused op keeps
-// no un-rectified copy.
+// y = x·scale + shift in T (one rounding, fma_t); with relu, y = max(that, 0) as relu_forward computes it, so the fused
+// op keeps no un-rectified copy.
 template <typename T>
 __device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
 {
-    T v = x * scale + shift;
+    T v = fma_t(x, scale, shift);
     return !relu || v > (T)0 || v != v ? v : (T)0;
 }
 
@@ -207,11 +217,10 @@ __device__ void batchnorm_normalise(const T* x, const double* partials, int part
     {
         int c = plane % channels;
         bool owner = plane < channels && blockIdx.x == 0 && threadIdx.x == 0;
-        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
-                                        inner, count, momentum, eps, owner);
-        T scale = (T)a.scale, shift = (T)a.shift;
+        Coefficients<T> k = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
+                                                 inner, count, momentum, eps, owner);
         long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], k.scale, k.shift, relu);
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_normalise,
@@ -232,10 +241,10 @@ __device__ void batchnorm_statistics_nhwc(const T* x, const double* partials, in
 {
     GRID_STRIDE(c, n)
     {
-        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, (int)c, 1,
-                                        count, momentum, eps, true);
-        scaleShift[2 * c] = (T)a.scale;
-        scaleShift[2 * c + 1] = (T)a.shift;
+        Coefficients<T> k = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, (int)c,
+                                                 1, count, momentum, eps, true);
+        scaleShift[2 * c] = k.scale;
+        scaleShift[2 * c + 1] = k.shift;
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_statistics_nhwc,
@@ -269,10 +278,8 @@ __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channe
 {
     if (nhwc)
     {
-        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
-            T v = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
-            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
-        });
+        for_each_channels_last((long long)planes * inner, channels,
+                               [&](long long i, int c) { y[i] = affine(x[i], scaleShift[2 * c], scaleShift[2 * c + 1], relu); });
         return;
     }
     PLANE_STRIDE(plane, planes)
@@ -287,24 +294,25 @@ EXPORT_FLOAT_KERNELS(channel_affine,
                      (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc),
                      (x, scaleShift, y, channels, inner, planes, relu, nhwc))
 
-// dy behind a fused ReLU: only where its output y was positive (relu_backward's rule); all of dy when y is null.
+// dy behind a fused ReLU: only where the forward's output was positive (relu_backward's rule), that output recomputed
+// from x with the forward's own coefficients (saved_affine) and rounding (affine); all of dy without relu.
 template <typename T>
-__device__ __forceinline__ double relu_masked(const T* dy, const T* y, long long i)
+__device__ __forceinline__ double relu_masked(const T* dy, long long i, T x, Coefficients<T> k, int relu)
 {
-    return !y || y[i] > (T)0 ? (double)dy[i] : 0.0;
+    return !relu || fma_t(x, k.scale, k.shift) > (T)0 ? (double)dy[i] : 0.0;
 }
 
 // Backward, stage 1: partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share, x̂ = (x − μ)·invStd.
 template <typename T>
-__device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd,
-                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
-                                            int nhwc)
+__device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
+                                            const T* saveInvStd, double* partials, int channels, int inner, int batch,
+                                            int planesPerPart, int parts, int relu, int nhwc)
 {
     __shared__ double shared[REDUCE_THREADS];
     if (nhwc)
     {
         channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
-            double g = relu_masked(dy, y, at);
+            double g = relu_masked(dy, at, x[at], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu);
             acc[0] += g;
             acc[1] += g * ((double)x[at] - (double)saveMean[c]) * (double)saveInvStd[c];
         });
@@ -312,9 +320,10 @@ __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y,
     }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double mean = (double)saveMean[p.c], invStd = (double)saveInvStd[p.c];
+    Coefficients<T> k = saved_affine(gamma, beta, saveMean[p.c], saveInvStd[p.c], p.c);
     double sumDy = 0, sumDyXhat = 0;
     for_each_in_part(p, channels, inner, [&](long long at) {
-        double g = relu_masked(dy, y, at);
+        double g = relu_masked(dy, at, x[at], k, relu);
         sumDy += g;
         sumDyXhat += g * ((double)x[at] - mean) * invStd;
     });
@@ -327,17 +336,17 @@ __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y,
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
-                     (const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd, double* partials,
-                      int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
-                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, nhwc))
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd,
+                      double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int relu, int nhwc),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, relu, nhwc))
 
 // Backward, stage 2, folded into the data pass: every block of channel c adds the channel's partials in the same
 // order into Σdy and Σdy·x̂; the block that owns the channel's first plane writes dbeta and dgamma (when not null).
-// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
+// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked as the ReLU's.
 template <typename T>
-__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
+__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
                                         const T* saveInvStd, const double* partials, int parts, T* dgamma, T* dbeta, T* dx,
-                                        int channels, int inner, int planes, long long count, int nhwc)
+                                        int channels, int inner, int planes, long long count, int relu, int nhwc)
 {
     double m = (double)count;
     if (nhwc)
@@ -346,7 +355,8 @@ __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, con
         for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
             double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
             double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - partials[2 * c] - xhat * partials[2 * c + 1]));
+            double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu);
+            dx[i] = (T)(k * (m * g - partials[2 * c] - xhat * partials[2 * c + 1]));
         });
         return;
     }
@@ -366,21 +376,22 @@ __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, con
         }
         double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
         double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        Coefficients<T> a = saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c);
         long long base = (long long)plane * inner;
         INNER_STRIDE(s, inner)
         {
             long long i = base + s;
             double xhat = ((double)x[i] - mean) * invStd;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+            dx[i] = (T)(k * (m * relu_masked(dy, i, x[i], a, relu) - sumDy - xhat * sumDyXhat));
         }
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
-                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd,
                       const double* partials, int parts, T* dgamma, T* dbeta, T* dx, int channels, int inner, int planes,
-                      long long count, int nhwc),
-                     (x, dy, y, gamma, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
-                      nhwc))
+                      long long count, int relu, int nhwc),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
+                      relu, nhwc))
 
 // Channels-last backward, stage 2 on its own (one thread per channel, n = C): adds the partials in order into
 // sums[2c], sums[2c + 1] = Σdy, Σdy·x̂ for the data pass, and writes dbeta and dgamma (when not null). A channels-last

@@ -49,6 +49,11 @@ __device__ __forceinline__ double block_sum(double value, double* shared)
 __device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
 __device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
 
+// a·b + c in one rounding per type. Explicit, so no contraction choice of the compiler can make two evaluations of
+// the same expression (batch norm's output and its backward's recomputed ReLU mask) differ.
+__device__ __forceinline__ float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_t(double a, double b, double c) { return fma(a, b, c); }
+
 // ---- layouts: [N, C, S] tensors (S = H·W, or 1 for [N, C]) in NCHW or channels-last (NHWC) memory order ----
 
 // Coordinates of the element at memory offset i, and the offset of given coordinates. The shape ops walk their

@@ -111,17 +111,17 @@ public sealed unsafe partial class CudaBackend
         ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
     }
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
-        Tensor? reluOutput = null)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma,
+        Tensor dbeta, bool relu = false)
     {
         Enter(nameof(BatchNormBackward));
-        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
-        // Two passes each reading x, dy (and the ReLU output when fused); the second writes dx.
-        Model((reluOutput is null ? 5 : 7) * x.ByteLength, x.Numel * 12);
-        int batch = x.Shape.N, channels = x.Shape.C, nhwc = Nhwc("BatchNormBackward", x, dy, dx, reluOutput);
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
+        // Two passes each reading x and dy (the fused ReLU's mask is recomputed from x, not read); the second writes dx.
+        Model(5 * x.ByteLength, x.Numel * (relu ? 14 : 12));
+        int batch = x.Shape.N, channels = x.Shape.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormBackward", x, dy, dx);
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
         long c = channels, count = (long)batch * inner;
-        ulong px = Ptr(x), pdy = Ptr(dy), pyr = Ptr(reluOutput), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
+        ulong px = Ptr(x), pdy = Ptr(dy), pg = Ptr(gamma), pbeta = Ptr(beta), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
         if (nhwc == 1)
         {
@@ -130,20 +130,24 @@ public sealed unsafe partial class CudaBackend
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormBackward", count, channels);
             int pixels = (int)count, one = 1;
             ulong pp = _scratch.Ensure(2 * c * (pixelParts + 1) * sizeof(double)), sums = pp + (ulong)(2 * c * pixelParts * sizeof(double));
-            void** pixelPartial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
+            void** pixelPartial = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &pp, &channels, &inner, &pixels, &pixelsPerPart,
+                &pixelParts, &fused, &nhwc };
             LaunchBlocks("channels", "batchnorm_backward_partials", dt, pixelParts, pixelPartial);
             void** totals = stackalloc void*[] { &pp, &pixelParts, &pdg, &pdb, &sums, &c };
             Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
-            void** pixelData = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &one, &pdg, &pdb, &pdx, &channels, &inner, &planes, &count, &nhwc };
+            void** pixelData = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &sums, &one, &pdg, &pdb, &pdx, &channels, &inner, &planes,
+                &count, &fused, &nhwc };
             LaunchChannelsLast("channels", "batchnorm_backward_data", dt, planes, inner, pixelData);
             return;
         }
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         // Scratch: the partials Σdy, Σdy·x̂, combined in order by each block of the data pass.
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
-        void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
+        void** partial = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts,
+            &fused, &nhwc };
         LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
-        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes, &count, &nhwc };
+        void** data = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes,
+            &count, &fused, &nhwc };
         LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
     }
 
