@@ -134,3 +134,21 @@ __device__ void channels_last_partials(int channels, long long pixels, long long
             partials[K * ((long long)t * parts + blockIdx.x) + k] = sum;
         }
 }
+
+// True in every thread of the block that finishes last of the grid's 1-D blocks, which may then read what every block
+// wrote before the call (through volatile loads: no stale cache lines). Each block fences its writes and takes a
+// ticket; the last ticket's holder resets the counter to 0 for the next launch on the stream. Which block is last
+// varies from run to run, so what it computes must not depend on that (fixed-order sums over the partials).
+__device__ __forceinline__ bool last_block(unsigned int* tickets)
+{
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        last = atomicAdd(tickets, 1u) == gridDim.x - 1;
+        if (last) *tickets = 0;
+    }
+    __syncthreads();
+    return last;
+}

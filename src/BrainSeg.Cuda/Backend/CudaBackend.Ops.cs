@@ -63,16 +63,15 @@ public sealed unsafe partial class CudaBackend
             psm = Ptr(saveMean), psi = Ptr(saveInvStd);
         if (nhwc == 1)
         {
-            // Channels-last: the parts are runs of pixels over every channel, and each channel's first value sits at c.
-            // Its statistics need their own launch (batchnorm_statistics_nhwc), then the affine map.
+            // Channels-last: the parts are runs of pixels over every channel, and each channel's first value sits at c. The
+            // statistics launch's last block combines them into the affine coefficients, then the affine map.
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormForwardTraining", count, channels);
             int pixels = (int)count;
             long pixelPartialBytes = 2 * c * pixelParts * sizeof(double);
-            ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes;
-            void** pixelMoments = stackalloc void*[] { &px, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
-            LaunchBlocks("channels", "batchnorm_partial_moments", dt, pixelParts, pixelMoments);
-            void** stats = stackalloc void*[] { &px, &pp, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &count, &momentum, &eps, &c };
-            Launch1D("channels", "batchnorm_statistics_nhwc", dt, c, stats);
+            ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes, tickets = _tickets;
+            void** stats = stackalloc void*[] { &px, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi,
+                &scaleShift, &count, &momentum, &eps, &tickets };
+            LaunchBlocks("channels", "batchnorm_statistics_nhwc", dt, pixelParts, stats);
             ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
             return;
         }
@@ -80,7 +79,7 @@ public sealed unsafe partial class CudaBackend
         // Scratch: the statistics' partials (double). Two launches: the partial moments, then the normalisation,
         // whose blocks each combine their channel's partials in the same order (and one of them writes the statistics).
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
-        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
+        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
         LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
         void** normalise = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &py, &channels, &inner, &planes,
             &count, &momentum, &eps, &fused };
@@ -125,16 +124,15 @@ public sealed unsafe partial class CudaBackend
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
         if (nhwc == 1)
         {
-            // Channels-last: partials over runs of pixels, then the per-channel totals (and dgamma, dbeta) in a launch of
-            // their own, which the data pass reads as a single part.
+            // Channels-last: partials over runs of pixels, combined by the launch's last block into the per-channel sums (and
+            // dgamma, dbeta), which the data pass reads as a single part.
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormBackward", count, channels);
             int pixels = (int)count, one = 1;
-            ulong pp = _scratch.Ensure(2 * c * (pixelParts + 1) * sizeof(double)), sums = pp + (ulong)(2 * c * pixelParts * sizeof(double));
-            void** pixelPartial = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &pp, &channels, &inner, &pixels, &pixelsPerPart,
-                &pixelParts, &fused, &nhwc };
-            LaunchBlocks("channels", "batchnorm_backward_partials", dt, pixelParts, pixelPartial);
-            void** totals = stackalloc void*[] { &pp, &pixelParts, &pdg, &pdb, &sums, &c };
-            Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
+            ulong pp = _scratch.Ensure(2 * c * (pixelParts + 1) * sizeof(double)), sums = pp + (ulong)(2 * c * pixelParts * sizeof(double)),
+                tickets = _tickets;
+            void** pixelSums = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts,
+                &fused, &pdg, &pdb, &sums, &tickets };
+            LaunchBlocks("channels", "batchnorm_backward_sums_nhwc", dt, pixelParts, pixelSums);
             void** pixelData = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &sums, &one, &pdg, &pdb, &pdx, &channels, &inner, &planes,
                 &count, &fused, &nhwc };
             LaunchChannelsLast("channels", "batchnorm_backward_data", dt, planes, inner, pixelData);
@@ -144,7 +142,7 @@ public sealed unsafe partial class CudaBackend
         // Scratch: the partials Σdy, Σdy·x̂, combined in order by each block of the data pass.
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
         void** partial = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts,
-            &fused, &nhwc };
+            &fused };
         LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
         void** data = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes,
             &count, &fused, &nhwc };
