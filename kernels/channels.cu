@@ -2,9 +2,9 @@
 // nhwc): bias, bias gradient, batch norm, and the channel/space shape ops. Per-channel reductions run in two
 // stages: blocks each reduce a fixed share of the batch into double partials (NCHW: one channel's planes per
 // block; channels-last: every channel of a run of pixels per block), then one thread per channel adds its
-// partials in order: in the pass that reads them (NCHW batch norm), in the launch's last block (channels-last batch
-// norm, last_block in common.cuh), or in a launch of its own (channel_sum). No float atomics and a fixed order: the
-// same input always gives the same bits.
+// partials in order: in the pass that reads them (NCHW batch norm) or in the reduction launch's last block (channel_sum,
+// channels-last batch norm; last_block in common.cuh). No float atomics and a fixed order: the same input always
+// gives the same bits.
 #include "common.cuh"
 
 // y[n,c,s] += bias[c] when bias is given, then with relu y = max(y, 0) as relu_forward computes it; in place,
@@ -75,40 +75,37 @@ __device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit v
     }
 }
 
-// partials[b] = Σ dy over the block's share of its channel, in double. Channels-last: batch and planesPerPart
-// count pixels (N·S) instead of planes.
+// db[c] = Σ dy over channel c in one launch: partials[b] = Σ dy over block b's share of its channel, in double
+// (channels-last: batch and planesPerPart count pixels (N·S) instead of planes), then the block that finishes last
+// (last_block) adds each channel's partials in order.
 template <typename T>
-__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
-                                     int nhwc)
+__device__ void channel_sum(const T* dy, double* partials, T* db, int channels, int inner, int batch, int planesPerPart, int parts,
+                            int nhwc, unsigned int* tickets)
 {
     __shared__ double shared[REDUCE_THREADS];
     if (nhwc)
-    {
         channels_last_partials<1>(channels, batch, planesPerPart, parts, partials,
                                   [&](long long at, int, double* acc) { acc[0] += (double)dy[at]; });
-        return;
+    else
+    {
+        double sum = 0;
+        for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
+        sum = block_sum(sum, shared);
+        if (threadIdx.x == 0) partials[blockIdx.x] = sum;
     }
-    double sum = 0;
-    for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
-    sum = block_sum(sum, shared);
-    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
-}
-EXPORT_FLOAT_KERNELS(channel_partial_sums,
-                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
-                     (dy, partials, channels, inner, batch, planesPerPart, parts, nhwc))
-
-// Stage 2 of channel_sum: db[c] = Σ_part partials[c·parts + part], in order. n = C.
-template <typename T>
-__device__ void channel_sum_totals(const double* partials, T* db, int parts, long long n)
-{
-    GRID_STRIDE(c, n)
+    if (!last_block(tickets)) return;
+    const volatile double* all = partials;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x)
     {
         double total = 0;
-        for (int p = 0; p < parts; p++) total += partials[c * parts + p];
+        for (int p = 0; p < parts; p++) total += all[(long long)c * parts + p];
         db[c] = (T)total;
     }
 }
-EXPORT_FLOAT_KERNELS(channel_sum_totals, (const double* partials, T* db, int parts, long long n), (partials, db, parts, n))
+EXPORT_FLOAT_KERNELS(channel_sum,
+                     (const T* dy, double* partials, T* db, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc,
+                      unsigned int* tickets),
+                     (dy, partials, db, channels, inner, batch, planesPerPart, parts, nhwc, tickets))
 
 // ---- batch normalisation over (N, H, W) per channel ----
 

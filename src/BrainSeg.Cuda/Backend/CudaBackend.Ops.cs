@@ -39,11 +39,9 @@ public sealed unsafe partial class CudaBackend
         if (nhwc == 1) batch *= inner;
         var (planesPerPart, parts) = nhwc == 1 ? SplitPixels("ChannelSum", batch, channels) : SplitBatch(batch, channels);
         long c = channels;
-        ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double));
-        void** partial = stackalloc void*[] { &pdy, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
-        LaunchBlocks("channels", "channel_partial_sums", dt, nhwc == 1 ? parts : c * parts, partial);
-        void** totals = stackalloc void*[] { &partials, &pdb, &parts, &c };
-        Launch1D("channels", "channel_sum_totals", dt, c, totals);
+        ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double)), tickets = _tickets;
+        void** args = stackalloc void*[] { &pdy, &partials, &pdb, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc, &tickets };
+        LaunchBlocks("channels", "channel_sum", dt, nhwc == 1 ? parts : c * parts, args);
     }
 
     // ---- batch normalisation (own kernels: statistics in double, deterministic, any eps, γ optional) ----
