@@ -340,13 +340,12 @@ public sealed unsafe partial class CudaBackend
         if (voxels == 0 || channels == 0)
             throw new ArgumentException($"{op}: {logits.Describe()} has no voxels or no classes; the mean loss is undefined.");
         ulong pl = Ptr(logits), pt = Ptr(target), pp = Ptr(probs), ploss = Ptr(loss);
-        // Per-voxel losses in double, then one block sums them in a fixed order: deterministic.
-        ulong voxelLoss = _scratch.Ensure(voxels * sizeof(double));
+        // Per-voxel losses in double, then the launch's last block sums them in a fixed order: deterministic. Its
+        // block_sum needs blocks of exactly ReduceThreads.
+        ulong voxelLoss = _scratch.Ensure(voxels * sizeof(double)), tickets = _tickets;
         int nhwc = Nhwc(op, logits, target, probs);
-        void** perVoxel = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &channels, &inner, &voxels, &nhwc };
-        Launch1D("softmax", "softmax_xent_forward", dt, voxels, perVoxel);
-        void** reduce = stackalloc void*[] { &voxelLoss, &ploss, &voxels };
-        LaunchBlocks("softmax", "mean_reduce", dt, 1, reduce);
+        void** args = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &ploss, &channels, &inner, &voxels, &nhwc, &tickets };
+        Kernel("softmax", "softmax_xent_forward", dt).Launch1D(voxels, _ctx.Stream, args, ReduceThreads);
     }
 
     public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)
