@@ -2,7 +2,9 @@
 // nhwc): bias, bias gradient, batch norm, and the channel/space shape ops. Per-channel reductions run in two
 // stages: blocks each reduce a fixed share of the batch into double partials (NCHW: one channel's planes per
 // block; channels-last: every channel of a run of pixels per block), then one thread per channel adds its
-// partials in order. No float atomics and a fixed order: the same input always gives the same bits.
+// partials in order: in the pass that reads them (NCHW batch norm) or in the reduction launch's last block (channel_sum,
+// channels-last batch norm; last_block in common.cuh). No float atomics and a fixed order: the same input always
+// gives the same bits.
 #include "common.cuh"
 
 // y[n,c,s] += bias[c] when bias is given, then with relu y = max(y, 0) as relu_forward computes it; in place,
@@ -73,40 +75,37 @@ __device__ void for_each_in_part(ChannelPart p, int channels, int inner, Visit v
     }
 }
 
-// partials[b] = Σ dy over the block's share of its channel, in double. Channels-last: batch and planesPerPart
-// count pixels (N·S) instead of planes.
+// db[c] = Σ dy over channel c in one launch: partials[b] = Σ dy over block b's share of its channel, in double
+// (channels-last: batch and planesPerPart count pixels (N·S) instead of planes), then the block that finishes last
+// (last_block) adds each channel's partials in order.
 template <typename T>
-__device__ void channel_partial_sums(const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
-                                     int nhwc)
+__device__ void channel_sum(const T* dy, double* partials, T* db, int channels, int inner, int batch, int planesPerPart, int parts,
+                            int nhwc, unsigned int* tickets)
 {
     __shared__ double shared[REDUCE_THREADS];
     if (nhwc)
-    {
         channels_last_partials<1>(channels, batch, planesPerPart, parts, partials,
                                   [&](long long at, int, double* acc) { acc[0] += (double)dy[at]; });
-        return;
+    else
+    {
+        double sum = 0;
+        for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
+        sum = block_sum(sum, shared);
+        if (threadIdx.x == 0) partials[blockIdx.x] = sum;
     }
-    double sum = 0;
-    for_each_in_part(block_part(batch, planesPerPart, parts), channels, inner, [&](long long at) { sum += (double)dy[at]; });
-    sum = block_sum(sum, shared);
-    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
-}
-EXPORT_FLOAT_KERNELS(channel_partial_sums,
-                     (const T* dy, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
-                     (dy, partials, channels, inner, batch, planesPerPart, parts, nhwc))
-
-// Stage 2 of channel_sum: db[c] = Σ_part partials[c·parts + part], in order. n = C.
-template <typename T>
-__device__ void channel_sum_totals(const double* partials, T* db, int parts, long long n)
-{
-    GRID_STRIDE(c, n)
+    if (!last_block(tickets)) return;
+    const volatile double* all = partials;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x)
     {
         double total = 0;
-        for (int p = 0; p < parts; p++) total += partials[c * parts + p];
+        for (int p = 0; p < parts; p++) total += all[(long long)c * parts + p];
         db[c] = (T)total;
     }
 }
-EXPORT_FLOAT_KERNELS(channel_sum_totals, (const double* partials, T* db, int parts, long long n), (partials, db, parts, n))
+EXPORT_FLOAT_KERNELS(channel_sum,
+                     (const T* dy, double* partials, T* db, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc,
+                      unsigned int* tickets),
+                     (dy, partials, db, channels, inner, batch, planesPerPart, parts, nhwc, tickets))
 
 // ---- batch normalisation over (N, H, W) per channel ----
 
@@ -120,21 +119,11 @@ __device__ __forceinline__ double channel_shift(const T* x, long long c, int inn
     return (double)x[c * inner];
 }
 
-// Statistics, stage 1: partials[2b], partials[2b + 1] = Σ(x − K), Σ(x − K)² over the block's share, in double.
+// Statistics, stage 1 (NCHW): partials[2b], partials[2b + 1] = Σ(x − K), Σ(x − K)² over the block's share, in double.
 template <typename T>
-__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
-                                          int nhwc)
+__device__ void batchnorm_partial_moments(const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts)
 {
     __shared__ double shared[REDUCE_THREADS];
-    if (nhwc)
-    {
-        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
-            double d = (double)x[at] - (double)x[c];
-            acc[0] += d;
-            acc[1] += d * d;
-        });
-        return;
-    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double shift = channel_shift(x, p.c, inner);
     double sum = 0, squares = 0;
@@ -152,48 +141,68 @@ __device__ void batchnorm_partial_moments(const T* x, double* partials, int chan
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_partial_moments,
-                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
-                     (x, partials, channels, inner, batch, planesPerPart, parts, nhwc))
+                     (const T* x, double* partials, int channels, int inner, int batch, int planesPerPart, int parts),
+                     (x, partials, channels, inner, batch, planesPerPart, parts))
+
+// Stage 2 of a per-channel pair of sums: channel c's partials (two per part, at 2·(c·parts + part)) added in part
+// order, wherever it runs, so every reader of them gets the same bits.
+struct PairSum { double a, b; };
+template <typename Partials>
+__device__ __forceinline__ PairSum channel_pair_sum(Partials partials, int parts, long long c)
+{
+    PairSum total{0, 0};
+    for (int p = 0; p < parts; p++)
+    {
+        total.a += partials[2 * (c * parts + p)];
+        total.b += partials[2 * (c * parts + p) + 1];
+    }
+    return total;
+}
+
+// The training normalisation y = x·scale + shift with scale = γ·invStd, shift = β − μ·scale, from the statistics as
+// saved in T rather than their double originals: the backward has only the saved ones, and recomputes the fused ReLU's
+// mask from them bit for bit.
+template <typename T>
+struct Coefficients { T scale, shift; };
+template <typename T>
+__device__ __forceinline__ Coefficients<T> saved_affine(const T* gamma, const T* beta, T mean, T invStd, long long c)
+{
+    double scale = (gamma ? (double)gamma[c] : 1.0) * (double)invStd;
+    return {(T)scale, (T)((double)beta[c] - (double)mean * scale)};
+}
 
 // Statistics, stage 2, folded into the normalisation: every block of channel c adds the channel's partials in
 // the same order (so all agree bit for bit) into the batch statistics; the block that owns the channel's first
 // plane also writes them out and updates the running averages. saveMean = μ, saveInvStd = 1/√(σ² + eps) with the
 // biased σ²; the running variance takes the unbiased σ²·M/(M − 1) (the host checks M ≥ 2). Returns the affine
-// coefficients of y = x·scale + shift: scale = γ·invStd, shift = β − μ·scale.
-struct Affine { double scale, shift; };
-template <typename T>
-__device__ Affine batchnorm_statistics(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
-                                       T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
-                                       long long count, double momentum, double eps, bool owner)
+// coefficients (saved_affine).
+template <typename T, typename Partials>
+__device__ Coefficients<T> batchnorm_statistics(const T* x, Partials partials, int parts, const T* gamma, const T* beta,
+                                                T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int c, int inner,
+                                                long long count, double momentum, double eps, bool owner)
 {
-    double sum = 0, squares = 0;
-    for (int p = 0; p < parts; p++)
-    {
-        sum += partials[2 * ((long long)c * parts + p)];
-        squares += partials[2 * ((long long)c * parts + p) + 1];
-    }
-    double offset = sum / (double)count; // μ − K
+    PairSum moments = channel_pair_sum(partials, parts, c);
+    double offset = moments.a / (double)count; // μ − K
     double mean = channel_shift(x, c, inner) + offset;
-    double variance = squares / (double)count - offset * offset;
+    double variance = moments.b / (double)count - offset * offset;
     if (variance < 0) variance = 0; // rounding, when every value is equal
-    double invStd = 1.0 / sqrt(variance + eps);
+    T savedMean = (T)mean, savedInvStd = (T)(1.0 / sqrt(variance + eps));
     if (owner)
     {
-        saveMean[c] = (T)mean;
-        saveInvStd[c] = (T)invStd;
+        saveMean[c] = savedMean;
+        saveInvStd[c] = savedInvStd;
         runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);
         runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * variance * (double)count / (double)(count - 1));
     }
-    double scale = (gamma ? (double)gamma[c] : 1.0) * invStd;
-    return Affine{scale, (double)beta[c] - mean * scale};
+    return saved_affine(gamma, beta, savedMean, savedInvStd, c);
 }
 
-// y = x·scale[c] + shift[c] in T; with relu, y = max(that, 0) as relu_forward computes it, so the fused op keeps
-// no un-rectified copy.
+// y = x·scale + shift in T (one rounding, fma_t); with relu, y = max(that, 0) as relu_forward computes it, so the fused
+// op keeps no un-rectified copy.
 template <typename T>
 __device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
 {
-    T v = x * scale + shift;
+    T v = fma_t(x, scale, shift);
     return !relu || v > (T)0 || v != v ? v : (T)0;
 }
 
@@ -207,11 +216,10 @@ __device__ void batchnorm_normalise(const T* x, const double* partials, int part
     {
         int c = plane % channels;
         bool owner = plane < channels && blockIdx.x == 0 && threadIdx.x == 0;
-        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
-                                        inner, count, momentum, eps, owner);
-        T scale = (T)a.scale, shift = (T)a.shift;
+        Coefficients<T> k = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, c,
+                                                 inner, count, momentum, eps, owner);
         long long base = (long long)plane * inner;
-        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
+        INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], k.scale, k.shift, relu);
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_normalise,
@@ -221,29 +229,37 @@ EXPORT_FLOAT_KERNELS(batchnorm_normalise,
                      (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, y, channels, inner,
                       planes, count, momentum, eps, relu))
 
-// Channels-last statistics, stage 2 on its own (one thread per channel, n = C): batchnorm_normalise's sums, written
-// out with the affine coefficients scaleShift[2c], scaleShift[2c + 1] that channel_affine then applies. A channels-last
-// block of the normalising pass spans every channel, so it cannot fold this in cheaply. Each channel's shift value is
-// its first element, at c (inner = 1).
+// Channels-last statistics in one launch (a block of the normalising pass spans every channel, so it cannot fold the
+// combine in as batchnorm_normalise does): stage 1 over runs of pixels (channels_last_partials), then the block that
+// finishes last (last_block) adds each channel's partials in order, writes the statistics and running averages, and
+// the coefficients scaleShift[2c], scaleShift[2c + 1] that channel_affine applies. Each channel's shift value K is its
+// first element, at c (inner = 1).
 template <typename T>
-__device__ void batchnorm_statistics_nhwc(const T* x, const double* partials, int parts, const T* gamma, const T* beta,
-                                          T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift,
-                                          long long count, double momentum, double eps, long long n)
+__device__ void batchnorm_statistics_nhwc(const T* x, double* partials, int channels, int pixels, int pixelsPerPart, int parts,
+                                          const T* gamma, const T* beta, T* runningMean, T* runningVar, T* saveMean,
+                                          T* saveInvStd, T* scaleShift, long long count, double momentum, double eps,
+                                          unsigned int* tickets)
 {
-    GRID_STRIDE(c, n)
+    channels_last_partials<2>(channels, pixels, pixelsPerPart, parts, partials, [&](long long at, int c, double* acc) {
+        double d = (double)x[at] - (double)x[c];
+        acc[0] += d;
+        acc[1] += d * d;
+    });
+    if (!last_block(tickets)) return;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x)
     {
-        Affine a = batchnorm_statistics(x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, (int)c, 1,
-                                        count, momentum, eps, true);
-        scaleShift[2 * c] = (T)a.scale;
-        scaleShift[2 * c + 1] = (T)a.shift;
+        Coefficients<T> k = batchnorm_statistics(x, (const volatile double*)partials, parts, gamma, beta, runningMean, runningVar,
+                                                 saveMean, saveInvStd, c, 1, count, momentum, eps, true);
+        scaleShift[2 * c] = k.scale;
+        scaleShift[2 * c + 1] = k.shift;
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_statistics_nhwc,
-                     (const T* x, const double* partials, int parts, const T* gamma, const T* beta, T* runningMean,
-                      T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift, long long count, double momentum, double eps,
-                      long long n),
-                     (x, partials, parts, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, scaleShift, count,
-                      momentum, eps, n))
+                     (const T* x, double* partials, int channels, int pixels, int pixelsPerPart, int parts, const T* gamma,
+                      const T* beta, T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, T* scaleShift,
+                      long long count, double momentum, double eps, unsigned int* tickets),
+                     (x, partials, channels, pixels, pixelsPerPart, parts, gamma, beta, runningMean, runningVar, saveMean,
+                      saveInvStd, scaleShift, count, momentum, eps, tickets))
 
 // Inference coefficients from the running statistics: scale = γ/√(runningVar + eps), shift = β − runningMean·scale.
 // n = C.
@@ -269,10 +285,8 @@ __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channe
 {
     if (nhwc)
     {
-        for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
-            T v = x[i] * scaleShift[2 * c] + scaleShift[2 * c + 1];
-            y[i] = !relu || v > (T)0 || v != v ? v : (T)0;
-        });
+        for_each_channels_last((long long)planes * inner, channels,
+                               [&](long long i, int c) { y[i] = affine(x[i], scaleShift[2 * c], scaleShift[2 * c + 1], relu); });
         return;
     }
     PLANE_STRIDE(plane, planes)
@@ -287,39 +301,37 @@ EXPORT_FLOAT_KERNELS(channel_affine,
                      (const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc),
                      (x, scaleShift, y, channels, inner, planes, relu, nhwc))
 
-// dy behind a fused ReLU: only where its output y was positive (relu_backward's rule); all of dy when y is null.
+// dy behind a fused ReLU: only where the forward's output was positive (relu_backward's rule), that output recomputed
+// from x with the forward's own coefficients (saved_affine) and rounding (affine); all of dy without relu.
 template <typename T>
-__device__ __forceinline__ double relu_masked(const T* dy, const T* y, long long i)
+__device__ __forceinline__ double relu_masked(const T* dy, long long i, T x, Coefficients<T> k, int relu)
 {
-    return !y || y[i] > (T)0 ? (double)dy[i] : 0.0;
+    return !relu || fma_t(x, k.scale, k.shift) > (T)0 ? (double)dy[i] : 0.0;
 }
 
-// Backward, stage 1: partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share, x̂ = (x − μ)·invStd.
+// Σdy and Σdy·x̂ of one element into acc[0], acc[1] (x̂ = (x − μ)·invStd, dy masked as the ReLU's).
 template <typename T>
-__device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd,
-                                            double* partials, int channels, int inner, int batch, int planesPerPart, int parts,
-                                            int nhwc)
+__device__ __forceinline__ void add_gradient_sums(const T* x, const T* dy, long long at, double mean, double invStd, Coefficients<T> k,
+                                                  int relu, double* acc)
+{
+    double g = relu_masked(dy, at, x[at], k, relu);
+    acc[0] += g;
+    acc[1] += g * ((double)x[at] - mean) * invStd;
+}
+
+// Backward, stage 1 (NCHW): partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share.
+template <typename T>
+__device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
+                                            const T* saveInvStd, double* partials, int channels, int inner, int batch,
+                                            int planesPerPart, int parts, int relu)
 {
     __shared__ double shared[REDUCE_THREADS];
-    if (nhwc)
-    {
-        channels_last_partials<2>(channels, batch, planesPerPart, parts, partials, [&](long long at, int c, double* acc) {
-            double g = relu_masked(dy, y, at);
-            acc[0] += g;
-            acc[1] += g * ((double)x[at] - (double)saveMean[c]) * (double)saveInvStd[c];
-        });
-        return;
-    }
     ChannelPart p = block_part(batch, planesPerPart, parts);
     double mean = (double)saveMean[p.c], invStd = (double)saveInvStd[p.c];
-    double sumDy = 0, sumDyXhat = 0;
-    for_each_in_part(p, channels, inner, [&](long long at) {
-        double g = relu_masked(dy, y, at);
-        sumDy += g;
-        sumDyXhat += g * ((double)x[at] - mean) * invStd;
-    });
-    sumDy = block_sum(sumDy, shared);
-    sumDyXhat = block_sum(sumDyXhat, shared);
+    Coefficients<T> k = saved_affine(gamma, beta, saveMean[p.c], saveInvStd[p.c], p.c);
+    double acc[2] = {0, 0};
+    for_each_in_part(p, channels, inner, [&](long long at) { add_gradient_sums(x, dy, at, mean, invStd, k, relu, acc); });
+    double sumDy = block_sum(acc[0], shared), sumDyXhat = block_sum(acc[1], shared);
     if (threadIdx.x == 0)
     {
         partials[2 * blockIdx.x] = sumDy;
@@ -327,38 +339,64 @@ __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* y,
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_partials,
-                     (const T* x, const T* dy, const T* y, const T* saveMean, const T* saveInvStd, double* partials,
-                      int channels, int inner, int batch, int planesPerPart, int parts, int nhwc),
-                     (x, dy, y, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, nhwc))
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd,
+                      double* partials, int channels, int inner, int batch, int planesPerPart, int parts, int relu),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, partials, channels, inner, batch, planesPerPart, parts, relu))
+
+// Channels-last backward sums in one launch: stage 1 over runs of pixels, then the block that finishes last adds each
+// channel's partials in order into sums[2c], sums[2c + 1] = Σdy, Σdy·x̂ for the data pass (which reads them as a single
+// part) and writes dbeta and dgamma (when not null).
+template <typename T>
+__device__ void batchnorm_backward_sums_nhwc(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
+                                             const T* saveInvStd, double* partials, int channels, int pixels, int pixelsPerPart,
+                                             int parts, int relu, T* dgamma, T* dbeta, double* sums, unsigned int* tickets)
+{
+    channels_last_partials<2>(channels, pixels, pixelsPerPart, parts, partials, [&](long long at, int c, double* acc) {
+        add_gradient_sums(x, dy, at, (double)saveMean[c], (double)saveInvStd[c],
+                          saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu, acc);
+    });
+    if (!last_block(tickets)) return;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x)
+    {
+        PairSum total = channel_pair_sum((const volatile double*)partials, parts, c);
+        dbeta[c] = (T)total.a;
+        if (dgamma) dgamma[c] = (T)total.b;
+        sums[2 * c] = total.a;
+        sums[2 * c + 1] = total.b;
+    }
+}
+EXPORT_FLOAT_KERNELS(batchnorm_backward_sums_nhwc,
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd,
+                      double* partials, int channels, int pixels, int pixelsPerPart, int parts, int relu, T* dgamma, T* dbeta,
+                      double* sums, unsigned int* tickets),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, partials, channels, pixels, pixelsPerPart, parts, relu, dgamma,
+                      dbeta, sums, tickets))
 
 // Backward, stage 2, folded into the data pass: every block of channel c adds the channel's partials in the same
 // order into Σdy and Σdy·x̂; the block that owns the channel's first plane writes dbeta and dgamma (when not null).
-// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked by y.
+// Then dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W, dy masked as the ReLU's.
 template <typename T>
-__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean,
+__device__ void batchnorm_backward_data(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
                                         const T* saveInvStd, const double* partials, int parts, T* dgamma, T* dbeta, T* dx,
-                                        int channels, int inner, int planes, long long count, int nhwc)
+                                        int channels, int inner, int planes, long long count, int relu, int nhwc)
 {
     double m = (double)count;
     if (nhwc)
     {
-        // Channels-last: batchnorm_backward_totals has combined the partials (parts = 1) and written dgamma, dbeta.
+        // Channels-last: batchnorm_backward_sums_nhwc has combined the partials (parts = 1) and written dgamma, dbeta.
         for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
             double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
             double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - partials[2 * c] - xhat * partials[2 * c + 1]));
+            double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu);
+            dx[i] = (T)(k * (m * g - partials[2 * c] - xhat * partials[2 * c + 1]));
         });
         return;
     }
     PLANE_STRIDE(plane, planes)
     {
         int c = plane % channels;
-        double sumDy = 0, sumDyXhat = 0;
-        for (int p = 0; p < parts; p++)
-        {
-            sumDy += partials[2 * ((long long)c * parts + p)];
-            sumDyXhat += partials[2 * ((long long)c * parts + p) + 1];
-        }
+        PairSum total = channel_pair_sum(partials, parts, c);
+        double sumDy = total.a, sumDyXhat = total.b;
         if (plane < channels && blockIdx.x == 0 && threadIdx.x == 0)
         {
             dbeta[c] = (T)sumDy;
@@ -366,44 +404,22 @@ __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* y, con
         }
         double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];
         double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        Coefficients<T> a = saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c);
         long long base = (long long)plane * inner;
         INNER_STRIDE(s, inner)
         {
             long long i = base + s;
             double xhat = ((double)x[i] - mean) * invStd;
-            dx[i] = (T)(k * (m * relu_masked(dy, y, i) - sumDy - xhat * sumDyXhat));
+            dx[i] = (T)(k * (m * relu_masked(dy, i, x[i], a, relu) - sumDy - xhat * sumDyXhat));
         }
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
-                     (const T* x, const T* dy, const T* y, const T* gamma, const T* saveMean, const T* saveInvStd,
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd,
                       const double* partials, int parts, T* dgamma, T* dbeta, T* dx, int channels, int inner, int planes,
-                      long long count, int nhwc),
-                     (x, dy, y, gamma, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
-                      nhwc))
-
-// Channels-last backward, stage 2 on its own (one thread per channel, n = C): adds the partials in order into
-// sums[2c], sums[2c + 1] = Σdy, Σdy·x̂ for the data pass, and writes dbeta and dgamma (when not null). A channels-last
-// block of the data pass spans every channel, so it cannot fold this in cheaply as the NCHW pass does.
-template <typename T>
-__device__ void batchnorm_backward_totals(const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n)
-{
-    GRID_STRIDE(c, n)
-    {
-        double sumDy = 0, sumDyXhat = 0;
-        for (int p = 0; p < parts; p++)
-        {
-            sumDy += partials[2 * (c * parts + p)];
-            sumDyXhat += partials[2 * (c * parts + p) + 1];
-        }
-        dbeta[c] = (T)sumDy;
-        if (dgamma) dgamma[c] = (T)sumDyXhat;
-        sums[2 * c] = sumDy;
-        sums[2 * c + 1] = sumDyXhat;
-    }
-}
-EXPORT_FLOAT_KERNELS(batchnorm_backward_totals, (const double* partials, int parts, T* dgamma, T* dbeta, double* sums, long long n),
-                     (partials, parts, dgamma, dbeta, sums, n))
+                      long long count, int relu, int nhwc),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
+                      relu, nhwc))
 
 // ---- shape ops ----
 

@@ -49,6 +49,11 @@ __device__ __forceinline__ double block_sum(double value, double* shared)
 __device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
 __device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
 
+// a·b + c in one rounding per type. Explicit, so no contraction choice of the compiler can make two evaluations of
+// the same expression (batch norm's output and its backward's recomputed ReLU mask) differ.
+__device__ __forceinline__ float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_t(double a, double b, double c) { return fma(a, b, c); }
+
 // ---- layouts: [N, C, S] tensors (S = H·W, or 1 for [N, C]) in NCHW or channels-last (NHWC) memory order ----
 
 // Coordinates of the element at memory offset i, and the offset of given coordinates. The shape ops walk their
@@ -128,4 +133,22 @@ __device__ void channels_last_partials(int channels, long long pixels, long long
             for (int j = 0; j < groups; j++) sum += shared[k][t + j * channels];
             partials[K * ((long long)t * parts + blockIdx.x) + k] = sum;
         }
+}
+
+// True in every thread of the block that finishes last of the grid's 1-D blocks, which may then read what every block
+// wrote before the call (through volatile loads: no stale cache lines). Each block fences its writes and takes a
+// ticket; the last ticket's holder resets the counter to 0 for the next launch on the stream. Which block is last
+// varies from run to run, so what it computes must not depend on that (fixed-order sums over the partials).
+__device__ __forceinline__ bool last_block(unsigned int* tickets)
+{
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        last = atomicAdd(tickets, 1u) == gridDim.x - 1;
+        if (last) *tickets = 0;
+    }
+    __syncthreads();
+    return last;
 }

@@ -49,41 +49,37 @@ EXPORT_FLOAT_KERNELS(softmax_forward, (const T* logits, T* probs, int channels, 
 // probs as softmax_forward, and voxelLoss[v] = −Σ_c target_c·log(probs_c) with log(probs_c) = x_c − lse:
 // stable, and terms with target 0 are skipped (no 0·∞).
 template <typename T>
-__device__ void softmax_xent_forward(const T* logits, const T* target, T* probs, double* voxelLoss, int channels,
-                                     long long inner, long long n, int nhwc)
+__device__ void softmax_xent_forward(const T* logits, const T* target, T* probs, double* voxelLoss, T* loss, int channels,
+                                     long long inner, long long n, int nhwc, unsigned int* tickets)
 {
+    __shared__ double shared[REDUCE_THREADS];
     GRID_STRIDE(v, n)
     {
         VoxelChannels vc = voxel_channels(v, channels, inner, nhwc);
         double lse = log_sum_exp(logits, vc, channels);
-        double loss = 0;
+        double sum = 0;
         for (int c = 0; c < channels; c++)
         {
             long long at = vc.base + c * vc.step;
             double logProb = (double)logits[at] - lse;
             probs[at] = (T)exp(logProb);
             double t = (double)target[at];
-            if (t != 0) loss -= t * logProb;
+            if (t != 0) sum -= t * logProb;
         }
-        voxelLoss[v] = loss;
+        voxelLoss[v] = sum;
     }
+    // The mean: the launch's last block (blocks of exactly REDUCE_THREADS) sums the voxel losses in a fixed order.
+    if (!last_block(tickets)) return;
+    const volatile double* all = voxelLoss;
+    double total = 0;
+    for (long long i = threadIdx.x; i < n; i += REDUCE_THREADS) total += all[i];
+    total = block_sum(total, shared);
+    if (threadIdx.x == 0) loss[0] = (T)(total / (double)n);
 }
 EXPORT_FLOAT_KERNELS(softmax_xent_forward,
-                     (const T* logits, const T* target, T* probs, double* voxelLoss, int channels, long long inner,
-                      long long n, int nhwc),
-                     (logits, target, probs, voxelLoss, channels, inner, n, nhwc))
-
-// loss[0] = Σ values / n. Launched as ONE block of REDUCE_THREADS: a fixed order, so deterministic.
-template <typename T>
-__device__ void mean_reduce(const double* values, T* result, long long n)
-{
-    __shared__ double shared[REDUCE_THREADS];
-    double sum = 0;
-    for (long long i = threadIdx.x; i < n; i += REDUCE_THREADS) sum += values[i];
-    sum = block_sum(sum, shared);
-    if (threadIdx.x == 0) result[0] = (T)(sum / (double)n);
-}
-EXPORT_FLOAT_KERNELS(mean_reduce, (const double* values, T* result, long long n), (values, result, n))
+                     (const T* logits, const T* target, T* probs, double* voxelLoss, T* loss, int channels, long long inner,
+                      long long n, int nhwc, unsigned int* tickets),
+                     (logits, target, probs, voxelLoss, loss, channels, inner, n, nhwc, tickets))
 
 // dlogits = dloss[0]·(probs·Σ_c target − target)/M in double, reading dloss on the device; n = M = N·S voxels.
 template <typename T>

@@ -30,6 +30,9 @@ struct EmulatedBlock
 inline EmulatedBlock g_block;
 
 inline void __syncthreads() { swapcontext(&g_block.fibers[g_block.current], &g_block.scheduler); }
+// Blocks run one after another, so the fence has nothing to order and an add is atomic.
+inline void __threadfence() {}
+inline unsigned int atomicAdd(unsigned int* at, unsigned int value) { unsigned int old = *at; *at = old + value; return old; }
 inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((unsigned long long)a * b) >> 32); }
 inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }

@@ -27,7 +27,8 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.cu")):
     for m in re.finditer(r"EXPORT_FLOAT_KERNELS\((\w+)", text):
         name = m.group(1)
         body = text[text.rfind("template", 0, m.start()):m.start()]
-        sync = "true" if "__shared__" in body else "false"  # block reductions synchronise
+        # Block reductions synchronise: their own shared memory, or common.cuh's helpers that use it.
+        sync = "true" if re.search(r"__shared__|channels_last_partials|last_block", body) else "false"
         for suffix in ("f32", "f64"):
             print(f'    {{"{name}_{suffix}", make(&{name}_{suffix}_ns::{name}_{suffix}), {sync}}},')
 PY

@@ -39,11 +39,9 @@ public sealed unsafe partial class CudaBackend
         if (nhwc == 1) batch *= inner;
         var (planesPerPart, parts) = nhwc == 1 ? SplitPixels("ChannelSum", batch, channels) : SplitBatch(batch, channels);
         long c = channels;
-        ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double));
-        void** partial = stackalloc void*[] { &pdy, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
-        LaunchBlocks("channels", "channel_partial_sums", dt, nhwc == 1 ? parts : c * parts, partial);
-        void** totals = stackalloc void*[] { &partials, &pdb, &parts, &c };
-        Launch1D("channels", "channel_sum_totals", dt, c, totals);
+        ulong pdy = Ptr(dy), pdb = Ptr(db), partials = _scratch.Ensure(c * parts * sizeof(double)), tickets = _tickets;
+        void** args = stackalloc void*[] { &pdy, &partials, &pdb, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc, &tickets };
+        LaunchBlocks("channels", "channel_sum", dt, nhwc == 1 ? parts : c * parts, args);
     }
 
     // ---- batch normalisation (own kernels: statistics in double, deterministic, any eps, γ optional) ----
@@ -63,16 +61,15 @@ public sealed unsafe partial class CudaBackend
             psm = Ptr(saveMean), psi = Ptr(saveInvStd);
         if (nhwc == 1)
         {
-            // Channels-last: the parts are runs of pixels over every channel, and each channel's first value sits at c.
-            // Its statistics need their own launch (batchnorm_statistics_nhwc), then the affine map.
+            // Channels-last: the parts are runs of pixels over every channel, and each channel's first value sits at c. The
+            // statistics launch's last block combines them into the affine coefficients, then the affine map.
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormForwardTraining", count, channels);
             int pixels = (int)count;
             long pixelPartialBytes = 2 * c * pixelParts * sizeof(double);
-            ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes;
-            void** pixelMoments = stackalloc void*[] { &px, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
-            LaunchBlocks("channels", "batchnorm_partial_moments", dt, pixelParts, pixelMoments);
-            void** stats = stackalloc void*[] { &px, &pp, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi, &scaleShift, &count, &momentum, &eps, &c };
-            Launch1D("channels", "batchnorm_statistics_nhwc", dt, c, stats);
+            ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes, tickets = _tickets;
+            void** stats = stackalloc void*[] { &px, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi,
+                &scaleShift, &count, &momentum, &eps, &tickets };
+            LaunchBlocks("channels", "batchnorm_statistics_nhwc", dt, pixelParts, stats);
             ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
             return;
         }
@@ -80,7 +77,7 @@ public sealed unsafe partial class CudaBackend
         // Scratch: the statistics' partials (double). Two launches: the partial moments, then the normalisation,
         // whose blocks each combine their channel's partials in the same order (and one of them writes the statistics).
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
-        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
+        void** moments = stackalloc void*[] { &px, &partials, &channels, &inner, &batch, &planesPerPart, &parts };
         LaunchBlocks("channels", "batchnorm_partial_moments", dt, c * parts, moments);
         void** normalise = stackalloc void*[] { &px, &partials, &parts, &pg, &pbeta, &prm, &prv, &psm, &psi, &py, &channels, &inner, &planes,
             &count, &momentum, &eps, &fused };
@@ -111,39 +108,42 @@ public sealed unsafe partial class CudaBackend
         ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
     }
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
-        Tensor? reluOutput = null)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma,
+        Tensor dbeta, bool relu = false)
     {
         Enter(nameof(BatchNormBackward));
-        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
-        // Two passes each reading x, dy (and the ReLU output when fused); the second writes dx.
-        Model((reluOutput is null ? 5 : 7) * x.ByteLength, x.Numel * 12);
-        int batch = x.Shape.N, channels = x.Shape.C, nhwc = Nhwc("BatchNormBackward", x, dy, dx, reluOutput);
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
+        // Two passes each reading x and dy (the fused ReLU's mask is recomputed from x, not read); the second writes dx.
+        Model(5 * x.ByteLength, x.Numel * (relu ? 14 : 12));
+        int batch = x.Shape.N, channels = x.Shape.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormBackward", x, dy, dx);
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
         long c = channels, count = (long)batch * inner;
-        ulong px = Ptr(x), pdy = Ptr(dy), pyr = Ptr(reluOutput), pg = Ptr(gamma), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
+        ulong px = Ptr(x), pdy = Ptr(dy), pg = Ptr(gamma), pbeta = Ptr(beta), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
         if (nhwc == 1)
         {
-            // Channels-last: partials over runs of pixels, then the per-channel totals (and dgamma, dbeta) in a launch of
-            // their own, which the data pass reads as a single part.
+            // Channels-last: partials over runs of pixels, combined by the launch's last block into the per-channel sums (and
+            // dgamma, dbeta), which the data pass reads as a single part.
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormBackward", count, channels);
             int pixels = (int)count, one = 1;
-            ulong pp = _scratch.Ensure(2 * c * (pixelParts + 1) * sizeof(double)), sums = pp + (ulong)(2 * c * pixelParts * sizeof(double));
-            void** pixelPartial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &pp, &channels, &inner, &pixels, &pixelsPerPart, &pixelParts, &nhwc };
-            LaunchBlocks("channels", "batchnorm_backward_partials", dt, pixelParts, pixelPartial);
-            void** totals = stackalloc void*[] { &pp, &pixelParts, &pdg, &pdb, &sums, &c };
-            Launch1D("channels", "batchnorm_backward_totals", dt, c, totals);
-            void** pixelData = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &sums, &one, &pdg, &pdb, &pdx, &channels, &inner, &planes, &count, &nhwc };
+            ulong pp = _scratch.Ensure(2 * c * (pixelParts + 1) * sizeof(double)), sums = pp + (ulong)(2 * c * pixelParts * sizeof(double)),
+                tickets = _tickets;
+            void** pixelSums = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts,
+                &fused, &pdg, &pdb, &sums, &tickets };
+            LaunchBlocks("channels", "batchnorm_backward_sums_nhwc", dt, pixelParts, pixelSums);
+            void** pixelData = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &sums, &one, &pdg, &pdb, &pdx, &channels, &inner, &planes,
+                &count, &fused, &nhwc };
             LaunchChannelsLast("channels", "batchnorm_backward_data", dt, planes, inner, pixelData);
             return;
         }
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         // Scratch: the partials Σdy, Σdy·x̂, combined in order by each block of the data pass.
         ulong partials = _scratch.Ensure(2 * c * parts * sizeof(double));
-        void** partial = stackalloc void*[] { &px, &pdy, &pyr, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts, &nhwc };
+        void** partial = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &channels, &inner, &batch, &planesPerPart, &parts,
+            &fused };
         LaunchBlocks("channels", "batchnorm_backward_partials", dt, c * parts, partial);
-        void** data = stackalloc void*[] { &px, &pdy, &pyr, &pg, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes, &count, &nhwc };
+        void** data = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &partials, &parts, &pdg, &pdb, &pdx, &channels, &inner, &planes,
+            &count, &fused, &nhwc };
         LaunchPlanes("channels", "batchnorm_backward_data", dt, planes, inner, data);
     }
 
@@ -340,13 +340,12 @@ public sealed unsafe partial class CudaBackend
         if (voxels == 0 || channels == 0)
             throw new ArgumentException($"{op}: {logits.Describe()} has no voxels or no classes; the mean loss is undefined.");
         ulong pl = Ptr(logits), pt = Ptr(target), pp = Ptr(probs), ploss = Ptr(loss);
-        // Per-voxel losses in double, then one block sums them in a fixed order: deterministic.
-        ulong voxelLoss = _scratch.Ensure(voxels * sizeof(double));
+        // Per-voxel losses in double, then the launch's last block sums them in a fixed order: deterministic. Its
+        // block_sum needs blocks of exactly ReduceThreads.
+        ulong voxelLoss = _scratch.Ensure(voxels * sizeof(double)), tickets = _tickets;
         int nhwc = Nhwc(op, logits, target, probs);
-        void** perVoxel = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &channels, &inner, &voxels, &nhwc };
-        Launch1D("softmax", "softmax_xent_forward", dt, voxels, perVoxel);
-        void** reduce = stackalloc void*[] { &voxelLoss, &ploss, &voxels };
-        LaunchBlocks("softmax", "mean_reduce", dt, 1, reduce);
+        void** args = stackalloc void*[] { &pl, &pt, &pp, &voxelLoss, &ploss, &channels, &inner, &voxels, &nhwc, &tickets };
+        Kernel("softmax", "softmax_xent_forward", dt).Launch1D(voxels, _ctx.Stream, args, ReduceThreads);
     }
 
     public void SoftmaxCrossEntropyBackward(Tensor probs, Tensor target, Tensor dloss, Tensor dlogits)

@@ -27,6 +27,8 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
     private readonly Dictionary<(string Name, DType DType), CudaFunction> _functions = new();
     private readonly GrowableBuffer _workspace;  // cuDNN convolution workspace
     private readonly GrowableBuffer _scratch;    // temporaries of batch norm and the loss reduction
+    private readonly GrowableBuffer _ticketCounter;
+    private readonly ulong _tickets;            // last_block's counter (kernels/common.cuh): zero between launches
     private readonly ConditionalWeakTable<Tensor, PoolGeometry> _poolGeometry = new();
     private bool _disposed;
 
@@ -37,6 +39,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
         _workspace = new GrowableBuffer(context.Pool);
         _scratch = new GrowableBuffer(context.Pool);
         CreateOffsetWord();
+        _ticketCounter = new GrowableBuffer(context.Pool);
+        _tickets = _ticketCounter.Ensure(sizeof(uint));
+        context.Memset32(_tickets, 0, 1);
         // TF32 only when asked: cuBLAS's default math keeps float32 GEMMs in full precision.
         Check.Cublas(Cublas.cublasSetMathMode(context.CublasHandle,
             options.AllowTf32 ? cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH : cublasMath_t.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
@@ -90,6 +95,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
             _workspace.Dispose();
             _scratch.Dispose();
             _ctx.Pool.Return(_eagerOffsetWord);
+            _ticketCounter.Dispose();
         }
         finally
         {

@@ -10,7 +10,7 @@ public static partial class F
     /// op is a function of the whole batch) and updates the running statistics in place; inference mode
     /// uses the running statistics. With <paramref name="relu"/> the result is max(BN(x), 0), equal to
     /// <see cref="Relu"/> applied afterwards, but in one pass and without keeping the un-rectified tensor:
-    /// the backward masks the gradient by the output itself.
+    /// the training backward recomputes the ReLU's mask from x and the saved statistics (no read of the output).
     /// </summary>
     public static Tensor BatchNorm(Tape tape, Tensor x, Tensor? gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         bool training, double momentum, double eps, bool relu = false)
@@ -26,12 +26,11 @@ public static partial class F
 
         var b = tape.Backend;
         var y = tape.Empty(x.Shape, x.DType);
-        var reluOutput = relu ? y : null;
         if (!training)
         {
             b.BatchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, relu);
             if (tape.NeedsGrad(x, gamma, beta))
-                tape.Record(y, () => BatchNormInferenceBackward(tape, x, y.Grad!, reluOutput, gamma, beta, runningMean, runningVar, eps));
+                tape.Record(y, () => BatchNormInferenceBackward(tape, x, y.Grad!, relu ? y : null, gamma, beta, runningMean, runningVar, eps));
             return y;
         }
 
@@ -49,7 +48,7 @@ public static partial class F
                 var dx = tape.GradBufferOrScratch(x);
                 var dgamma = gamma is null ? null : tape.GradBufferOrScratch(gamma);
                 var dbeta = tape.GradBufferOrScratch(beta);
-                b.BatchNormBackward(x, y.Grad!, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
+                b.BatchNormBackward(x, y.Grad!, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta, relu);
                 tape.CommitGrad(x, dx);
                 if (gamma is not null) tape.CommitGrad(gamma, dgamma);
                 tape.CommitGrad(beta, dbeta);

@@ -141,11 +141,13 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Gradients of training-mode batch norm as a function of the whole batch (the batch statistics
-    /// depend on x). dgamma is written only when gamma is given. For the fused ReLU pass its output as
-    /// <paramref name="reluOutput"/>: dy then counts only where reluOutput &gt; 0, as after <see cref="ReluBackward"/>.
+    /// depend on x). dgamma is written only when gamma is given. Behind the fused ReLU (<paramref name="relu"/>) dy
+    /// counts only where the forward's output was positive, as after <see cref="ReluBackward"/>; that mask is
+    /// recomputed from x, β and the saved statistics exactly as the forward rounded it (the forward normalises with
+    /// the statistics it saves), so the output itself is never read.
     /// </summary>
-    void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor? dgamma, Tensor dbeta, Tensor? reluOutput = null);
+    void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor? dgamma, Tensor dbeta, bool relu = false);
 
     // ---- activations and regularisation ----
 

@@ -176,15 +176,15 @@ internal static class OpChecks
         return dt;
     }
 
-    public static DType BatchNormBackward(ITensorOwner owner, Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor? dgamma, Tensor dbeta, Tensor? reluOutput)
+    public static DType BatchNormBackward(ITensorOwner owner, Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor? dgamma, Tensor dbeta)
     {
         const string op = "BatchNormBackward";
-        var dt = FloatType(owner, op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
+        var dt = FloatType(owner, op, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
         ExpectRank(op, x, "x", 4);
         SameShape(op, x, dy, dx);
-        if (reluOutput is not null) SameShape(op, x, reluOutput);
-        CheckPerChannel(op, x, (gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"), (dbeta, "dbeta"));
+        CheckPerChannel(op, x, (gamma, "gamma"), (beta, "beta"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dgamma, "dgamma"),
+            (dbeta, "dbeta"));
         return dt;
     }
 

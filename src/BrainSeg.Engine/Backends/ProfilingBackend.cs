@@ -151,10 +151,10 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
         Time(nameof(BatchNormForwardInference) + (relu ? " + ReLU" : ""),
             () => inner.BatchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, relu));
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
-        Tensor? reluOutput = null) =>
-        Time(nameof(BatchNormBackward) + (reluOutput is null ? "" : " + ReLU"),
-            () => inner.BatchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput));
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma,
+        Tensor dbeta, bool relu = false) =>
+        Time(nameof(BatchNormBackward) + (relu ? " + ReLU" : ""),
+            () => inner.BatchNormBackward(x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta, relu));
 
     public void ReluForward(Tensor x, Tensor y) => Time(nameof(ReluForward), () => inner.ReluForward(x, y));
     public void ReluBackward(Tensor y, Tensor dy, Tensor dx) => Time(nameof(ReluBackward), () => inner.ReluBackward(y, dy, dx));

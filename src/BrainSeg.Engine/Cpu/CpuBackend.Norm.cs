@@ -46,10 +46,19 @@ public sealed partial class CpuBackend
             saveInvStd[c] = T.CreateTruncating(invStd);
             runningMean[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningMean[c]) + momentum * mean);
             runningVar[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(runningVar[c]) + momentum * variance * count / (count - 1));
-            var scale = (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * invStd;
-            Normalise(x, y, c, channels, plane, batch, mean, scale, double.CreateTruncating(beta[c]), relu);
+            var (savedMean, scale, offset) = SavedAffine(gamma, beta, saveMean, saveInvStd, c);
+            Normalise(x, y, c, channels, plane, batch, savedMean, scale, offset, relu);
         });
     }
+
+    /// <summary>
+    /// The training normalisation y = (x − mean)·scale + shift from the statistics as saved in T, not their double
+    /// originals: the backward has only the saved ones, and recomputes the fused ReLU's mask from them bit for bit.
+    /// </summary>
+    private static (double Mean, double Scale, double Shift) SavedAffine<T>(T[]? gamma, T[] beta, T[] saveMean, T[] saveInvStd, int c)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        (double.CreateTruncating(saveMean[c]), (gamma is null ? 1 : double.CreateTruncating(gamma[c])) * double.CreateTruncating(saveInvStd[c]),
+            double.CreateTruncating(beta[c]));
 
     /// <summary>
     /// y = (x − mean)·scale + shift over every plane of channel c. The fused ReLU is <see cref="Relu{T}"/> of the
@@ -89,37 +98,40 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma, Tensor dbeta,
-        Tensor? reluOutput = null)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor? gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor? dgamma,
+        Tensor dbeta, bool relu = false)
     {
-        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, reluOutput);
+        var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
         if (dt == DType.Float32)
-            BatchNormBackward(x.Shape, x.HostArray<float>(), dy.HostArray<float>(), gamma?.HostArray<float>(), saveMean.HostArray<float>(),
-                saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(), dbeta.HostArray<float>(),
-                reluOutput?.HostArray<float>());
+            BatchNormBackward(x.Shape, x.HostArray<float>(), dy.HostArray<float>(), gamma?.HostArray<float>(), beta.HostArray<float>(),
+                saveMean.HostArray<float>(), saveInvStd.HostArray<float>(), dx.HostArray<float>(), gamma is null ? null : dgamma?.HostArray<float>(),
+                dbeta.HostArray<float>(), relu);
         else
-            BatchNormBackward(x.Shape, x.HostArray<double>(), dy.HostArray<double>(), gamma?.HostArray<double>(), saveMean.HostArray<double>(),
-                saveInvStd.HostArray<double>(), dx.HostArray<double>(), gamma is null ? null : dgamma?.HostArray<double>(), dbeta.HostArray<double>(),
-                reluOutput?.HostArray<double>());
+            BatchNormBackward(x.Shape, x.HostArray<double>(), dy.HostArray<double>(), gamma?.HostArray<double>(), beta.HostArray<double>(),
+                saveMean.HostArray<double>(), saveInvStd.HostArray<double>(), dx.HostArray<double>(), gamma is null ? null : dgamma?.HostArray<double>(),
+                dbeta.HostArray<double>(), relu);
     }
 
     /// <summary>
     /// With x̂ = (x − μ)·invStd: dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invStd/M · (M·dy − dβ − x̂·dγ). Behind a fused
-    /// ReLU, dy is first zeroed where its output y is not positive (the rule of <see cref="ReluBackward"/>).
+    /// ReLU, dy is first zeroed where the forward's output was not positive (the rule of <see cref="ReluBackward"/>),
+    /// that output recomputed from x exactly as <see cref="BatchNormTraining{T}"/> rounded it.
     /// </summary>
-    private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta, T[]? y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    private void BatchNormBackward<T>(Shape s, T[] x, T[] dy, T[]? gamma, T[] beta, T[] saveMean, T[] saveInvStd, T[] dx, T[]? dgamma, T[] dbeta,
+        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int batch = s.N, channels = s.C, plane = s.H * s.W;
         long count = (long)batch * plane;
         For(channels, c =>
         {
             double mean = double.CreateTruncating(saveMean[c]), invStd = double.CreateTruncating(saveInvStd[c]);
+            var (_, scale, shift) = SavedAffine(gamma, beta, saveMean, saveInvStd, c);
+            var gate = relu ? NormPlanes.ReluGate.Of<T>(scale, shift) : NormPlanes.ReluGate.Open;
             double sumDy = 0, sumDyXhat = 0;
             for (var n = 0; n < batch; n++)
             {
                 var at = (n * channels + c) * plane;
-                var (g, gx) = NormPlanes.GradientSums<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), y is null ? default : y.AsSpan(at, plane), mean, invStd);
+                var (g, gx) = NormPlanes.GradientSums<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), mean, invStd, gate);
                 sumDy += g;
                 sumDyXhat += gx;
             }
@@ -129,8 +141,7 @@ public sealed partial class CpuBackend
             for (var n = 0; n < batch; n++)
             {
                 var at = (n * channels + c) * plane;
-                NormPlanes.InputGradient<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), y is null ? default : y.AsSpan(at, plane), dx.AsSpan(at, plane),
-                    mean, invStd, count, sumDy, sumDyXhat, k);
+                NormPlanes.InputGradient<T>(x.AsSpan(at, plane), dy.AsSpan(at, plane), dx.AsSpan(at, plane), mean, invStd, count, sumDy, sumDyXhat, k, gate);
             }
         });
     }

@@ -53,54 +53,76 @@ internal static class NormPlanes
     }
 
     /// <summary>
-    /// Σ g and Σ g·x̂ with x̂ = (x − mean)·invStd and g = dy, or behind a fused ReLU (<paramref name="y"/> not empty)
-    /// g = dy where y &gt; 0, else 0.
+    /// The fused ReLU's mask: g = dy where the forward's output T((x − mean)·scale + shift) (<see cref="Normalise{T}"/>)
+    /// was positive, else 0. Rounding to T keeps the sign but sends the tiniest values to zero, so the double value must
+    /// exceed <see cref="Floor"/>, the largest one that rounds to 0 in T (2⁻¹⁵⁰ for float, a tie that rounds to even;
+    /// 0 for double); NaN never passes. <see cref="Open"/> (no ReLU) passes every dy.
     /// </summary>
+    public readonly record struct ReluGate(bool On, double Scale, double Shift, double Floor)
+    {
+        public static readonly ReluGate Open = new(false, 0, 0, 0);
+
+        public static ReluGate Of<T>(double scale, double shift) where T : unmanaged, IFloatingPointIeee754<T> =>
+            new(true, scale, shift, typeof(T) == typeof(float) ? Math.ScaleB(1.0, -150) : 0);
+    }
+
+    /// <summary>Σ g and Σ g·x̂ with x̂ = (x − mean)·invStd and g = dy, masked by <paramref name="gate"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static (double SumG, double SumGXhat) GradientSums<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, ReadOnlySpan<T> y, double mean, double invStd)
+    public static (double SumG, double SumGXhat) GradientSums<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, double mean, double invStd, ReluGate gate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Vector256<double> sumG = default, sumGX = default, m = Vector256.Create(mean), s = Vector256.Create(invStd);
         var i = 0;
         for (; i + Lanes <= x.Length; i += Lanes)
         {
-            var g = Gradient(dy, y, i);
+            var d = Load(x, i) - m;
+            var g = Gradient(dy, i, d, gate);
             sumG += g;
-            sumGX += g * ((Load(x, i) - m) * s);
+            sumGX += g * (d * s);
         }
         double totalG = Vector256.Sum(sumG), totalGX = Vector256.Sum(sumGX);
         for (; i < x.Length; i++)
         {
-            var g = ScalarGradient(dy, y, i);
+            var d = double.CreateTruncating(x[i]) - mean;
+            var g = ScalarGradient(dy, i, d, gate);
             totalG += g;
-            totalGX += g * ((double.CreateTruncating(x[i]) - mean) * invStd);
+            totalGX += g * (d * invStd);
         }
         return (totalG, totalGX);
     }
 
     /// <summary>dx = k·((count·g − Σg) − x̂·Σg·x̂), each step rounded in double.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void InputGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, ReadOnlySpan<T> y, Span<T> dx,
-        double mean, double invStd, double count, double sumG, double sumGXhat, double k) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void InputGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dx,
+        double mean, double invStd, double count, double sumG, double sumGXhat, double k, ReluGate gate) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Vector256<double> m = Vector256.Create(mean), s = Vector256.Create(invStd), n = Vector256.Create(count);
         Vector256<double> sg = Vector256.Create(sumG), sgx = Vector256.Create(sumGXhat), kv = Vector256.Create(k);
         var i = 0;
         for (; i + Lanes <= x.Length; i += Lanes)
-            Store(dx, i, kv * ((n * Gradient(dy, y, i) - sg) - (Load(x, i) - m) * s * sgx));
+        {
+            var d = Load(x, i) - m;
+            Store(dx, i, kv * ((n * Gradient(dy, i, d, gate) - sg) - d * s * sgx));
+        }
         for (; i < x.Length; i++)
-            dx[i] = T.CreateTruncating(k * ((count * ScalarGradient(dy, y, i) - sumG) - (double.CreateTruncating(x[i]) - mean) * invStd * sumGXhat));
+        {
+            var d = double.CreateTruncating(x[i]) - mean;
+            dx[i] = T.CreateTruncating(k * ((count * ScalarGradient(dy, i, d, gate) - sumG) - d * invStd * sumGXhat));
+        }
     }
 
+    /// <summary>dy at i..i+3, masked by the gate; d = x − mean there, computed as <see cref="Normalise{T}"/> computes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<double> Gradient<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, int i) where T : unmanaged, IFloatingPointIeee754<T>
+    private static Vector256<double> Gradient<T>(ReadOnlySpan<T> dy, int i, Vector256<double> d, ReluGate gate) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = Load(dy, i);
-        return y.IsEmpty ? g : Vector256.ConditionalSelect(Vector256.GreaterThan(Load(y, i), Vector256<double>.Zero), g, Vector256<double>.Zero);
+        if (!gate.On) return g;
+        var output = d * Vector256.Create(gate.Scale) + Vector256.Create(gate.Shift);
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(output, Vector256.Create(gate.Floor)), g, Vector256<double>.Zero);
     }
 
-    private static double ScalarGradient<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, int i) where T : unmanaged, IFloatingPointIeee754<T> =>
-        y.IsEmpty || y[i] > T.Zero ? double.CreateTruncating(dy[i]) : 0;
+    private static double ScalarGradient<T>(ReadOnlySpan<T> dy, int i, double d, ReluGate gate) where T : unmanaged, IFloatingPointIeee754<T> =>
+        !gate.On || d * gate.Scale + gate.Shift > gate.Floor ? double.CreateTruncating(dy[i]) : 0;
 
     /// <summary>Elements i..i+3 as doubles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

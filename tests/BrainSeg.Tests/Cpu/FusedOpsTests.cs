@@ -32,16 +32,16 @@ public class FusedOpsTests(DType dt)
         using var dm = Backend.Empty(XShape, dt);
         Backend.ReluBackward(r, dy, dm);
         using var grads = NewGrads();
-        Backend.BatchNormBackward(x, dm, gamma, stats.SaveMean, stats.SaveInvStd, grads.Dx, grads.Dgamma, grads.Dbeta);
+        Backend.BatchNormBackward(x, dm, gamma, beta, stats.SaveMean, stats.SaveInvStd, grads.Dx, grads.Dgamma, grads.Dbeta);
 
-        // Fused: one forward, one backward that masks dy by its own output.
+        // Fused: one forward, one backward that recomputes the ReLU's mask from x and the saved statistics.
         using var fusedStats = NewStats();
         using var fused = Backend.Empty(XShape, dt);
         Backend.BatchNormForwardTraining(x, gamma, beta, fused, fusedStats.RunningMean, fusedStats.RunningVar, fusedStats.SaveMean,
             fusedStats.SaveInvStd, 0.1, 1e-4, relu: true);
         using var fusedGrads = NewGrads();
-        Backend.BatchNormBackward(x, dy, gamma, fusedStats.SaveMean, fusedStats.SaveInvStd, fusedGrads.Dx, fusedGrads.Dgamma, fusedGrads.Dbeta,
-            reluOutput: fused);
+        Backend.BatchNormBackward(x, dy, gamma, beta, fusedStats.SaveMean, fusedStats.SaveInvStd, fusedGrads.Dx, fusedGrads.Dgamma,
+            fusedGrads.Dbeta, relu: true);
 
         Assert.That(Bits(r).Count(b => b == 0), Is.InRange(XShape.Numel / 4, 3 * XShape.Numel / 4), "about half the outputs are rectified");
         Assert.Multiple(() =>
@@ -52,6 +52,38 @@ public class FusedOpsTests(DType dt)
             Assert.That(Bits(fusedGrads.Dx), Is.EqualTo(Bits(grads.Dx)), "dx");
             Assert.That(Bits(fusedGrads.Dbeta), Is.EqualTo(Bits(grads.Dbeta)), "dbeta");
             if (withGamma) Assert.That(Bits(fusedGrads.Dgamma), Is.EqualTo(Bits(grads.Dgamma)), "dgamma");
+        });
+    }
+
+    // The backward's recomputed mask at the edge of rounding: with μ = 0, invStd = 2⁻⁶⁰, no γ and β = 0 the forward's
+    // output is T(x·2⁻⁶⁰), which float rounds to 0 for x = 2⁻⁹¹ and 2⁻⁹⁰ (2⁻¹⁵¹, and the tie 2⁻¹⁵⁰) while double keeps
+    // them; exactly 0 and negative values never pass.
+    [Test]
+    public void FusedBackwardMasksExactlyWhereTheRoundedOutputIsPositive()
+    {
+        double[] xs = [Math.ScaleB(1, -91), Math.ScaleB(1, -90), Math.ScaleB(1, -89), 0, -Math.ScaleB(1, -89), 1, -1];
+        var shape = new Shape(xs.Length, 1, 1, 1);
+        var one = new Shape(1);
+        var invStd = Math.ScaleB(1, -60);
+        var positive = Array.ConvertAll(xs, v => dt == DType.Float32 ? (float)(v * invStd) > 0 : v * invStd > 0);
+        var tiny = dt == DType.Float64;
+        Assert.That(positive, Is.EqualTo(new[] { tiny, tiny, true, false, false, true, false }), "the expected mask");
+        using var x = Make(xs, shape);
+        using var beta = Make([0], one);
+        using var saveMean = Make([0], one);
+        using var saveInvStd = Make([invStd], one);
+        using var dy = Make(Array.ConvertAll(xs, _ => 1.0), shape);
+        using var masked = Make(Array.ConvertAll(positive, p => p ? 1.0 : 0), shape);
+        using var fusedDx = Backend.Empty(shape, dt);
+        using var fusedDbeta = Backend.Empty(one, dt);
+        using var dx = Backend.Empty(shape, dt);
+        using var dbeta = Backend.Empty(one, dt);
+        Backend.BatchNormBackward(x, dy, null, beta, saveMean, saveInvStd, fusedDx, null, fusedDbeta, relu: true);
+        Backend.BatchNormBackward(x, masked, null, beta, saveMean, saveInvStd, dx, null, dbeta);
+        Assert.Multiple(() =>
+        {
+            Assert.That(dt == DType.Float32 ? fusedDbeta.ToHost<float>()[0] : fusedDbeta.ToHost<double>()[0], Is.EqualTo(positive.Count(p => p)), "dbeta = Σ of the unmasked dy");
+            Assert.That(Bits(fusedDx), Is.EqualTo(Bits(dx)), "dx");
         });
     }
 

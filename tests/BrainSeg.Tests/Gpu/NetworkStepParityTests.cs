@@ -18,7 +18,9 @@ namespace BrainSeg.Tests.Gpu;
 /// problem more than the code: three RMSprop steps of the 17-layer FCN at initialisation amplify rounding
 /// about 10⁵-fold (the CPU's own float32 run differs from its float64 run by ~3e-2 in the first layer's
 /// weights), so the float32 test asks that the GPU is about as accurate as the CPU: its distance from the
-/// float64 reference may be at most 4× the CPU float32's distance, plus 1e-4.
+/// float64 reference may be at most 4× the CPU float32's distance, plus 1e-4. The CPU's distance counts at least
+/// the network's median one: a tensor whose first RMSprop steps follow the sign of a near-zero gradient (a
+/// two-value bias) is as far from float64 as chance puts it, about 1 or about 0, so its own CPU figure is no bar.
 /// </para>
 /// </summary>
 public class NetworkStepParityTests
@@ -50,8 +52,10 @@ public class NetworkStepParityTests
             TestContext.Out.WriteLine($"{scheme} {n}: float32 vs float64 reference: CPU {c:E2}, GPU {g:E2}");
         foreach (var choice in gpu.ConvolutionChoices)
             TestContext.Out.WriteLine($"cuDNN {choice}");
+        var typical = Median(rows.Select(r => r.Cpu));
         foreach (var (n, c, g) in rows)
-            Assert.That(g, Is.LessThanOrEqualTo(4 * c + 1e-4), $"{scheme} {n}: the GPU's float32 steps are {g:E2} from float64, the CPU's {c:E2}");
+            Assert.That(g, Is.LessThanOrEqualTo(4 * Math.Max(c, typical) + 1e-4),
+                $"{scheme} {n}: the GPU's float32 steps are {g:E2} from float64, the CPU's {c:E2} (median {typical:E2})");
     }
 
     /// <summary>The same harness between two CPU thread counts, which must give bit-identical steps; it runs everywhere.</summary>
@@ -162,6 +166,12 @@ public class NetworkStepParityTests
     private static Dictionary<string, double[]> Snapshot(Module m) =>
         m.NamedParameters().Concat(m.NamedBuffers()).ToDictionary(p => p.Name, p =>
             p.Tensor.DType == DType.Float64 ? p.Tensor.ToHost<double>() : Array.ConvertAll(p.Tensor.ToHost<float>(), v => (double)v));
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return (sorted[(sorted.Length - 1) / 2] + sorted[sorted.Length / 2]) / 2;
+    }
 
     /// <summary>‖a − b‖ / ‖b‖.</summary>
     private static double Distance(double[] a, double[] b)
