@@ -126,7 +126,7 @@ API int cuEventRecord(Clock::time_point* e, void*) { return submit([e] { *e = no
 API int cuEventSynchronize(Clock::time_point*) { return refuseWhileCapturing("cuEventSynchronize"); }
 API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
-API int cuModuleLoadData(void** m, const void*) { *m = &moduleToken; return 0; }
+API int cuModuleLoadData(void** m, const void*) { if (int r = refuseWhileCapturing("cuModuleLoadData")) return r; *m = &moduleToken; return 0; }
 API int cuModuleUnload(void*) { return 0; }
 API int cuModuleGetFunction(void** f, void*, const char* name) {
     for (auto& e : registry()) if (strcmp(e.name, name) == 0) { *f = &e; return 0; }

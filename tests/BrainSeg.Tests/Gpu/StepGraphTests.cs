@@ -17,7 +17,7 @@ namespace BrainSeg.Tests.Gpu;
 [Category("Gpu")]
 public sealed class StepGraphTests(TensorLayout layout)
 {
-    private const int Classes = 4, Batch = 4, Steps = 4;
+    private const int Classes = 4, Batch = 4, Steps = 3;
 
     private CudaBackend Gpu => GpuDevice.Require(layout);
 
