@@ -86,6 +86,54 @@ public sealed class StepGraphTests(TensorLayout layout)
         return (state, losses, net.Random.Offset);
     }
 
+    /// <summary>
+    /// cuDNN's legacy convolution calls and cuBLAS's GEMM (whose alpha and beta are read from host memory at the
+    /// call) replay with the values they were captured with: two replays give the bits of two eager calls.
+    /// </summary>
+    [Test]
+    public void LibraryCallsReplayAsTheyWereCaptured()
+    {
+        GpuDevice.Require(layout);
+        using var b = CudaBackend.Create(options: new CudaBackendOptions { Layout = layout, LegacyConvolutionSearch = true });
+        var rng = new Random(7);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var spec = new Conv2dSpec(2, 1);
+        using var x = Tensor.FromHost(b, Values(2 * 3 * 9 * 9), 2, 3, 9, 9);
+        using var w = Tensor.FromHost(b, Values(4 * 3 * 3 * 3), 4, 3, 3, 3);
+        using var y = b.Empty(new Shape(2, 4, 7, 7), DType.Float32);
+        using var dx = b.Empty(x.Shape, DType.Float32);
+        using var dw = b.Empty(w.Shape, DType.Float32);
+        using var a = Tensor.FromHost(b, Values(4 * 5), 4, 5);
+        using var m = Tensor.FromHost(b, Values(6 * 5), 6, 5);
+        var c0 = Values(4 * 6);
+        using var c = Tensor.FromHost(b, c0, 4, 6);
+        void Step()
+        {
+            b.Conv2dForward(x, w, y, spec);
+            b.Conv2dBackwardData(y, w, dx, spec);
+            b.Conv2dBackwardFilter(x, y, dw, spec);
+            b.Gemm(false, true, 0.5, a, m, 0.25, c);   // β ≠ 0: each call builds on the last
+        }
+        float[][] Results() => [y.ToHost<float>(), dx.ToHost<float>(), dw.ToHost<float>(), c.ToHost<float>()];
+
+        Step();
+        Step();
+        var eager = Results();
+        b.Upload<float>(c0, c);
+        b.Fill(y, 0);
+        b.Fill(dx, 0);
+        b.Fill(dw, 0);
+        using (var graph = b.Capture(Step, new RandomStream(0)))
+        {
+            Assert.That(c.ToHost<float>(), Is.EqualTo(c0), "capturing ran nothing");
+            graph.Replay();
+            graph.Replay();
+        }
+        var replayed = Results();
+        for (var i = 0; i < eager.Length; i++)
+            Assert.That(replayed[i], Is.EqualTo(eager[i]), new[] { "y", "dx", "dw", "c" }[i]);
+    }
+
     [Test]
     public void AReplayIsOneLaunchOfTheCapturedWork()
     {
