@@ -25,16 +25,7 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
     public void AWarmStepAtBatch300QueuesWorkWithoutWaitingOrAllocating(BenchStep step, int maxLaunchesNchw, int maxLaunchesNhwc)
     {
         int maxLaunches = layout == TensorLayout.Nhwc ? maxLaunchesNhwc : maxLaunchesNchw;
-        RequireCountsOnlyOnTheStandIn();
-        using var work = BenchRunner.Build(Gpu, new BenchSettings { Step = step, Batch = 300 });
-        work.Step(0);
-        work.Step(1);
-        Gpu.Synchronize();
-        var before = Gpu.Counters.Total;
-        work.Step(2);
-        var counted = Gpu.Counters.Total - before;
-        Gpu.Synchronize();
-        TestContext.Out.WriteLine($"{step} batch 300, warm step: {counted}");
+        var counted = WarmStep(new BenchSettings { Step = step, Batch = 300 });
         Assert.Multiple(() =>
         {
             Assert.That(counted.DeviceAllocs, Is.Zero, "device allocations");
@@ -53,17 +44,8 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
     [TestCase(BenchStep.Dilated)]
     public void AReplayedStepAtBatch300IsOneLaunch(BenchStep step)
     {
-        RequireCountsOnlyOnTheStandIn();
         var settings = new BenchSettings { Step = step, Batch = 300, Graphs = true };
-        using var work = BenchRunner.Build(Gpu, settings);
-        work.Step(0);   // eager, then captured
-        work.Step(1);
-        Gpu.Synchronize();
-        var before = Gpu.Counters.Total;
-        work.Step(2);
-        var counted = Gpu.Counters.Total - before;
-        Gpu.Synchronize();
-        TestContext.Out.WriteLine($"{step} batch 300, replayed step: {counted}");
+        var counted = WarmStep(settings);   // the first step ran eagerly and was captured
         Assert.Multiple(() =>
         {
             Assert.That(counted.Launches, Is.EqualTo(1), "launches");
@@ -76,9 +58,20 @@ public sealed class StepCounterTests(TensorLayout layout) : GpuTestBase
         });
     }
 
-    private void RequireCountsOnlyOnTheStandIn()
+    /// <summary>The work counted for the third step of <paramref name="settings"/>' workload.</summary>
+    private WorkCounts WarmStep(BenchSettings settings)
     {
         if (Gpu.Context.DeviceName.StartsWith("Fake", StringComparison.Ordinal) && Environment.GetEnvironmentVariable("FAKE_CUDA_SKIP_COMPUTE") is null)
             Assert.Ignore("the CPU stand-in computes a batch-300 step for hours; run with FAKE_CUDA_SKIP_COMPUTE=1 (counts only)");
+        using var work = BenchRunner.Build(Gpu, settings);
+        work.Step(0);
+        work.Step(1);
+        Gpu.Synchronize();
+        var before = Gpu.Counters.Total;
+        work.Step(2);
+        var counted = Gpu.Counters.Total - before;
+        Gpu.Synchronize();
+        TestContext.Out.WriteLine($"{settings.Step} batch {settings.Batch}{(settings.Graphs ? ", replayed" : "")}, warm step: {counted}");
+        return counted;
     }
 }
