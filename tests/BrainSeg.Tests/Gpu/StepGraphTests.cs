@@ -163,6 +163,51 @@ public sealed class StepGraphTests(TensorLayout layout)
         Assert.That(random.Offset, Is.EqualTo(3000UL), "three steps drew 1000 each: the eager one, and the two replays");
     }
 
+    /// <summary>
+    /// Draws from the stream between replays (eager dropout, another graph) and an offset set back (a checkpoint
+    /// restored) move the graph's device word with one small launch, so each replay draws where an eager step would.
+    /// </summary>
+    [Test]
+    public void ReplaysFollowTheStreamWhenItIsDrawnFromOrSetBetweenThem()
+    {
+        var b = Gpu;
+        using var x = b.Empty(new Shape(1000), DType.Float32);
+        using var y = b.Empty(x.Shape, DType.Float32);
+        b.Fill(x, 1);
+        float[][] Run(bool graphs, out ulong offset)
+        {
+            var random = new RandomStream(11, 5);
+            void Step() => b.DropoutMultiply(x, y, 0.5, random.Seed, random.Take(x.Numel));
+            var masks = new List<float[]>();
+            IStepGraph? graph = null;
+            try
+            {
+                for (var k = 0; k < 5; k++)
+                {
+                    if (k == 2) random.Take(37);
+                    if (k == 3) random.Offset = 5;
+                    if (graph is null) Step();
+                    else graph.Replay();
+                    masks.Add(y.ToHost<float>());
+                    if (graphs && graph is null) graph = b.Capture(Step, random);
+                }
+            }
+            finally
+            {
+                graph?.Dispose();
+            }
+            offset = random.Offset;
+            return [.. masks];
+        }
+        var eager = Run(graphs: false, out var eagerOffset);
+        var before = b.Counters.Total;
+        var replayed = Run(graphs: true, out var replayedOffset);
+        Assert.That(replayedOffset, Is.EqualTo(eagerOffset));
+        for (var k = 0; k < eager.Length; k++) Assert.That(replayed[k], Is.EqualTo(eager[k]), $"step {k}");
+        Assert.That(eager[1], Is.Not.EqualTo(eager[2]), "the masks differ from step to step");
+        Assert.That((b.Counters.Total - before).GraphLaunches, Is.EqualTo(4));
+    }
+
     [Test]
     public void TheGraphHoldsTheBlocksItsWorkUsesUntilDisposed()
     {
