@@ -130,7 +130,7 @@ API int cuEventQuery(Clock::time_point*) { return refuseWhileCapturing("cuEventQ
 API int cuStreamWaitEvent(void*, Clock::time_point*, unsigned) { return 0; }   // one stream runs everything in order
 API int cuEventElapsedTime(float* ms, Clock::time_point* a, Clock::time_point* b) { *ms = std::chrono::duration<float, std::milli>(*b - *a).count(); return 0; }
 static int moduleToken;
-API int cuModuleLoadData(void** m, const void*) { *m = &moduleToken; return 0; }
+API int cuModuleLoadData(void** m, const void*) { if (int r = refuseWhileCapturing("cuModuleLoadData")) return r; *m = &moduleToken; return 0; }
 API int cuModuleUnload(void*) { return 0; }
 API int cuModuleGetFunction(void** f, void*, const char* name) {
     for (auto& e : registry()) if (strcmp(e.name, name) == 0) { *f = &e; return 0; }

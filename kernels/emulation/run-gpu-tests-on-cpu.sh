@@ -2,8 +2,9 @@
 # Runs the Gpu test category WITHOUT a GPU: builds fake-cuda.cpp (a CPU stand-in for libcuda, NVRTC, cuBLAS
 # and cuDNN whose kernel launches execute the real kernels/*.cu as host C++) under the real sonames, points
 # BRAINSEG_CUDA_LIBS at it and runs the tests. It proves the backend's plumbing (argument lists, launch
-# shapes, validation, pool, cuBLAS operand order, cuDNN descriptor use) and the kernels' logic; it does not
-# prove NVRTC compilation (see ../nvrtc-check.py) or real cuDNN/cuBLAS numerics (that takes a device run).
+# shapes, validation, pool, cuBLAS operand order, cuDNN descriptor use, CUDA graph capture and replay) and the
+# kernels' logic; it does not prove NVRTC compilation (see ../nvrtc-check.py) or real cuDNN/cuBLAS numerics, nor
+# which calls a real driver lets a capture hold (that takes a device run).
 # Usage (repository root): kernels/emulation/run-gpu-tests-on-cpu.sh [test-runner options]   Needs clang++ (or g++ ≥ 11)
 #        and python3. Options go to the test runner after the Gpu filter (--filter narrows it, --report-trx …);
 #        CONFIGURATION (default Release) picks the build, NO_BUILD=1 uses the build already there.

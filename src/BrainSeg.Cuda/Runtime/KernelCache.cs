@@ -41,6 +41,7 @@ public sealed unsafe class KernelCache
             context.MakeCurrent();
             if (!modules.TryGetValue(module, out nint handle))
             {
+                context.RefuseWhileCapturing($"loading the kernel module {module}");
                 handle = LoadModule(module, source);
                 modules[module] = handle;
             }

@@ -76,6 +76,7 @@ public class OptionValueTests
     [TestCase("experiment", "--plane", "axial, coronal, sagittal")]
     [TestCase("experiment", "--connectivity", "6, 18, 26")]
     [TestCase("bench", "--step", "fcn, dilated, adversarial, segment, cohort, conv, batchnorm")]
+    [TestCase("bench", "--graphs", "on, off")]
     [TestCase("model", "--net", "fcn, dilated, disc")]
     public void AnUnknownChoiceIsOneLineListingTheAcceptedValues(string verb, string option, string accepted)
     {
@@ -91,6 +92,15 @@ public class OptionValueTests
     {
         Cli.Refused(["no-such-verb"], "no-such-verb");
         Cli.Refused([.. Base["segment"], "--no-such-option"], "--no-such-option");
+    }
+
+    [Test]
+    public void GraphsAreRefusedWhereNoStepCanBeCaptured()
+    {
+        string[] bench = ["bench", "--batch", "1", "--reps", "1", "--warmup", "0"];
+        Cli.Refused([.. bench, "--device", "cpu", "--step", "fcn", "--graphs", "on"], "--graphs on", "CUDA");
+        Cli.Refused([.. bench, "--device", "cpu", "--step", "segment", "--graphs", "on"], "--graphs on", "fcn, dilated and adversarial");
+        Cli.Refused([.. bench, "--device", "cpu", "--step", "fcn", "--graphs", "on", "--profile"], "--profile", "--graphs on");
     }
 
     [Test]

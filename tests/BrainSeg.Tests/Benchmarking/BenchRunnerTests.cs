@@ -106,11 +106,13 @@ public class BenchRunnerTests
     public void JsonCarriesTheCountsPerStepOnlyWhereTheBackendCounts()
     {
         var s = new BenchSettings { Step = BenchStep.Fcn, Batch = 2, Reps = 4 };
-        var counted = new BenchResult(s, "dev", "fp32/nchw", 1, 1, 1, 4, 1, 1, 0, 0, new WorkCounts(400, 2, 0, 4, 0, 4e9, 8e9));
+        var counted = new BenchResult(s with { Graphs = true }, "dev", "fp32/nchw", 1, 1, 1, 4, 1, 1, 0, 0, new WorkCounts(4, 2, 0, 4, 0, 4e9, 8e9, GraphLaunches: 4));
         var json = JsonDocument.Parse(BenchRunner.ToJson(counted)).RootElement;
         Assert.Multiple(() =>
         {
-            Assert.That(json.GetProperty("launches_per_step").GetDouble(), Is.EqualTo(100));
+            Assert.That(json.GetProperty("graphs").GetString(), Is.EqualTo("on"));
+            Assert.That(json.GetProperty("launches_per_step").GetDouble(), Is.EqualTo(1));
+            Assert.That(json.GetProperty("graph_launches_per_step").GetDouble(), Is.EqualTo(1));
             Assert.That(json.GetProperty("host_syncs_per_step").GetDouble(), Is.EqualTo(0.5));
             Assert.That(json.GetProperty("device_allocs_per_step").GetDouble(), Is.EqualTo(0));
             Assert.That(json.GetProperty("copies_per_step").GetDouble(), Is.EqualTo(1));

@@ -17,7 +17,7 @@ namespace BrainSeg.Tests.Gpu;
 [Category("Gpu")]
 public sealed class StepGraphTests(TensorLayout layout)
 {
-    private const int Classes = 4, Batch = 4, Steps = 4;
+    private const int Classes = 4, Batch = 4, Steps = 3;
 
     private CudaBackend Gpu => GpuDevice.Require(layout);
 
@@ -86,6 +86,54 @@ public sealed class StepGraphTests(TensorLayout layout)
         return (state, losses, net.Random.Offset);
     }
 
+    /// <summary>
+    /// cuDNN's legacy convolution calls and cuBLAS's GEMM (whose alpha and beta are read from host memory at the
+    /// call) replay with the values they were captured with: two replays give the bits of two eager calls.
+    /// </summary>
+    [Test]
+    public void LibraryCallsReplayAsTheyWereCaptured()
+    {
+        GpuDevice.Require(layout);
+        using var b = CudaBackend.Create(options: new CudaBackendOptions { Layout = layout, LegacyConvolutionSearch = true });
+        var rng = new Random(7);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var spec = new Conv2dSpec(2, 1);
+        using var x = Tensor.FromHost(b, Values(2 * 3 * 9 * 9), 2, 3, 9, 9);
+        using var w = Tensor.FromHost(b, Values(4 * 3 * 3 * 3), 4, 3, 3, 3);
+        using var y = b.Empty(new Shape(2, 4, 7, 7), DType.Float32);
+        using var dx = b.Empty(x.Shape, DType.Float32);
+        using var dw = b.Empty(w.Shape, DType.Float32);
+        using var a = Tensor.FromHost(b, Values(4 * 5), 4, 5);
+        using var m = Tensor.FromHost(b, Values(6 * 5), 6, 5);
+        var c0 = Values(4 * 6);
+        using var c = Tensor.FromHost(b, c0, 4, 6);
+        void Step()
+        {
+            b.Conv2dForward(x, w, y, spec);
+            b.Conv2dBackwardData(y, w, dx, spec);
+            b.Conv2dBackwardFilter(x, y, dw, spec);
+            b.Gemm(false, true, 0.5, a, m, 0.25, c);   // β ≠ 0: each call builds on the last
+        }
+        float[][] Results() => [y.ToHost<float>(), dx.ToHost<float>(), dw.ToHost<float>(), c.ToHost<float>()];
+
+        Step();
+        Step();
+        var eager = Results();
+        b.Upload<float>(c0, c);
+        b.Fill(y, 0);
+        b.Fill(dx, 0);
+        b.Fill(dw, 0);
+        using (var graph = b.Capture(Step, new RandomStream(0)))
+        {
+            Assert.That(c.ToHost<float>(), Is.EqualTo(c0), "capturing ran nothing");
+            graph.Replay();
+            graph.Replay();
+        }
+        var replayed = Results();
+        for (var i = 0; i < eager.Length; i++)
+            Assert.That(replayed[i], Is.EqualTo(eager[i]), new[] { "y", "dx", "dw", "c" }[i]);
+    }
+
     [Test]
     public void AReplayIsOneLaunchOfTheCapturedWork()
     {
@@ -113,6 +161,51 @@ public sealed class StepGraphTests(TensorLayout layout)
         Assert.That(counted.Bytes, Is.EqualTo(2 * graph.CapturedWork.Bytes).And.GreaterThan(0));
         Assert.That(acc.ToHost<float>(), Is.All.EqualTo(3f), "one eager step and two replays each added 1; capturing ran nothing");
         Assert.That(random.Offset, Is.EqualTo(3000UL), "three steps drew 1000 each: the eager one, and the two replays");
+    }
+
+    /// <summary>
+    /// Draws from the stream between replays (eager dropout, another graph) and an offset set back (a checkpoint
+    /// restored) move the graph's device word with one small launch, so each replay draws where an eager step would.
+    /// </summary>
+    [Test]
+    public void ReplaysFollowTheStreamWhenItIsDrawnFromOrSetBetweenThem()
+    {
+        var b = Gpu;
+        using var x = b.Empty(new Shape(1000), DType.Float32);
+        using var y = b.Empty(x.Shape, DType.Float32);
+        b.Fill(x, 1);
+        float[][] Run(bool graphs, out ulong offset)
+        {
+            var random = new RandomStream(11, 5);
+            void Step() => b.DropoutMultiply(x, y, 0.5, random.Seed, random.Take(x.Numel));
+            var masks = new List<float[]>();
+            IStepGraph? graph = null;
+            try
+            {
+                for (var k = 0; k < 5; k++)
+                {
+                    if (k == 2) random.Take(37);
+                    if (k == 3) random.Offset = 5;
+                    if (graph is null) Step();
+                    else graph.Replay();
+                    masks.Add(y.ToHost<float>());
+                    if (graphs && graph is null) graph = b.Capture(Step, random);
+                }
+            }
+            finally
+            {
+                graph?.Dispose();
+            }
+            offset = random.Offset;
+            return [.. masks];
+        }
+        var eager = Run(graphs: false, out var eagerOffset);
+        var before = b.Counters.Total;
+        var replayed = Run(graphs: true, out var replayedOffset);
+        Assert.That(replayedOffset, Is.EqualTo(eagerOffset));
+        for (var k = 0; k < eager.Length; k++) Assert.That(replayed[k], Is.EqualTo(eager[k]), $"step {k}");
+        Assert.That(eager[1], Is.Not.EqualTo(eager[2]), "the masks differ from step to step");
+        Assert.That((b.Counters.Total - before).GraphLaunches, Is.EqualTo(4));
     }
 
     [Test]
