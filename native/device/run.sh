@@ -197,25 +197,26 @@ ours() {
 if [[ -n "$driver" ]] && command -v nvidia-smi >/dev/null; then
     step gpu-clocks 15 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu,utilization.gpu --format=csv
 fi
+# In order of what the targets need, so that a spent budget skips the least of it: the training steps eager and
+# replayed as CUDA graphs (one launch per step), the trainer's adversarial iteration both ways, batch 100, segment.
 ours bench-fcn-300 14 --step fcn --batch 300 --precision tf32 --time-limit 4
 ours bench-dilated-300 14 --step dilated --batch 300 --precision tf32 --time-limit 4
-# The same steps replayed as CUDA graphs (one launch per step), and the trainer's adversarial iteration both ways.
 ours bench-fcn-300-graphs 12 --step fcn --batch 300 --precision tf32 --graphs on --time-limit 3
 ours bench-dilated-300-graphs 12 --step dilated --batch 300 --precision tf32 --graphs on --time-limit 3
+ours bench-adv-100 14 --step adversarial --batch 100 --precision tf32 --time-limit 4
 ours bench-adv-100-graphs 12 --step adversarial --batch 100 --precision tf32 --graphs on --time-limit 3
+ours bench-fcn-100 12 --step fcn --batch 100 --precision tf32 --graphs on --time-limit 3
+ours bench-dilated-100 12 --step dilated --batch 100 --precision tf32 --graphs on --time-limit 3
+ours bench-segment 20 --step segment --batch 16 --precision tf32 --time-limit 8
 # The levers one at a time: NCHW instead of channels-last, the legacy algorithm search instead of timed graph-API
 # engines, and deterministic engines only (each against bench-fcn-300 above).
 ours bench-fcn-300-nchw 14 --step fcn --batch 300 --precision tf32 --layout nchw --time-limit 4
 ours bench-fcn-300-legacy 14 --step fcn --batch 300 --precision tf32 --legacy-conv --time-limit 4
 ours bench-fcn-300-det 14 --step fcn --batch 300 --precision tf32 --deterministic --time-limit 4
-ours bench-adv-100 14 --step adversarial --batch 100 --precision tf32 --time-limit 4
-ours bench-segment 20 --step segment --batch 16 --precision tf32 --time-limit 8
 # Single layers, to place the gap: the 32→32 3×3 conv at both ends of the dilations, and batch norm + ReLU.
 ours bench-conv-d1-300 8 --step conv --batch 300 --precision tf32 --dilation 1 --time-limit 2
 ours bench-conv-d16-300 8 --step conv --batch 300 --precision tf32 --dilation 16 --time-limit 2
 ours bench-batchnorm-300 8 --step batchnorm --batch 300 --time-limit 2
-ours bench-fcn-100 12 --step fcn --batch 100 --precision tf32 --time-limit 3
-ours bench-dilated-100 12 --step dilated --batch 100 --precision tf32 --time-limit 3
 ours bench-fcn-300-fp32 12 --step fcn --batch 300 --precision fp32 --time-limit 3
 # The peer: the GPU machine's PyTorch (its own venv first); two runs so that a slow one cannot starve segment.
 torch_python=""

@@ -75,7 +75,7 @@ internal static class BenchCommand
                 var card = Card(backend);
                 var precision = GpuMath.Describe(backend);
                 var variant = backend is CudaBackend c
-                    ? $"{(c.Options.AllowTf32 ? "tf32" : "fp32")}/{c.Options.Layout.ToString().ToLowerInvariant()}" + (c.Options.DeterministicAlgorithms ? "/deterministic" : "") + (legacySearch ? "/legacy-conv" : "")
+                    ? $"{(c.Options.AllowTf32 ? "tf32" : "fp32")}/{c.Options.Layout.ToString().ToLowerInvariant()}" + (c.Options.DeterministicAlgorithms ? "/deterministic" : "") + (legacySearch ? "/legacy-conv" : "") + (settings.Graphs ? "/graphs" : "")
                     : "fp32/nchw";
                 if (!parsed.GetValue(json))
                     Console.Out.WriteLine($"card: {card}; precision {precision}");
