@@ -185,9 +185,7 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     private List<EngineCandidate> Admissible(ConvolutionGraph graph, DType dt)
     {
-        var all = graph.Candidates(cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_A, MaxTimedEngines);
-        foreach (var c in graph.Candidates(cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK, MaxTimedEngines))
-            if (!all.Any(a => a.Choice.Equals(c.Choice))) all.Add(c);
+        var all = graph.Proposed(MaxTimedEngines);
         bool exact = dt == DType.Float32 && !Options.AllowTf32;
         var admitted = all.Where(c => !c.Notes.Contains(CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
             && !(exact && c.Notes.Any(n => n is CUDNN_NUMERICAL_NOTE_TENSOR_CORE or CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION))

@@ -13,7 +13,6 @@ public sealed unsafe partial class CudaBackend
 
     private readonly List<UploadSlot> _freeSlots = [];
     private readonly Queue<UploadSlot> _slotsInFlight = new();
-    private int _slotCount;
 
     /// <summary>
     /// Host → pinned slot (a memcpy), pinned → device staging block on the copy stream, then, once the compute
@@ -50,7 +49,7 @@ public sealed unsafe partial class CudaBackend
             _freeSlots.Remove(best);
             return best;
         }
-        if (_slotCount >= MaxUploadSlots)
+        if (_freeSlots.Count + _slotsInFlight.Count >= MaxUploadSlots)
         {
             // Every slot is taken: reuse the oldest, after the device has consumed it.
             if (_freeSlots.Count > 0) best = _freeSlots[0];
@@ -62,9 +61,7 @@ public sealed unsafe partial class CudaBackend
             }
             _freeSlots.Remove(best);
             best.Dispose();
-            _slotCount--;
         }
-        _slotCount++;
         return new UploadSlot(_ctx.Pool, DeviceMemoryPool.BucketSize(bytes));
     }
 
@@ -73,7 +70,6 @@ public sealed unsafe partial class CudaBackend
         foreach (var s in _freeSlots.Concat(_slotsInFlight)) s.Dispose();
         _freeSlots.Clear();
         _slotsInFlight.Clear();
-        _slotCount = 0;
     }
 
     /// <summary>Pinned host memory, its device staging block, and the events that say when each may be refilled.</summary>

@@ -46,19 +46,8 @@ public static class FusionProbe
         }
         using (graph)
         {
-            var candidates = new List<EngineCandidate>();
-            foreach (var mode in new[] { cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_A, cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK })
-            {
-                try
-                {
-                    foreach (var c in graph.Candidates(mode, 16))
-                        if (!candidates.Any(k => k.Choice.Equals(c.Choice))) candidates.Add(c);
-                }
-                catch (CudaException)
-                {
-                    // A heuristics mode that has nothing for this graph proposes no engine.
-                }
-            }
+            // A heuristics mode that has nothing for a fused graph may refuse it: that mode proposes no engine.
+            var candidates = graph.Proposed(16, skipRefused: true);
             var planned = new List<string>();
             foreach (var c in candidates)
             {

@@ -100,6 +100,28 @@ internal abstract unsafe class OperationGraph(nint cudnnHandle) : IDisposable
             .Finish();
     }
 
+    /// <summary>
+    /// Every engine cuDNN proposes for the graph: the heuristics' list (mode A), then the fallback list's engines not
+    /// already in it, at most <paramref name="max"/> of each. A heuristics mode that refuses the graph throws, unless
+    /// <paramref name="skipRefused"/>: then it proposes nothing.
+    /// </summary>
+    public List<EngineCandidate> Proposed(int max, bool skipRefused = false)
+    {
+        var all = new List<EngineCandidate>();
+        foreach (var mode in new[] { cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_A, cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK })
+        {
+            try
+            {
+                foreach (var c in Candidates(mode, max))
+                    if (!all.Any(a => a.Choice.Equals(c.Choice))) all.Add(c);
+            }
+            catch (CudaException) when (skipRefused)
+            {
+            }
+        }
+        return all;
+    }
+
     /// <summary>The engine configurations cuDNN's heuristics propose, best first, with what they are.</summary>
     public List<EngineCandidate> Candidates(cudnnBackendHeurMode_t mode, int max)
     {

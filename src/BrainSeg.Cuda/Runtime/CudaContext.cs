@@ -180,9 +180,8 @@ public sealed unsafe class CudaContext : IDisposable
         if (bytes == 0) return;
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         RefuseWhileCapturing("a device-to-host copy (the host waits for it)");
-        Counters.Copy();
         Counters.HostSync();
-        Check.Cu(Driver.cuMemcpyDtoHAsync_v2(dst, src, (nuint)bytes, Stream), "cuMemcpyDtoHAsync_v2");
+        CopyDeviceToHostAsync(src, dst, bytes);
         Check.Cu(Driver.cuStreamSynchronize(Stream), "cuStreamSynchronize (after cuMemcpyDtoHAsync_v2)");
     }
 
