@@ -26,6 +26,7 @@ internal static class BenchCommand
         var math = new GpuMathOptions();
         var layout = Opt.Choice("--layout", "Memory order of the GPU's 4-D tensors: nhwc (channels-last, the default) or nchw (for comparison; CUDA only)", "nhwc", "nhwc", "nchw");
         var legacy = new Option<bool>("--legacy-conv") { Description = "Choose convolution algorithms with cuDNN's legacy search instead of timing the graph API's engines (for comparison; CUDA only)." };
+        var fusion = Opt.Choice("--fusion", "on: a convolution's bias and ReLU are computed as its output is written (cuDNN runtime fusion) wherever that is planned and times faster; off: always a separate pass (for comparison; CUDA only)", "on", "on", "off");
         var reps = Opt.Int("--reps", "Timed repetitions; the median is reported (segment: max(3, reps/10))", 1, 100_000, 50);
         var warmup = Opt.Int("--warmup", "Untimed repetitions first (segment: 1)", 0, 100_000, 10);
         var classes = Opt.Int("--classes", "Output classes", 2, LabelTable.MaxClasses, 7);
@@ -38,7 +39,7 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Afterwards, split the step's time by op (up to 10 more repetitions with every op timed; device events on a GPU)." };
 
         var command = new Command("bench", "Time a training step, an adversarial iteration, whole-volume inference, one conv layer or one batch-norm layer on random data (median of the repetitions; CUDA events on the GPU).");
-        foreach (var o in new Option[] { device, step, batch, layout, legacy, graphs, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
+        foreach (var o in new Option[] { device, step, batch, layout, legacy, fusion, graphs, reps, warmup, classes, volume, volumes, dilation, timeLimit, json, profile })
             command.Options.Add(o);
         math.AddTo(command);
 
@@ -64,18 +65,18 @@ internal static class BenchCommand
                 throw new BadInputException("--profile times each op, which a graph replay runs out of sight; drop --profile or --graphs on.");
             settings.Validate();
             var gpuMath = math.Read(parsed);
-            bool legacySearch = parsed.GetValue(legacy);
+            bool legacySearch = parsed.GetValue(legacy), unfused = parsed.GetValue(fusion) == "off";
             var order = parsed.GetValue(layout) == "nchw" ? TensorLayout.Nchw : TensorLayout.Nhwc;
-            using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch, order);
-            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || parsed.GetResult(layout) is { Implicit: false } || settings.Graphs) && backend is not CudaBackend)
-                throw new BadInputException("--precision, --deterministic, --layout, --legacy-conv and --graphs on apply to CUDA devices only; drop them or use --device cuda.");
+            using var backend = Open(parsed.GetValue(device)!, gpuMath, legacySearch, unfused, order);
+            if ((gpuMath.Requested is not null || gpuMath.Deterministic || legacySearch || unfused || parsed.GetResult(layout) is { Implicit: false } || settings.Graphs) && backend is not CudaBackend)
+                throw new BadInputException("--precision, --deterministic, --layout, --legacy-conv, --fusion off and --graphs on apply to CUDA devices only; drop them or use --device cuda.");
             var clock = backend is CudaBackend cuda ? new CudaEventClock(cuda) : (IBenchClock)new StopwatchClock(backend);
             try
             {
                 var card = Card(backend);
                 var precision = GpuMath.Describe(backend);
                 var variant = backend is CudaBackend c
-                    ? $"{(c.Options.AllowTf32 ? "tf32" : "fp32")}/{c.Options.Layout.ToString().ToLowerInvariant()}" + (c.Options.DeterministicAlgorithms ? "/deterministic" : "") + (legacySearch ? "/legacy-conv" : "") + (settings.Graphs ? "/graphs" : "")
+                    ? $"{(c.Options.AllowTf32 ? "tf32" : "fp32")}/{c.Options.Layout.ToString().ToLowerInvariant()}" + (c.Options.DeterministicAlgorithms ? "/deterministic" : "") + (legacySearch ? "/legacy-conv" : "") + (unfused ? "/unfused" : "") + (settings.Graphs ? "/graphs" : "")
                     : "fp32/nchw";
                 if (!parsed.GetValue(json))
                     Console.Out.WriteLine($"card: {card}; precision {precision}");
@@ -117,8 +118,8 @@ internal static class BenchCommand
         return BenchRunner.Profile(backend, settings, clock, events, reps);
     }
 
-    private static IBackend Open(string device, GpuMath math, bool legacySearch, TensorLayout layout) =>
-        Devices.Open(device, cc => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, Layout = layout });
+    private static IBackend Open(string device, GpuMath math, bool legacySearch, bool unfused, TensorLayout layout) =>
+        Devices.Open(device, cc => math.Options(cc.Major) with { LegacyConvolutionSearch = legacySearch, RuntimeFusion = !unfused, Layout = layout });
 
     /// <summary>The convolution engines chosen, one JSON object per pass and geometry (an empty list on the CPU).</summary>
     private static string EnginesJson(IBackend backend)

@@ -9,29 +9,81 @@ namespace BrainSeg.Cuda;
 public enum ConvolutionDirection { Forward, BackwardData, BackwardFilter }
 
 /// <summary>
+/// What a convolution pass computes besides the convolution, inside the same cuDNN graph (runtime fusion): a prologue
+/// max(x·scale + shift, 0) per input channel applied as the input is read (forward and filter-gradient passes), and an
+/// epilogue on the forward's output: + bias per channel, then ReLU, and the per-channel sum and sum of squares of what
+/// is written (batch-norm statistics). The default is the plain convolution.
+/// </summary>
+internal readonly record struct ConvolutionFusion(bool InputNormRelu = false, bool Bias = false, bool Relu = false, bool Statistics = false)
+{
+    public bool IsNone => this == default;
+
+    /// <summary>"", or what is fused in the order it runs, e.g. "scale+shift+relu→conv→statistics".</summary>
+    public override string ToString() => IsNone ? "" :
+        (InputNormRelu ? "scale+shift+relu→" : "") + "conv" + (Bias ? "+bias" : "") + (Relu ? "+relu" : "") + (Statistics ? "→statistics" : "");
+}
+
+/// <summary>The device pointers of one execution, by the names the graph gives its tensors (0 for those it lacks).</summary>
+internal readonly record struct GraphOperands(ulong X, ulong W, ulong Y, ulong Bias = 0, ulong Scale = 0, ulong Shift = 0, ulong Sum = 0, ulong SquareSum = 0);
+
+/// <summary>
 /// One pass of one 2-D convolution as a cuDNN operation graph (graph API): the x, w and y tensors with their
-/// dimensions, strides and alignment, the convolution, the one operation and the graph over it. Engines are
-/// listed by cuDNN's heuristics, or rebuilt from a remembered (engine, knobs) choice, and turned into execution
-/// plans; <see cref="Execute"/> runs a plan on device pointers. The stride of every tensor is given, so the same
-/// graph describes NCHW or channels-last data.
+/// dimensions, strides and alignment, the convolution, its operation and any fused prologue or epilogue
+/// (<see cref="ConvolutionFusion"/>), and the graph over them. Engines are listed by cuDNN's heuristics, or rebuilt from
+/// a remembered (engine, knobs) choice, and turned into execution plans; <see cref="Execute"/> runs a plan on device
+/// pointers. The stride of every tensor is given, so the same graph describes NCHW or channels-last data.
 /// </summary>
 internal sealed unsafe class ConvolutionGraph : OperationGraph
 {
-    // The tensors' unique ids in the graph and in every variant pack.
-    private const long XId = 'x', WId = 'w', YId = 'y';
+    // The tensors' unique ids in the graph and in every variant pack; the fused graphs' intermediates are virtual (never in memory).
+    private const long XId = 'x', WId = 'w', YId = 'y', BiasId = 'b', ScaleId = 'k', ShiftId = 'h', SumId = 's', SquareSumId = 'q';
+    private long _virtualId = 'v' << 8;
 
     public ConvolutionGraph(nint cudnnHandle, ConvolutionDirection direction, DType dtype, Shape x, Shape w, Shape y,
-        Conv2dSpec spec, TensorLayout layout, (int X, int W, int Y) alignment) : base(cudnnHandle)
+        Conv2dSpec spec, TensorLayout layout, (int X, int W, int Y) alignment, ConvolutionFusion fusion = default, int perChannelAlignment = 16)
+        : this(cudnnHandle, direction, dtype == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE,
+            x, w, y, spec, layout, alignment, fusion, perChannelAlignment)
     {
-        Direction = direction;
+    }
+
+    /// <param name="io">The type of x, w and y in memory (half only to ask cuDNN what it supports); the convolution and
+    /// every fused operation compute in float, or in double for double data.</param>
+    public ConvolutionGraph(nint cudnnHandle, ConvolutionDirection direction, cudnnDataType_t io, Shape x, Shape w, Shape y,
+        Conv2dSpec spec, TensorLayout layout, (int X, int W, int Y) alignment, ConvolutionFusion fusion, int perChannelAlignment) : base(cudnnHandle)
+    {
+        (Direction, Fusion) = (direction, fusion);
         try
         {
-            var type = dtype == DType.Float32 ? cudnnDataType_t.CUDNN_DATA_FLOAT : cudnnDataType_t.CUDNN_DATA_DOUBLE;
-            var xd = Tensor(XId, type, x, layout, alignment.X);
-            var wd = Tensor(WId, type, w, layout, alignment.W);
-            var yd = Tensor(YId, type, y, layout, alignment.Y);
-            var conv = Convolution(type, spec);
-            Build(ConvolutionOperation(direction, type, conv, xd, wd, yd));
+            if ((fusion.Bias || fusion.Relu || fusion.Statistics) && direction != ConvolutionDirection.Forward || fusion.InputNormRelu && direction == ConvolutionDirection.BackwardData)
+                throw new ArgumentException($"A {direction} convolution pass cannot fuse {fusion}.");
+            var compute = io == cudnnDataType_t.CUDNN_DATA_DOUBLE ? io : cudnnDataType_t.CUDNN_DATA_FLOAT;
+            BackendDescriptor PerChannel(long id, int channels) => Tensor(id, compute, new Shape(1, channels, 1, 1), layout, perChannelAlignment);
+            BackendDescriptor Virtual(Shape s) => Tensor(++_virtualId, compute, s, layout, 16, isVirtual: true);
+            var ops = new List<BackendDescriptor>();
+            var xd = Tensor(XId, io, x, layout, alignment.X);
+            var wd = Tensor(WId, io, w, layout, alignment.W);
+            var yd = Tensor(YId, io, y, layout, alignment.Y);
+            var input = xd;
+            if (fusion.InputNormRelu)
+            {
+                BackendDescriptor scaled = Virtual(x), shifted = Virtual(x);
+                input = Virtual(x);
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, xd, PerChannel(ScaleId, x.C), scaled));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, compute, scaled, PerChannel(ShiftId, x.C), shifted));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, compute, shifted, null, input));
+            }
+            // The forward's epilogue: the convolution writes a virtual tensor that the bias and ReLU carry into y.
+            var output = fusion.Bias || fusion.Relu ? Virtual(y) : yd;
+            ops.Add(ConvolutionOperation(direction, compute, Convolution(compute, spec), input, wd, output));
+            if (fusion.Bias)
+            {
+                var biased = fusion.Relu ? Virtual(y) : yd;
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, compute, output, PerChannel(BiasId, y.C), biased));
+                output = biased;
+            }
+            if (fusion.Relu) ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, compute, output, null, yd));
+            if (fusion.Statistics) ops.Add(Statistics(compute, yd, PerChannel(SumId, y.C), PerChannel(SquareSumId, y.C)));
+            Build(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ops));
         }
         catch
         {
@@ -41,22 +93,65 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
     }
 
     public ConvolutionDirection Direction { get; }
+    public ConvolutionFusion Fusion { get; }
 
     /// <summary>
     /// Runs <paramref name="plan"/> on device pointers: x, w, y as the graph names them (for the backward data pass x is dx
-    /// and y is dy; for the backward filter pass w is dw).
+    /// and y is dy; for the backward filter pass w is dw), and the per-channel tensors its fusion reads or writes.
     /// </summary>
-    public void Execute(ExecutionPlan plan, ulong x, ulong w, ulong y, ulong workspace)
+    public void Execute(ExecutionPlan plan, in GraphOperands operands, ulong workspace)
     {
-        long* ids = stackalloc long[] { XId, WId, YId };
-        ulong* pointers = stackalloc ulong[] { x, w, y };
+        long* ids = stackalloc long[8];
+        ulong* pointers = stackalloc ulong[8];
+        int count = 0;
+        void Add(long id, ulong pointer)
+        {
+            ids[count] = id;
+            pointers[count++] = pointer;
+        }
+        Add(XId, operands.X);
+        Add(WId, operands.W);
+        Add(YId, operands.Y);
+        if (Fusion.InputNormRelu)
+        {
+            Add(ScaleId, operands.Scale);
+            Add(ShiftId, operands.Shift);
+        }
+        if (Fusion.Bias) Add(BiasId, operands.Bias);
+        if (Fusion.Statistics)
+        {
+            Add(SumId, operands.Sum);
+            Add(SquareSumId, operands.SquareSum);
+        }
         using var pack = BackendDescriptor.Create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)
-            .Set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, ids)
-            .Set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, pointers)
+            .Set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, ids)
+            .Set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, pointers)
             .Set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace)
             .Finish();
-        Check.Cudnn(CudnnGraph.cudnnBackendExecute(Handle, plan.Descriptor.Handle, pack.Handle), $"cudnnBackendExecute({Direction})");
+        Check.Cudnn(CudnnGraph.cudnnBackendExecute(Handle, plan.Descriptor.Handle, pack.Handle), $"cudnnBackendExecute({Direction}{(Fusion.IsNone ? "" : " " + Fusion)})");
     }
+
+    private BackendDescriptor Pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t compute, BackendDescriptor x, BackendDescriptor? b, BackendDescriptor y)
+    {
+        var pw = Own(BackendDescriptor.Create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR))
+            .SetEnum(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, (int)mode)
+            .SetEnum(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)compute)
+            .Finish();
+        var op = Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
+        if (b is not null) op.Set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b);
+        return op.Set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).Finish();
+    }
+
+    private BackendDescriptor Statistics(cudnnDataType_t compute, BackendDescriptor y, BackendDescriptor sum, BackendDescriptor squares) =>
+        Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_GEN_STATS_DESCRIPTOR))
+            .SetEnum(CUDNN_ATTR_OPERATION_GENSTATS_MODE, CUDNN_TYPE_GENSTATS_MODE, (int)cudnnGenStatsMode_t.CUDNN_GENSTATS_SUM_SQSUM)
+            .SetEnum(CUDNN_ATTR_OPERATION_GENSTATS_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)compute)
+            .Set(CUDNN_ATTR_OPERATION_GENSTATS_XDESC, y)
+            .Set(CUDNN_ATTR_OPERATION_GENSTATS_SUMDESC, sum)
+            .Set(CUDNN_ATTR_OPERATION_GENSTATS_SQSUMDESC, squares)
+            .Finish();
 }
 
 /// <summary>An engine of cuDNN's graph API and its knob settings: all it takes to rebuild the same configuration.</summary>

@@ -47,11 +47,20 @@ public sealed unsafe partial class CudaBackend
         var dt = OpChecks.Conv2dForward(this, x, w, y, spec, bias);
         var plan = Plan("Conv2dForward", dt, x, w, y, spec);
         if (y.Numel == 0) return;
+        bool epilogue = bias is not null || relu;
+        long epilogueFlops = y.Numel * ((bias is null ? 0 : 1) + (relu ? 1 : 0));
+        if (epilogue && x.Numel > 0 && w.Numel > 0 && RunFusedForward(plan, dt, x, w, y, spec, bias, relu))
+        {
+            // One pass: the output is written once, with its bias and ReLU.
+            ModelConvolution(x, w, y);
+            Model(bias?.ByteLength ?? 0, epilogueFlops);
+            return;
+        }
         ModelConvolution(x, w, y);
-        if (bias is not null || relu) Model(2 * y.ByteLength, y.Numel * ((bias is null ? 0 : 1) + (relu ? 1 : 0)));
+        if (epilogue) Model(2 * y.ByteLength, epilogueFlops);
         if (x.Numel == 0 || w.Numel == 0) Fill(y, 0); // an empty sum
         else if (!RunGraph(plan, ConvolutionDirection.Forward, dt, x, w, y, spec)) Convolve(plan, dt, x, w, y);
-        if (bias is not null || relu) BiasAndRelu("Conv2dForward", dt, y, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu);
+        if (epilogue) BiasAndRelu("Conv2dForward", dt, y, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu);
     }
 
     private void Convolve(ConvPlan plan, DType dt, Tensor x, Tensor w, Tensor y)
@@ -136,6 +145,8 @@ public sealed unsafe partial class CudaBackend
         /// <summary>Per pass (ConvolutionDirection): the graph API's chosen engine, or whether that pass falls back to the legacy API.</summary>
         public readonly GraphPass?[] Passes = new GraphPass?[3];
         public readonly bool[] Legacy = new bool[3];
+        /// <summary>Per fusion of the forward: its chosen fused pass, or null where the separate passes run (CudaBackend.Fusion.cs).</summary>
+        public readonly Dictionary<ConvolutionFusion, GraphPass?> Fused = [];
 
         public void Dispose()
         {
@@ -144,6 +155,8 @@ public sealed unsafe partial class CudaBackend
                 Passes[i]?.Dispose();
                 Passes[i] = null;
             }
+            foreach (var pass in Fused.Values) pass?.Dispose();
+            Fused.Clear();
             // Teardown: report nothing, but never leak a descriptor because another failed.
             if (Input != 0) Cudnn.cudnnDestroyTensorDescriptor(Input);
             if (Output != 0) Cudnn.cudnnDestroyTensorDescriptor(Output);

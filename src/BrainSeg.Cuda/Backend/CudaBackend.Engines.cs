@@ -30,12 +30,22 @@ public sealed unsafe partial class CudaBackend
 
     private static readonly Lazy<long> CudnnVersion = new(() => (long)Cudnn.cudnnGetVersion());
 
-    /// <summary>A pass's graph and the chosen engine's plan, valid for pointers at least as aligned as it was built for.</summary>
-    private sealed class GraphPass(ConvolutionGraph graph, ExecutionPlan plan, (int X, int W, int Y) alignment) : IDisposable
+    /// <summary>
+    /// A pass's graph and the chosen engine's plan (and that engine's time), valid for pointers at least as aligned as it was
+    /// built for.
+    /// </summary>
+    private sealed class GraphPass(ConvolutionGraph graph, ExecutionPlan plan, (int X, int W, int Y) alignment, double milliseconds,
+        int perChannelAlignment = 16) : IDisposable
     {
         public ConvolutionGraph Graph { get; } = graph;
         public ExecutionPlan Plan { get; } = plan;
         public (int X, int W, int Y) Alignment { get; } = alignment;
+        public int PerChannelAlignment { get; } = perChannelAlignment;
+        public double Milliseconds { get; } = milliseconds;
+
+        /// <summary>Whether pointers of these alignments may run on this plan.</summary>
+        public bool Fits((int X, int W, int Y) a, int perChannel = 16) =>
+            a.X >= Alignment.X && a.W >= Alignment.W && a.Y >= Alignment.Y && perChannel >= PerChannelAlignment;
 
         public void Dispose()
         {
@@ -66,72 +76,82 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     private bool RunGraph(ConvPlan plan, ConvolutionDirection direction, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
+        var pass = GraphPassFor(plan, direction, dt, x, w, y, spec);
+        if (pass is null) return false;
+        var workspace = _workspace.Ensure(pass.Plan.WorkspaceBytes);
+        _ctx.Counters.Launch();
+        pass.Graph.Execute(pass.Plan, new GraphOperands(Ptr(x), Ptr(w), Ptr(y)), workspace);
+        return true;
+    }
+
+    /// <summary>The graph API's chosen engine for one pass of this geometry at these pointers' alignment (chosen now if need be); null where the legacy API serves it.</summary>
+    private GraphPass? GraphPassFor(ConvPlan plan, ConvolutionDirection direction, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
+    {
         int d = (int)direction;
-        if (Options.LegacyConvolutionSearch || plan.Legacy[d]) return false;
+        if (Options.LegacyConvolutionSearch || plan.Legacy[d]) return null;
         ulong xp = Ptr(x), wp = Ptr(w), yp = Ptr(y);
         var alignment = (Alignment(xp), Alignment(wp), Alignment(yp));
         var pass = plan.Passes[d];
-        if (pass is not null && (alignment.Item1 < pass.Alignment.X || alignment.Item2 < pass.Alignment.W || alignment.Item3 < pass.Alignment.Y))
+        if (pass is not null && !pass.Fits(alignment))
         {
             pass.Dispose();  // a less aligned view than the plan was made for: choose again for this alignment
             plan.Passes[d] = pass = null;
         }
-        if (pass is null)
+        if (pass is not null) return pass;
+        try
         {
-            try
-            {
-                plan.Passes[d] = pass = ChooseEngine(plan, direction, dt, x.Shape, w.Shape, y.Shape, spec, alignment, xp, wp, yp);
-            }
-            catch (CudaException e)
-            {
-                plan.Legacy[d] = true;
-                Report(new(PassName(direction), plan.Key.ToString(), "legacy", "-", "", 0, double.NaN, [], $"graph API: {e.Message}"));
-                return false;
-            }
+            return plan.Passes[d] = ChooseEngine(plan, direction, dt, x.Shape, w.Shape, y.Shape, spec, alignment, new GraphOperands(xp, wp, yp));
         }
-        var workspace = _workspace.Ensure(pass.Plan.WorkspaceBytes);
-        _ctx.Counters.Launch();
-        pass.Graph.Execute(pass.Plan, xp, wp, yp, workspace);
-        return true;
+        catch (CudaException e)
+        {
+            plan.Legacy[d] = true;
+            Report(new(PassName(direction), plan.Key.ToString(), "legacy", "-", "", 0, double.NaN, [], $"graph API: {e.Message}"));
+            return null;
+        }
     }
 
     /// <summary>The largest power of two up to 16 bytes that divides the address: what cuDNN may assume of it.</summary>
     private static int Alignment(ulong pointer) => (int)Math.Min(16UL, pointer & (~pointer + 1));
 
-    private static string PassName(ConvolutionDirection direction) => direction switch
+    private static string PassName(ConvolutionDirection direction, ConvolutionFusion fusion = default) => direction switch
     {
         ConvolutionDirection.Forward => "forward",
         ConvolutionDirection.BackwardData => "backward-data",
         _ => "backward-filter",
-    };
+    } + (fusion.IsNone ? "" : " " + fusion);
 
+    /// <summary>
+    /// The engine of one pass (with <paramref name="fusion"/>, a fused pass): remembered on disk, or timed on the real tensors.
+    /// Throws <see cref="CudaException"/> when cuDNN refuses the graph or no engine runs.
+    /// </summary>
     private GraphPass ChooseEngine(ConvPlan plan, ConvolutionDirection direction, DType dt, Shape x, Shape w, Shape y, Conv2dSpec spec,
-        (int, int, int) alignment, ulong xp, ulong wp, ulong yp)
+        (int, int, int) alignment, in GraphOperands operands, ConvolutionFusion fusion = default, int perChannelAlignment = 16)
     {
-        var graph = new ConvolutionGraph(_ctx.CudnnHandle, direction, dt, x, w, y, spec, plan.Key.Layout, alignment);
+        var graph = new ConvolutionGraph(_ctx.CudnnHandle, direction, dt, x, w, y, spec, plan.Key.Layout, alignment, fusion, perChannelAlignment);
+        string name = PassName(direction, fusion);
         try
         {
-            string key = EngineKey(direction, plan.Key, alignment);
+            string key = EngineKey(name, plan.Key, alignment, perChannelAlignment);
             if (EngineCache.TryGet(key, out var remembered))
             {
                 try
                 {
                     var configured = graph.Configure(remembered.Choice);
                     var cached = graph.Plan(configured.Config);
-                    Report(new(PassName(direction), plan.Key.ToString(), "cache", remembered.Choice.ToString(), configured.NoteNames,
+                    Report(new(name, plan.Key.ToString(), "cache", remembered.Choice.ToString(), configured.NoteNames,
                         cached.WorkspaceBytes, remembered.Milliseconds, [], ""));
-                    return new GraphPass(graph, cached, alignment);
+                    return new GraphPass(graph, cached, alignment, remembered.Milliseconds, perChannelAlignment);
                 }
                 catch (CudaException)
                 {
                     EngineCache.Forget(key);  // e.g. a cuDNN update renumbered its engines: time them again
                 }
             }
-            var (best, chosen, ms, timed, skipped) = TimeEngines(graph, dt, xp, wp, yp);
+            var (best, chosen, ms, timed, skipped) = TimeEngines(graph, dt, operands);
             EngineCache.Remember(key, new EngineCache.Entry(chosen.Choice, best.WorkspaceBytes, ms));
-            Report(new(PassName(direction), plan.Key.ToString(), "timed", chosen.Choice.ToString(), chosen.NoteNames, best.WorkspaceBytes, ms, timed,
+            Report(new(name, plan.Key.ToString(), "timed", chosen.Choice.ToString(), chosen.NoteNames, best.WorkspaceBytes, ms, timed,
                 skipped.Count == 0 ? "" : "not run: " + string.Join("; ", skipped)));
-            return new GraphPass(graph, best, alignment);
+            return new GraphPass(graph, best, alignment, ms, perChannelAlignment);
         }
         catch
         {
@@ -142,7 +162,7 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Times every admissible engine on the real tensors and keeps the fastest; the rest are disposed.</summary>
     private (ExecutionPlan Plan, EngineCandidate Chosen, double Milliseconds, List<TimedEngine> Timed, List<string> NotRun) TimeEngines(
-        ConvolutionGraph graph, DType dt, ulong x, ulong w, ulong y)
+        ConvolutionGraph graph, DType dt, in GraphOperands operands)
     {
         var candidates = Admissible(graph, dt);
         ExecutionPlan? fastest = null;
@@ -156,7 +176,7 @@ public sealed unsafe partial class CudaBackend
             try { plan = graph.Plan(candidate.Config); }
             catch (CudaException e) { notRun.Add($"{candidate.Choice} {e.ErrorName ?? "refused"}"); continue; }
             double ms;
-            try { ms = Time(graph, plan, x, w, y); }
+            try { ms = Time(graph, plan, operands); }
             catch (CudaException e)
             {
                 // Out of memory for its workspace, or a launch it could not make: said in the report, never dropped silently.
@@ -197,27 +217,14 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>One warm-up run, then the median of <see cref="TimedRuns"/> runs between CUDA events, with a workspace lent by the pool.</summary>
-    private double Time(ConvolutionGraph graph, ExecutionPlan plan, ulong x, ulong w, ulong y)
+    private double Time(ConvolutionGraph graph, ExecutionPlan plan, GraphOperands operands)
     {
         _ctx.RefuseWhileCapturing("an algorithm search (each candidate engine is run and timed, and the host waits for it)");
         _ctx.Counters.AlgorithmSearch();
-        _ctx.Counters.HostSync();   // each timed run waits for its end event
         var ws = _ctx.Pool.Rent(plan.WorkspaceBytes);
         try
         {
-            graph.Execute(plan, x, w, y, ws.Pointer);
-            using var start = CudaEvent.Create();
-            using var end = CudaEvent.Create();
-            var times = new double[TimedRuns];
-            for (var i = 0; i < TimedRuns; i++)
-            {
-                start.Record(_ctx.Stream);
-                graph.Execute(plan, x, w, y, ws.Pointer);
-                end.Record(_ctx.Stream);
-                times[i] = end.ElapsedMs(start);
-            }
-            Array.Sort(times);
-            return times[TimedRuns / 2];
+            return TimeRuns(() => graph.Execute(plan, operands, ws.Pointer));
         }
         finally
         {
@@ -225,9 +232,31 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>What makes a remembered choice valid: device, cuDNN version, pass, geometry, layout, alignment, precision, determinism.</summary>
-    private string EngineKey(ConvolutionDirection direction, ConvKey k, (int X, int W, int Y) a) =>
+    /// <summary>The median time of <see cref="TimedRuns"/> runs of <paramref name="run"/> between CUDA events, after one warm-up run.</summary>
+    private double TimeRuns(Action run)
+    {
+        _ctx.Counters.HostSync();   // each timed run waits for its end event
+        run();
+        using var start = CudaEvent.Create();
+        using var end = CudaEvent.Create();
+        var times = new double[TimedRuns];
+        for (var i = 0; i < TimedRuns; i++)
+        {
+            start.Record(_ctx.Stream);
+            run();
+            end.Record(_ctx.Stream);
+            times[i] = end.ElapsedMs(start);
+        }
+        Array.Sort(times);
+        return times[TimedRuns / 2];
+    }
+
+    /// <summary>
+    /// What makes a remembered choice valid: device, cuDNN version, pass (with its fusion), geometry, layout, alignment (a fused
+    /// pass's per-channel tensors' too), precision, determinism.
+    /// </summary>
+    private string EngineKey(string pass, ConvKey k, (int X, int W, int Y) a, int perChannelAlignment) =>
         $"{_ctx.DeviceName.Replace('\t', ' ')} sm{_ctx.ComputeCapability.Major}{_ctx.ComputeCapability.Minor} cudnn{CudnnVersion.Value} " +
-        $"{PassName(direction)} {k.DType} {k.Layout.ToString().ToLowerInvariant()} n{k.N} c{k.C} h{k.H} w{k.W} k{k.K} r{k.R} s{k.S} d{k.Dilation} p{k.Padding} " +
-        $"a{a.X}/{a.W}/{a.Y} {(Options.AllowTf32 ? "tf32" : "fp32")} {(Options.DeterministicAlgorithms ? "deterministic" : "any")}";
+        $"{pass} {k.DType} {k.Layout.ToString().ToLowerInvariant()} n{k.N} c{k.C} h{k.H} w{k.W} k{k.K} r{k.R} s{k.S} d{k.Dilation} p{k.Padding} " +
+        $"a{a.X}/{a.W}/{a.Y}{(pass.Contains(' ') ? $"/{perChannelAlignment}" : "")} {(Options.AllowTf32 ? "tf32" : "fp32")} {(Options.DeterministicAlgorithms ? "deterministic" : "any")}";
 }

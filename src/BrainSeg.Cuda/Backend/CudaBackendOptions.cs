@@ -26,6 +26,13 @@ public sealed record CudaBackendOptions
     public bool LegacyConvolutionSearch { get; init; }
 
     /// <summary>
+    /// Lets cuDNN's runtime fusion compute a convolution's bias and ReLU as the output is written, where the fused graph
+    /// is planned on this device and times at least as fast as the convolution and its separate pass. On by default;
+    /// off runs the separate pass everywhere (for comparison).
+    /// </summary>
+    public bool RuntimeFusion { get; init; } = true;
+
+    /// <summary>
     /// The most device memory the one-time cuDNN algorithm search may lend each candidate as workspace;
     /// algorithms needing more are not considered. Also capped at half of the free memory.
     /// </summary>

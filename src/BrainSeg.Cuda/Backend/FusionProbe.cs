@@ -1,15 +1,13 @@
 using BrainSeg.Engine;
-using static BrainSeg.Cuda.cudnnBackendAttributeName_t;
-using static BrainSeg.Cuda.cudnnBackendAttributeType_t;
-using static BrainSeg.Cuda.cudnnBackendDescriptorType_t;
 
 namespace BrainSeg.Cuda;
 
 /// <summary>
 /// Asks the device's cuDNN whether its runtime fusion can take the batch norm and ReLU that surround each hidden
 /// convolution of the networks: for each fused pattern and input type, the engines the heuristics propose and how
-/// many of them build an execution plan. Nothing is run. The answer decides whether fused passes are worth
-/// building: a pattern with no plan in float32 cannot replace the separate batch-norm passes at fp32/TF32.
+/// many of them build an execution plan. Nothing is run. The first pattern is what the backend fuses wherever it plans
+/// and times faster (CudaBackend.Fusion.cs); the others say whether the training step's batch-norm passes could be fused
+/// too: a pattern with no plan in float32 cannot replace them at fp32/TF32.
 /// </summary>
 public static class FusionProbe
 {
@@ -34,11 +32,14 @@ public static class FusionProbe
 
     private static Row Probe(nint handle, FusedPattern pattern, string inputs, cudnnDataType_t type, int batch, int side)
     {
-        var name = FusedGraph.Describe(pattern);
-        FusedGraph graph;
+        var (name, direction, fusion) = Describe(pattern);
+        const int channels = 32, kernel = 3;
+        Shape x = new(batch, channels, side, side), w = new(channels, channels, kernel, kernel);
+        Shape y = new(batch, channels, side - kernel + 1, side - kernel + 1);
+        ConvolutionGraph graph;
         try
         {
-            graph = new FusedGraph(handle, pattern, type, batch, side);
+            graph = new ConvolutionGraph(handle, direction, type, x, w, y, Conv2dSpec.Valid, TensorLayout.Nhwc, (16, 16, 16), fusion, 16);
         }
         catch (CudaException e)
         {
@@ -64,6 +65,14 @@ public static class FusionProbe
             return new Row(name, inputs, candidates.Count, planned.Count, string.Join(' ', planned), null);
         }
     }
+
+    private static (string Name, ConvolutionDirection Direction, ConvolutionFusion Fusion) Describe(FusedPattern pattern) => pattern switch
+    {
+        FusedPattern.ConvBiasRelu => ("conv → +bias → ReLU (inference)", ConvolutionDirection.Forward, new(Bias: true, Relu: true)),
+        FusedPattern.ConvStatistics => ("conv → BN statistics", ConvolutionDirection.Forward, new(Statistics: true)),
+        FusedPattern.NormReluConvStatistics => ("scale, shift, ReLU → conv → BN statistics", ConvolutionDirection.Forward, new(InputNormRelu: true, Statistics: true)),
+        _ => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
+    };
 }
 
 /// <summary>What a fused graph would take over from the separate batch-norm passes.</summary>
@@ -80,102 +89,4 @@ internal enum FusedPattern
 
     /// <summary>Training backward: the filter gradient over the normalised, rectified input recomputed as it is read.</summary>
     NormReluFilterGradient,
-}
-
-/// <summary>The operation graph of one <see cref="FusedPattern"/> on [N,32,side,side] → [N,32,side−2,side−2], channels-last.</summary>
-internal sealed unsafe class FusedGraph : OperationGraph
-{
-    private const int Channels = 32, Kernel = 3;
-
-    public FusedGraph(nint handle, FusedPattern pattern, cudnnDataType_t io, int batch, int side) : base(handle)
-    {
-        try
-        {
-            const cudnnDataType_t f32 = cudnnDataType_t.CUDNN_DATA_FLOAT;
-            var layout = TensorLayout.Nhwc;
-            Shape input = new(batch, Channels, side, side), output = new(batch, Channels, side - Kernel + 1, side - Kernel + 1);
-            Shape filter = new(Channels, Channels, Kernel, Kernel), perChannel = new(1, Channels, 1, 1);
-            long id = 0;
-            BackendDescriptor Real(Shape s, cudnnDataType_t t) => Tensor(++id, t, s, layout, 16);
-            BackendDescriptor Virtual(Shape s) => Tensor(++id, f32, s, layout, 16, isVirtual: true);
-            var conv = Convolution(f32, Conv2dSpec.Valid);
-            var x = Real(input, io);
-            switch (pattern)
-            {
-                case FusedPattern.ConvBiasRelu:
-                {
-                    BackendDescriptor w = Real(filter, io), sum = Virtual(output), biased = Virtual(output), y = Real(output, io);
-                    Build(ConvolutionOperation(ConvolutionDirection.Forward, f32, conv, x, w, sum),
-                        Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, sum, Real(perChannel, f32), biased),
-                        Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, biased, null, y));
-                    break;
-                }
-                case FusedPattern.ConvStatistics:
-                {
-                    BackendDescriptor w = Real(filter, io), y = Real(output, io);
-                    Build(ConvolutionOperation(ConvolutionDirection.Forward, f32, conv, x, w, y),
-                        Statistics(y, Real(perChannel, f32), Real(perChannel, f32)));
-                    break;
-                }
-                case FusedPattern.NormReluConvStatistics:
-                {
-                    var (a, b, c, r) = NormRelu(x, Real(perChannel, f32), Real(perChannel, f32), Virtual(input), Virtual(input), Virtual(input));
-                    BackendDescriptor w = Real(filter, io), y = Real(output, io);
-                    Build(a, b, c, ConvolutionOperation(ConvolutionDirection.Forward, f32, conv, r, w, y),
-                        Statistics(y, Real(perChannel, f32), Real(perChannel, f32)));
-                    break;
-                }
-                default:
-                {
-                    var (a, b, c, r) = NormRelu(x, Real(perChannel, f32), Real(perChannel, f32), Virtual(input), Virtual(input), Virtual(input));
-                    BackendDescriptor dy = Real(output, io), dw = Real(filter, io);
-                    Build(a, b, c, ConvolutionOperation(ConvolutionDirection.BackwardFilter, f32, conv, r, dw, dy));
-                    break;
-                }
-            }
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
-
-    public static string Describe(FusedPattern pattern) => pattern switch
-    {
-        FusedPattern.ConvBiasRelu => "conv → +bias → ReLU (inference)",
-        FusedPattern.ConvStatistics => "conv → BN statistics",
-        FusedPattern.NormReluConvStatistics => "scale, shift, ReLU → conv → BN statistics",
-        _ => "scale, shift, ReLU → filter gradient",
-    };
-
-    /// <summary>x·scale + shift, then ReLU, into three virtual tensors: the three operations and the rectified tensor.</summary>
-    private (BackendDescriptor, BackendDescriptor, BackendDescriptor, BackendDescriptor) NormRelu(BackendDescriptor x,
-        BackendDescriptor scale, BackendDescriptor shift, BackendDescriptor scaled, BackendDescriptor shifted, BackendDescriptor rectified) =>
-        (Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, x, scale, scaled),
-         Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, scaled, shift, shifted),
-         Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, shifted, null, rectified),
-         rectified);
-
-    private BackendDescriptor Pointwise(cudnnPointwiseMode_t mode, BackendDescriptor x, BackendDescriptor? b, BackendDescriptor y)
-    {
-        var pw = Own(BackendDescriptor.Create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR))
-            .SetEnum(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, (int)mode)
-            .SetEnum(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)cudnnDataType_t.CUDNN_DATA_FLOAT)
-            .Finish();
-        var op = Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw)
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
-        if (b is not null) op.Set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b);
-        return op.Set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).Finish();
-    }
-
-    private BackendDescriptor Statistics(BackendDescriptor y, BackendDescriptor sum, BackendDescriptor squares) =>
-        Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_GEN_STATS_DESCRIPTOR))
-            .SetEnum(CUDNN_ATTR_OPERATION_GENSTATS_MODE, CUDNN_TYPE_GENSTATS_MODE, (int)cudnnGenStatsMode_t.CUDNN_GENSTATS_SUM_SQSUM)
-            .SetEnum(CUDNN_ATTR_OPERATION_GENSTATS_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)cudnnDataType_t.CUDNN_DATA_FLOAT)
-            .Set(CUDNN_ATTR_OPERATION_GENSTATS_XDESC, y)
-            .Set(CUDNN_ATTR_OPERATION_GENSTATS_SUMDESC, sum)
-            .Set(CUDNN_ATTR_OPERATION_GENSTATS_SQSUMDESC, squares)
-            .Finish();
 }

@@ -84,6 +84,85 @@ public sealed class ConvolutionEngineTests
         return worst;
     }
 
+    /// <summary>
+    /// The forward with a folded batch norm's epilogue (+ bias, then ReLU) on <paramref name="gpu"/> and on the CPU, twice:
+    /// the first call chooses, the second is counted. Returns the largest relative error and the second call's launches.
+    /// </summary>
+    private static (double Error, long WarmLaunches) ForwardWithEpilogue(CudaBackend gpu, DType dt)
+    {
+        var rng = new Random(7);
+        double[] Noise(int n) => Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
+        int n = 2, c = 5, h = 11, w = 13, k = 4;
+        double[] xv = Noise(n * c * h * w), wv = Noise(k * c * 9), bv = Noise(k);
+        var (expected, launches) = Run(CpuBackend.Instance);
+        var (actual, warm) = Run(gpu);
+        double scale = expected.Max(Math.Abs);
+        return (expected.Zip(actual, (a, b) => Math.Abs(a - b) / scale).Max(), warm);
+
+        (double[], long) Run(IBackend b)
+        {
+            using var x = Make(b, xv, n, c, h, w);
+            using var filter = Make(b, wv, k, c, 3, 3);
+            using var bias = Make(b, bv, k);
+            using var y = b.Empty(new Shape(n, k, Spec.OutputSize(h, 3), Spec.OutputSize(w, 3)), dt);
+            b.Conv2dForward(x, filter, y, Spec, bias, relu: true);
+            var before = (b as CudaBackend)?.Counters.Total ?? default;
+            b.Conv2dForward(x, filter, y, Spec, bias, relu: true);
+            long counted = ((b as CudaBackend)?.Counters.Total ?? default).Launches - before.Launches;
+            return (y.ToHostDoubles(), counted);
+        }
+
+        Tensor Make(IBackend b, double[] values, params int[] shape)
+        {
+            var t = b.Empty(new Shape(shape), dt);
+            t.UploadDoubles(values);
+            return t;
+        }
+    }
+
+    [TestCase(true, DType.Float32)]
+    [TestCase(true, DType.Float64)]
+    [TestCase(false, DType.Float32)]
+    public void ABiasAndReluRideOnTheConvolutionWhereAFusedEngineTimesFaster(bool fusion, DType dt)
+    {
+        using var gpu = CudaBackend.Create(options: new CudaBackendOptions { RuntimeFusion = fusion });
+        var (error, launches) = ForwardWithEpilogue(gpu, dt);
+        var fused = gpu.EngineReports.Where(r => r.Direction == "forward conv+bias+relu").ToList();
+        foreach (var r in fused) TestContext.Out.WriteLine($"{r.Direction}: {r.Source} engine {r.Engine} {r.Milliseconds:G4} ms {r.Note}");
+
+        Assert.That(error, Is.LessThan(dt == DType.Float32 ? 1e-4 : 1e-10));
+        if (!fusion)
+        {
+            Assert.That(fused, Is.Empty, "fusion off: no fused graph is built");
+            Assert.That(launches, Is.EqualTo(2), "the convolution, then the bias and ReLU pass");
+            return;
+        }
+        // The fused engine's choice is reported as any pass's; a last report says when the separate pass runs instead and
+        // why (no fused engine on this device, or a slower one). Nothing is chosen again on the second call.
+        Assert.That(fused, Is.Not.Empty, "the fused graph was asked for on the first call");
+        var decision = fused[^1];
+        Assert.That(launches, Is.EqualTo(decision.Source == "separate" ? 2 : 1));
+        if (decision.Source == "separate") Assert.That(decision.Note, Is.Not.Empty, "why the separate pass runs");
+        if (gpu.Name.Contains("Fake", StringComparison.Ordinal))
+            Assert.That((fused.Count, decision.Source, decision.Engine, launches), Is.EqualTo((1, "timed", "6", 1L)),
+                "the stand-in's fused engine (6) times faster than its best plain engine plus the separate pass");
+    }
+
+    [Test]
+    public void TheFusedChoiceIsRememberedLikeAnyOther()
+    {
+        using (var gpu = CudaBackend.Create()) ForwardWithEpilogue(gpu, DType.Float32);
+        using var again = CudaBackend.Create();
+        var (error, _) = ForwardWithEpilogue(again, DType.Float32);
+        Assert.That(error, Is.LessThan(1e-4));
+        // The fused engine comes from the disk like the plain ones; where the separate pass won it is compared again (the
+        // pass is timed in each process), and where no fused engine exists there is nothing to remember.
+        var fused = again.EngineReports.Where(r => r.Direction == "forward conv+bias+relu").ToList();
+        Assert.That(fused, Is.Not.Empty);
+        if (!fused[0].Note.StartsWith("no fused engine", StringComparison.Ordinal)) Assert.That(fused[0].Source, Is.EqualTo("cache"));
+        Assert.That(again.EngineReports.Where(r => r.Direction == "forward").Select(r => r.Source), Is.All.EqualTo("cache"));
+    }
+
     private static CudaBackend Open(bool tf32, bool deterministic) =>
         CudaBackend.Create(options: new CudaBackendOptions { AllowTf32 = tf32, DeterministicAlgorithms = deterministic });
 
