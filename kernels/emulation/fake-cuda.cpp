@@ -305,7 +305,7 @@ struct GDesc {
 struct FakeEngine { std::vector<int> notes; long long workspace; int delayUs; bool plans; int knobType; long long knobValue; };
 static const FakeEngine fakeEngines[] = {
     {{}, 0, 30000, true, -1, 0},     // 0: direct, deterministic, slowest
-    {{0}, 4096, 0, true, 2, 3},      // 1: TENSOR_CORE (TF32 for float), fastest, knob TILE_SIZE = 3
+    {{0}, 4096, 1000, true, 2, 3},   // 1: TENSOR_CORE (TF32 for float), fastest single-op engine, knob TILE_SIZE = 3
     {{4}, 1024, 10000, true, -1, 0}, // 2: NONDETERMINISTIC
     {{}, 0, 0, false, -1, 0},        // 3: refuses to build a plan
     {{5}, 0, 5000, true, -1, 0},     // 4: WINOGRAD
