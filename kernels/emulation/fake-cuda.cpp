@@ -311,7 +311,7 @@ static const FakeEngine fakeEngines[] = {
     {{}, 0, 0, false, -1, 0},        // 3: refuses to build a plan
     {{5}, 0, 5000, true, -1, 0},     // 4: WINOGRAD
     {{1}, 0, 0, true, -1, 0},        // 5: DOWN_CONVERT_INPUTS
-    {{}, 0, 0, true, -1, 0},         // 6: fused graphs only (float or double real tensors), faster than any single-op engine
+    {{}, 0, 0, true, -1, 0},         // 6: fused graphs only (float or double real tensors), faster than engine 1, the fastest admissible single-op one
 };
 static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5}, heurFused = {6};
 enum { G_POINTWISE = 0, G_OP_POINTWISE = 13, G_GEN_STATS = 14, G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
