@@ -291,7 +291,8 @@ API int cudnnConvolutionBackwardFilter(void*, const void* al, Desc* xd, uint64_t
 // Descriptors keep their attributes as raw bytes and check at finalize that what cuDNN requires was set. The
 // heuristics propose a fixed table of engines whose numerical notes, workspace, knobs and speed differ, so the
 // backend's filtering, timing and remembered choices are observable: engine 1 (tensor cores) rounds float inputs
-// to TF32 as the hardware does, so an exact-float32 parity test fails if such an engine is ever admitted.
+// to TF32 as the hardware does, so an exact-float32 parity test fails if such an engine is ever admitted. Engine 6
+// alone takes graphs of more than one operation (fused passes) and interprets them (see "engine 6" below).
 struct GDesc {
     int type; bool final = false;
     std::map<int, std::pair<int, std::vector<char>>> attrs;
@@ -305,13 +306,14 @@ struct GDesc {
 struct FakeEngine { std::vector<int> notes; long long workspace; int delayUs; bool plans; int knobType; long long knobValue; };
 static const FakeEngine fakeEngines[] = {
     {{}, 0, 30000, true, -1, 0},     // 0: direct, deterministic, slowest
-    {{0}, 4096, 0, true, 2, 3},      // 1: TENSOR_CORE (TF32 for float), fastest, knob TILE_SIZE = 3
+    {{0}, 4096, 1000, true, 2, 3},   // 1: TENSOR_CORE (TF32 for float), fastest single-op engine, knob TILE_SIZE = 3
     {{4}, 1024, 10000, true, -1, 0}, // 2: NONDETERMINISTIC
     {{}, 0, 0, false, -1, 0},        // 3: refuses to build a plan
     {{5}, 0, 5000, true, -1, 0},     // 4: WINOGRAD
     {{1}, 0, 0, true, -1, 0},        // 5: DOWN_CONVERT_INPUTS
+    {{}, 0, 0, true, -1, 0},         // 6: fused graphs only (float or double real tensors), faster than engine 1, the fastest admissible single-op one
 };
-static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5};
+static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5}, heurFused = {6};
 enum { G_POINTWISE = 0, G_OP_POINTWISE = 13, G_GEN_STATS = 14, G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
 static const int BAD_PARAM = 2000, NOT_SUPPORTED = 3000;
 API int cudnnBackendCreateDescriptor(int type, GDesc** d) { *d = new GDesc{type}; return 0; }
@@ -326,6 +328,7 @@ static void opNames(int type, int& x, int& w, int& y, int& conv, int& alpha, int
     if (type == G_FWD) { x = 704; w = 703; y = 705; conv = 702; alpha = 700; beta = 701; }
     else if (type == G_BWD_DATA) { x = 710; w = 709; y = 711; conv = 708; alpha = 706; beta = 707; }
     else { x = 716; w = 715; y = 717; conv = 714; alpha = 712; beta = 713; } }
+static int fusedPlan(const GDesc* graph);
 API int cudnnBackendFinalize(GDesc* d) {
     auto need = [&](std::initializer_list<int> names) { for (int a : names) if (!d->has(a)) { fprintf(stderr, "FAKE: descriptor %d lacks attribute %d\n", d->type, a); return false; } return true; };
     switch (d->type) {
@@ -333,12 +336,12 @@ API int cudnnBackendFinalize(GDesc* d) {
     case G_CONV: if (!need({100, 101, 102, 103, 104, 105, 106}) || d->get<int>(101) != 1) return BAD_PARAM; break;
     case G_FWD: case G_BWD_DATA: case G_BWD_FILTER: { int x, w, y, c, al, be; opNames(d->type, x, w, y, c, al, be); if (!need({x, w, y, c, al, be})) return BAD_PARAM; break; }
     case G_GRAPH: if (!need({800, 801}) || d->count(801) < 1) return BAD_PARAM; break;
-    // Fused graphs (pointwise operations, statistics) are accepted, but no engine of the stand-in runs them.
+    // The operations of fused graphs (pointwise, statistics): only engine 6 plans a graph of more than one operation.
     case G_POINTWISE: if (!need({0, 1})) return BAD_PARAM; break;
     case G_OP_POINTWISE: if (!need({750, 751, 753})) return BAD_PARAM; break;
     case G_GEN_STATS: if (!need({770, 771, 772, 773, 774})) return BAD_PARAM; break;
     case G_HEUR: if (!need({200, 201})) return BAD_PARAM; d->graph = descAttr(d, 201); break;
-    case G_ENGINE: if (!need({1300, 1301}) || d->get<long long>(1301) < 0 || d->get<long long>(1301) >= 6) return BAD_PARAM;
+    case G_ENGINE: if (!need({1300, 1301}) || d->get<long long>(1301) < 0 || d->get<long long>(1301) >= (long long)std::size(fakeEngines)) return BAD_PARAM;
         d->graph = descAttr(d, 1300); d->engine = (int)d->get<long long>(1301); break;
     case G_KNOB: if (!need({600, 601})) return BAD_PARAM; break;
     case G_CFG: { if (!need({300})) return BAD_PARAM; GDesc* e = descAttr(d, 300); d->engine = e->engine; d->graph = e->graph; d->knobs.clear();
@@ -346,6 +349,9 @@ API int cudnnBackendFinalize(GDesc* d) {
     case G_PLAN: { if (!need({400, 401})) return BAD_PARAM; GDesc* c = descAttr(d, 401); if (!c->final || c->engine < 0) return BAD_PARAM;
         const FakeEngine& e = fakeEngines[c->engine];
         if (!e.plans) return NOT_SUPPORTED;
+        // Engines 0-5 run one convolution, engine 6 only a fused graph.
+        if ((c->engine == 6) != (c->graph->count(801) > 1)) return NOT_SUPPORTED;
+        if (c->engine == 6) if (int r = fusedPlan(c->graph)) return r;
         if (e.knobType >= 0 && (c->knobs.size() != 1 || c->knobs[0] != std::pair<int, long long>{e.knobType, e.knobValue})) return NOT_SUPPORTED;
         d->engine = c->engine; d->graph = c->graph; d->workspace = e.workspace; break; }
     case G_PACK: if (!need({1000, 1001, 1003}) || d->count(1000) != d->count(1001)) return BAD_PARAM; break;
@@ -362,8 +368,8 @@ API int cudnnBackendGetAttribute(GDesc* d, int name, int type, long long request
         for (long long i = 0; i < std::min<long long>(requested, n); i++) { GDesc* t = ((GDesc**)out)[i]; with(t, (int)i); t->final = true; }
         return 0; };
     if (d->type == G_HEUR && name == 202) {
-        static const std::vector<int> none;
-        const auto& list = d->graph->count(801) > 1 ? none : d->get<int>(200) == 2 ? heurFallback : heurA;
+        // A fused graph gets engine 6 in every mode: one list, so a caller merging the modes sees it once.
+        const auto& list = d->graph->count(801) > 1 ? heurFused : d->get<int>(200) == 2 ? heurFallback : heurA;
         return fill((int)list.size(), [&](GDesc* t, int i) { if (t->type != G_CFG) return; t->engine = list[i]; t->graph = d->graph;
             const FakeEngine& e = fakeEngines[list[i]]; t->knobs.clear(); if (e.knobType >= 0) t->knobs.push_back({e.knobType, e.knobValue}); }); }
     if (d->type == G_CFG && name == 300) return fill(1, [&](GDesc* t, int) { t->engine = d->engine; t->graph = d->graph; });
@@ -406,6 +412,172 @@ static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, cons
     size_t i = 0;
     for (long long a = 0; a < O.d[0]; a++) for (long long b = 0; b < O.d[1]; b++) for (long long c = 0; c < O.d[2]; c++) for (long long e = 0; e < O.d[3]; e++)
         out[O.at(a, b, c, e)] = result[i++]; }
+// ---------------- engine 6: fused graphs, interpreted ----------------
+// The graph's operations run one after another in double on dense NCHW copies of their tensors, keyed by uid: real
+// tensors are gathered from the variant pack's memory through their strides (and results written back the same way),
+// virtual ones live only here. Every result is rounded to its tensor's own type as it is stored, so a fused graph
+// computes what the separate passes it stands for would, each storing its output in that type.
+struct FTensor { int type; bool isVirtual; long long align; Strided S; size_t size() const { return (size_t)(S.d[0] * S.d[1] * S.d[2] * S.d[3]); } };
+// t: pointwise x, b (or -1), y; a convolution's x, w, y as opNames() names them; statistics x, sum, sqsum.
+struct FOp { int kind, mode = 0, dil = 1, pad = 0; double alpha = 1, beta = 0; long long t[3] = {-1, -1, -1};
+    std::vector<long long> inputs() const {
+        if (kind == G_OP_POINTWISE) return t[1] < 0 ? std::vector<long long>{t[0]} : std::vector<long long>{t[0], t[1]};
+        if (kind == G_GEN_STATS) return {t[0]};
+        return kind == G_FWD ? std::vector<long long>{t[0], t[1]} : kind == G_BWD_DATA ? std::vector<long long>{t[1], t[2]} : std::vector<long long>{t[0], t[2]}; }
+    std::vector<long long> outputs() const {
+        if (kind == G_GEN_STATS) return {t[1], t[2]};
+        return {t[kind == G_BWD_DATA ? 0 : kind == G_BWD_FILTER ? 1 : 2]}; } };
+struct FProgram { std::map<long long, FTensor> tensors; std::vector<FOp> ops; };
+// Reads and checks a graph into a program whose operations are ordered so that each one's inputs are made first.
+static int fusedProgram(const GDesc* graph, FProgram& p) {
+    int status = 0;
+    auto bad = [&](const char* what, long long v) { fprintf(stderr, "FAKE: fused graph: %s (%lld)\n", what, v); status = BAD_PARAM; return -1LL; };
+    // A tensor operand's uid, registered on first sight; one uid must always describe the same tensor.
+    auto tensor = [&](const GDesc* op, int a) -> long long {
+        if (!op->has(a)) return -1;
+        const GDesc* t = descAttr(op, a);
+        if (!t || t->type != G_TENSOR || !t->final) return bad("operand is not a finalized tensor, attribute", a);
+        FTensor f{t->get<int>(901), t->has(907) && t->get<char>(907) != 0, t->get<long long>(900), strided(t)};
+        long long id = t->get<long long>(906);
+        for (long long d : f.S.d) if (d <= 0) return bad("tensor with an empty dimension, uid", id);
+        auto [it, added] = p.tensors.try_emplace(id, f);
+        const FTensor& o = it->second;
+        if (!added && (o.type != f.type || o.isVirtual != f.isVirtual || !std::equal(o.S.d, o.S.d + 4, f.S.d) || !std::equal(o.S.s, o.S.s + 4, f.S.s)))
+            return bad("two different tensors share uid", id);
+        return id; };
+    auto scalar = [&](const GDesc* op, int a) { int t = op->attrs.at(a).first;
+        return t == 4 ? (double)op->get<float>(a) : t == 5 ? op->get<double>(a) : (double)bad("alpha or beta neither float nor double, attribute", a); };
+    std::vector<FOp> ops;
+    for (int i = 0; i < graph->count(801) && !status; i++) {
+        const GDesc* op = descAttr(graph, 801, i);
+        FOp f{op->type};
+        if (op->type == G_OP_POINTWISE) {
+            f.mode = descAttr(op, 750)->get<int>(0);
+            f.t[0] = tensor(op, 751); f.t[1] = tensor(op, 752); f.t[2] = tensor(op, 753);
+        } else if (op->type == G_FWD || op->type == G_BWD_DATA || op->type == G_BWD_FILTER) {
+            int x, w, y, c, al, be; opNames(op->type, x, w, y, c, al, be);
+            f.t[0] = tensor(op, x); f.t[1] = tensor(op, w); f.t[2] = tensor(op, y);
+            const GDesc* cd = descAttr(op, c);
+            f.dil = (int)cd->get<long long>(102); f.pad = (int)cd->get<long long>(105);
+            // conv() takes one stride-1 geometry for both axes, padded alike on both sides.
+            if (cd->count(102) != 2 || cd->count(103) != 2 || cd->count(104) != 2 || cd->count(105) != 2 || cd->get<long long>(102, 1) != f.dil
+                || cd->get<long long>(103) != 1 || cd->get<long long>(103, 1) != 1 || cd->get<long long>(105, 1) != f.pad
+                || cd->get<long long>(104) != f.pad || cd->get<long long>(104, 1) != f.pad || f.dil < 1 || f.pad < 0) bad("convolution geometry not supported, operation", i);
+            f.alpha = scalar(op, al); f.beta = scalar(op, be);
+        } else if (op->type == G_GEN_STATS) {
+            f.mode = op->get<int>(770);
+            if (f.mode != 0) bad("statistics mode is not SUM_SQSUM", f.mode);
+            f.t[0] = tensor(op, 772); f.t[1] = tensor(op, 773); f.t[2] = tensor(op, 774);
+        } else bad("operation of descriptor type not supported", op->type);
+        ops.push_back(f);
+    }
+    if (status) return status;
+    auto same = [&](long long a, long long b) { return std::equal(p.tensors[a].S.d, p.tensors[a].S.d + 4, p.tensors[b].S.d); };
+    auto perChannel = [&](long long a, long long of) { const auto& d = p.tensors[a].S.d; return d[0] == 1 && d[1] == p.tensors[of].S.d[1] && d[2] == 1 && d[3] == 1; };
+    for (const FOp& f : ops) {
+        if (f.kind == G_OP_POINTWISE) {
+            if (f.mode != 0 && f.mode != 1 && f.mode != 100) bad("pointwise mode not supported", f.mode);
+            else if ((f.mode == 100) != (f.t[1] < 0)) bad(f.mode == 100 ? "RELU_FWD takes no b, mode" : "ADD and MUL take a b, mode", f.mode);
+            else if (!same(f.t[0], f.t[2])) bad("pointwise y is not shaped as x, uid", f.t[2]);
+            else if (f.t[1] >= 0 && !same(f.t[1], f.t[0]) && !perChannel(f.t[1], f.t[0])) bad("pointwise b neither shaped as x nor [1,C,1,1], uid", f.t[1]);
+        } else if (f.kind == G_GEN_STATS) {
+            if (!perChannel(f.t[1], f.t[0]) || !perChannel(f.t[2], f.t[0])) bad("statistics sum and sqsum are not [1,C,1,1] of x, uid", f.t[0]);
+        } else {
+            const Strided &X = p.tensors[f.t[0]].S, &W = p.tensors[f.t[1]].S, &Y = p.tensors[f.t[2]].S;
+            if (Y.d[0] != X.d[0] || W.d[1] != X.d[1] || Y.d[1] != W.d[0] || Y.d[2] != X.d[2] + 2 * f.pad - f.dil * (W.d[2] - 1)
+                || Y.d[3] != X.d[3] + 2 * f.pad - f.dil * (W.d[3] - 1)) bad("convolution shapes of x, w, y do not match, y uid", f.t[2]);
+            // beta blends into the output's old values, which a virtual tensor does not have.
+            if (f.beta != 0 && p.tensors[f.outputs()[0]].isVirtual) bad("convolution with beta into a virtual tensor, uid", f.outputs()[0]);
+        }
+    }
+    if (status) return status;
+    // Each tensor made by at most one operation, each virtual one by exactly one; then the order in which inputs come first.
+    std::map<long long, int> maker;
+    for (size_t i = 0; i < ops.size(); i++) for (long long o : ops[i].outputs()) if (!maker.try_emplace(o, (int)i).second) { bad("tensor written by two operations, uid", o); return BAD_PARAM; }
+    for (auto& [id, t] : p.tensors) if (t.isVirtual && !maker.count(id)) { bad("virtual tensor that no operation writes, uid", id); return BAD_PARAM; }
+    std::vector<char> done(ops.size());
+    while (p.ops.size() < ops.size()) {
+        size_t before = p.ops.size();
+        for (size_t i = 0; i < ops.size(); i++) {
+            if (done[i]) continue;
+            bool ready = true;
+            for (long long in : ops[i].inputs()) { auto m = maker.find(in); if (m != maker.end() && !done[m->second]) ready = false; }
+            if (ready) { done[i] = 1; p.ops.push_back(ops[i]); }
+        }
+        if (p.ops.size() == before) { bad("operations that need each other's outputs, count", (long long)(ops.size() - before)); return BAD_PARAM; }
+    }
+    return 0; }
+// At plan time: the graph must read well, and the stand-in has arithmetic only for float and double memory.
+static int fusedPlan(const GDesc* graph) {
+    FProgram p;
+    if (int r = fusedProgram(graph, p)) return r;
+    for (auto& [id, t] : p.tensors) if (!t.isVirtual && t.type != 0 && t.type != 1) return NOT_SUPPORTED;
+    return 0; }
+static int fusedExecute(const GDesc* plan, const GDesc* pack, long long delayNs) {
+    FProgram p;
+    if (int r = fusedProgram(plan->graph, p)) return r;
+    std::map<long long, uint64_t> memory;
+    for (auto& [id, t] : p.tensors) {
+        if (t.isVirtual) continue;
+        uint64_t at = 0;
+        for (int i = 0; i < pack->count(1000); i++) if (pack->get<long long>(1000, i) == id) at = pack->get<uint64_t>(1001, i);
+        if (!at || at % t.align != 0) { fprintf(stderr, "FAKE: graph tensor %lld at %llx missing or not %lld-byte aligned\n", id, (unsigned long long)at, t.align); return BAD_PARAM; }
+        memory[id] = at; }
+    // The program and the pointers are copies: a captured execution runs after the plan and pack may be destroyed.
+    return submit([p, memory, delayNs] {
+        __atomic_add_fetch(&fake_virtual_ns, delayNs, __ATOMIC_RELAXED);  // the engine's simulated cost
+        if (skipCompute) return 0;
+        std::map<long long, std::vector<double>> values;
+        // A tensor's values: made by an earlier operation, or read from memory on first use.
+        auto load = [&](long long id) -> std::vector<double>& {
+            auto it = values.find(id);
+            if (it != values.end()) return it->second;
+            const FTensor& t = p.tensors.at(id);
+            std::vector<double> v(t.size());
+            if (t.type == 0) { auto g = gather(t.S, (const float*)memory.at(id), false); std::copy(g.begin(), g.end(), v.begin()); }
+            else { auto g = gather(t.S, (const double*)memory.at(id), false); std::copy(g.begin(), g.end(), v.begin()); }
+            return values[id] = std::move(v); };
+        auto store = [&](long long id, std::vector<double> v) {
+            const FTensor& t = p.tensors.at(id);
+            if (t.type == 0) for (double& e : v) e = (float)e;
+            if (!t.isVirtual) {
+                size_t i = 0;
+                for (long long a = 0; a < t.S.d[0]; a++) for (long long b = 0; b < t.S.d[1]; b++) for (long long c = 0; c < t.S.d[2]; c++) for (long long e = 0; e < t.S.d[3]; e++, i++)
+                    if (t.type == 0) ((float*)memory.at(id))[t.S.at(a, b, c, e)] = (float)v[i]; else ((double*)memory.at(id))[t.S.at(a, b, c, e)] = v[i];
+            }
+            values[id] = std::move(v); };
+        for (const FOp& f : p.ops) {
+            const Strided& X = p.tensors.at(f.t[0]).S;
+            long long C = X.d[1], plane = X.d[2] * X.d[3];
+            if (f.kind == G_OP_POINTWISE) {
+                const std::vector<double>& x = load(f.t[0]);
+                const std::vector<double>* b = f.t[1] < 0 ? nullptr : &load(f.t[1]);
+                bool broadcast = b && b->size() != x.size();
+                std::vector<double> y(x.size());
+                for (size_t i = 0; i < x.size(); i++) {
+                    double bv = !b ? 0 : broadcast ? (*b)[(i / plane) % C] : (*b)[i];
+                    y[i] = f.mode == 0 ? x[i] + bv : f.mode == 1 ? x[i] * bv : std::max(x[i], 0.0); }
+                store(f.t[2], std::move(y));
+            } else if (f.kind == G_GEN_STATS) {
+                const std::vector<double>& x = load(f.t[0]);
+                std::vector<double> sum(C), squares(C);
+                for (size_t i = 0; i < x.size(); i++) { long long c = (i / plane) % C; sum[c] += x[i]; squares[c] += x[i] * x[i]; }
+                store(f.t[1], std::move(sum)); store(f.t[2], std::move(squares));
+            } else {
+                int dir = f.kind == G_FWD ? 0 : f.kind == G_BWD_DATA ? 1 : 2;
+                long long out = f.outputs()[0];
+                // The output starts from its old values only where beta reads them.
+                std::vector<double> result = f.beta != 0 ? load(out) : std::vector<double>(p.tensors.at(out).size(), 0.0);
+                double* v[3];
+                for (int k = 0; k < 3; k++) v[k] = f.t[k] == out ? result.data() : load(f.t[k]).data();
+                const Strided &Wt = p.tensors.at(f.t[1]).S, &Y = p.tensors.at(f.t[2]).S;
+                Desc xd = nchw(X, 1), wd = nchw(Wt, 2), yd = nchw(Y, 1), cd{3};
+                cd.pad_h = cd.pad_w = f.pad; cd.dil_h = cd.dil_w = f.dil; cd.u = cd.v = 1;
+                conv<double>(dir, &xd, v[0], &wd, v[1], &cd, &yd, v[2], f.alpha, f.beta);
+                store(out, std::move(result));
+            }
+        }
+        return 0; }); }
 API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
     if (!plan->final || !pack->final || plan->type != G_PLAN || pack->type != G_PACK) return BAD_PARAM;
     const FakeEngine& e = fakeEngines[plan->engine];
@@ -413,6 +585,7 @@ API int cudnnBackendExecute(void*, GDesc* plan, GDesc* pack) {
     // Each soname is its own copy of this library, so device allocations (libcuda's) are not visible here: only
     // presence and alignment can be checked.
     if (plan->workspace > 0 && !ws) { fprintf(stderr, "FAKE: engine workspace %lld missing\n", plan->workspace); return BAD_PARAM; }
+    if (plan->engine == 6) return fusedExecute(plan, pack, 1000LL * e.delayUs);
     GDesc* op = descAttr(plan->graph, 801);
     int xa, wa, ya, ca, ala, bea; opNames(op->type, xa, wa, ya, ca, ala, bea);
     GDesc *xt = descAttr(op, xa), *wt = descAttr(op, wa), *yt = descAttr(op, ya), *cd = descAttr(op, ca);
