@@ -232,7 +232,7 @@ EXPORT_FLOAT_KERNELS(batchnorm_normalise,
 // Channels-last statistics in one launch (a block of the normalising pass spans every channel, so it cannot fold the
 // combine in as batchnorm_normalise does): stage 1 over runs of pixels (channels_last_partials), then the block that
 // finishes last (last_block) adds each channel's partials in order, writes the statistics and running averages, and
-// the coefficients scaleShift[2c], scaleShift[2c + 1] that channel_affine applies. Each channel's shift value K is its
+// the coefficients scaleShift[c], scaleShift[channels + c] that channel_affine applies. Each channel's shift value K is its
 // first element, at c (inner = 1).
 template <typename T>
 __device__ void batchnorm_statistics_nhwc(const T* x, double* partials, int channels, int pixels, int pixelsPerPart, int parts,
@@ -250,8 +250,8 @@ __device__ void batchnorm_statistics_nhwc(const T* x, double* partials, int chan
     {
         Coefficients<T> k = batchnorm_statistics(x, (const volatile double*)partials, parts, gamma, beta, runningMean, runningVar,
                                                  saveMean, saveInvStd, c, 1, count, momentum, eps, true);
-        scaleShift[2 * c] = k.scale;
-        scaleShift[2 * c + 1] = k.shift;
+        scaleShift[c] = k.scale;
+        scaleShift[channels + c] = k.shift;
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_statistics_nhwc,
@@ -270,8 +270,8 @@ __device__ void batchnorm_inference_coefficients(const T* gamma, const T* beta, 
     GRID_STRIDE(c, n)
     {
         double scale = (gamma ? (double)gamma[c] : 1.0) / sqrt((double)runningVar[c] + eps);
-        scaleShift[2 * c] = (T)scale;
-        scaleShift[2 * c + 1] = (T)((double)beta[c] - (double)runningMean[c] * scale);
+        scaleShift[c] = (T)scale;
+        scaleShift[n + c] = (T)((double)beta[c] - (double)runningMean[c] * scale);
     }
 }
 EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
@@ -279,20 +279,21 @@ EXPORT_FLOAT_KERNELS(batchnorm_inference_coefficients,
                       double eps, long long n),
                      (gamma, beta, runningMean, runningVar, scaleShift, eps, n))
 
-// y = x·scale[c] + shift[c] (inference: coefficients from the running statistics), ReLU when asked.
+// y = x·scale[c] + shift[c] (inference: coefficients from the running statistics), ReLU when asked. The coefficients are
+// planar, scaleShift = [scale[0..C), shift[0..C)], the layout of the two per-channel tensors a fused cuDNN graph reads.
 template <typename T>
 __device__ void channel_affine(const T* x, const T* scaleShift, T* y, int channels, int inner, int planes, int relu, int nhwc)
 {
     if (nhwc)
     {
         for_each_channels_last((long long)planes * inner, channels,
-                               [&](long long i, int c) { y[i] = affine(x[i], scaleShift[2 * c], scaleShift[2 * c + 1], relu); });
+                               [&](long long i, int c) { y[i] = affine(x[i], scaleShift[c], scaleShift[channels + c], relu); });
         return;
     }
     PLANE_STRIDE(plane, planes)
     {
         int c = plane % channels;
-        T scale = scaleShift[2 * c], shift = scaleShift[2 * c + 1];
+        T scale = scaleShift[c], shift = scaleShift[channels + c];
         long long base = (long long)plane * inner;
         INNER_STRIDE(s, inner) y[base + s] = affine(x[base + s], scale, shift, relu);
     }

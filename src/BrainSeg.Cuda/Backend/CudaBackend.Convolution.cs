@@ -49,9 +49,9 @@ public sealed unsafe partial class CudaBackend
         if (y.Numel == 0) return;
         bool epilogue = bias is not null || relu;
         long epilogueFlops = y.Numel * ((bias is null ? 0 : 1) + (relu ? 1 : 0));
-        if (epilogue && x.Numel > 0 && w.Numel > 0 && RunFusedForward(plan, dt, x, w, y, spec, bias, relu))
+        if (x.Numel > 0 && w.Numel > 0 && RunFused(plan, ConvolutionDirection.Forward, dt, x, w, y, spec, bias, relu))
         {
-            // One pass: the output is written once, with its bias and ReLU.
+            // One pass: the output is written once, with its bias and ReLU; a deferred input is read from its batch norm's input.
             ModelConvolution(x, w, y);
             Model(bias?.ByteLength ?? 0, epilogueFlops);
             return;
@@ -104,6 +104,7 @@ public sealed unsafe partial class CudaBackend
         if (dw.Numel == 0) return;
         ModelConvolution(x, dw, dy);
         if (x.Numel == 0 || dy.Numel == 0) { Fill(dw, 0); return; }
+        if (RunFused(plan, ConvolutionDirection.BackwardFilter, dt, x, dw, dy, spec)) return;
         if (RunGraph(plan, ConvolutionDirection.BackwardFilter, dt, x, dw, dy, spec)) return;
         var algo = plan.BackwardFilter ??= SearchBackwardFilter(plan, Ptr(x), Ptr(dy), Ptr(dw));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);
@@ -145,8 +146,8 @@ public sealed unsafe partial class CudaBackend
         /// <summary>Per pass (ConvolutionDirection): the graph API's chosen engine, or whether that pass falls back to the legacy API.</summary>
         public readonly GraphPass?[] Passes = new GraphPass?[3];
         public readonly bool[] Legacy = new bool[3];
-        /// <summary>Per fusion of the forward: its chosen fused pass, or null where the separate passes run (CudaBackend.Fusion.cs).</summary>
-        public readonly Dictionary<ConvolutionFusion, GraphPass?> Fused = [];
+        /// <summary>Per pass and fusion: the chosen fused pass, or null where the plain pass and separate ones run (CudaBackend.Fusion.cs).</summary>
+        public readonly Dictionary<(ConvolutionDirection, ConvolutionFusion), GraphPass?> Fused = [];
 
         public void Dispose()
         {

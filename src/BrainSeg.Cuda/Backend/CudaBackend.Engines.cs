@@ -76,20 +76,24 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     private bool RunGraph(ConvPlan plan, ConvolutionDirection direction, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
+        var operands = new GraphOperands(Ptr(x), Ptr(w), Ptr(y));
         var pass = GraphPassFor(plan, direction, dt, x, w, y, spec);
         if (pass is null) return false;
         var workspace = _workspace.Ensure(pass.Plan.WorkspaceBytes);
         _ctx.Counters.Launch();
-        pass.Graph.Execute(pass.Plan, new GraphOperands(Ptr(x), Ptr(w), Ptr(y)), workspace);
+        pass.Graph.Execute(pass.Plan, operands, workspace);
         return true;
     }
 
-    /// <summary>The graph API's chosen engine for one pass of this geometry at these pointers' alignment (chosen now if need be); null where the legacy API serves it.</summary>
+    /// <summary>
+    /// The graph API's chosen engine for one pass of this geometry at these pointers' alignment (chosen now if need be, timed
+    /// on the tensors' memory as it is); null where the legacy API serves it.
+    /// </summary>
     private GraphPass? GraphPassFor(ConvPlan plan, ConvolutionDirection direction, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec)
     {
         int d = (int)direction;
         if (Options.LegacyConvolutionSearch || plan.Legacy[d]) return null;
-        ulong xp = Ptr(x), wp = Ptr(w), yp = Ptr(y);
+        ulong xp = RawPtr(x), wp = RawPtr(w), yp = RawPtr(y);
         var alignment = (Alignment(xp), Alignment(wp), Alignment(yp));
         var pass = plan.Passes[d];
         if (pass is not null && !pass.Fits(alignment))

@@ -2,32 +2,116 @@ using BrainSeg.Engine;
 
 namespace BrainSeg.Cuda;
 
-// Convolutions with their neighbouring elementwise work fused in by cuDNN's runtime fusion (graph API): the forward's
-// bias and ReLU computed as the output is written, instead of a second pass that reads and writes it again. A fused
-// graph is used only where it is at least as fast as the plain convolution plus the separate pass, both timed on the
-// real tensors once per geometry; where cuDNN plans no engine for it (or fusion is off), the separate pass runs.
+// Convolutions with their neighbouring elementwise work fused in by cuDNN's runtime fusion (graph API), so that an
+// activation crosses memory once instead of two or three times:
+// - the forward's bias and ReLU computed as the output is written (inference's folded batch norms, the output layer);
+// - a training batch norm's rectified output max(x·scale + shift, 0) is not written by the batch norm (channels-last):
+//   it stays deferred (its input and coefficients kept) until something reads it. The next convolution's forward and
+//   filter-gradient passes read the batch norm's input through a fused prologue instead; any other reader writes it
+//   first (CudaBackend.Ptr), as the batch norm would have.
+// A fused graph is used only where it is at least as fast as the plain convolution plus the separate pass, both timed
+// on the real tensors once per geometry; where cuDNN plans no engine for it (or fusion is off) the separate pass runs.
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>
-    /// y = conv(x, w) + bias, then ReLU, as one fused pass when that was chosen for this geometry. False when the
-    /// convolution and the separate bias/ReLU pass run instead (nothing was queued).
-    /// </summary>
-    private bool RunFusedForward(ConvPlan plan, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias, bool relu)
+    /// <summary>A batch norm's rectified output not yet written: max(source·scale + shift, 0) per channel, channels-last.</summary>
+    private sealed class DeferredNormRelu
     {
-        if (!Options.RuntimeFusion || Options.LegacyConvolutionSearch) return false;
-        var fusion = new ConvolutionFusion(Bias: bias is not null, Relu: relu);
-        var operands = new GraphOperands(Ptr(x), Ptr(w), Ptr(y), Bias: Ptr(bias));
+        public required CudaStorage Output, Input;
+        public required ulong InputPointer;
+        public required DeviceBuffer Coefficients;   // scale[C], then shift[C]
+        public required DType DType;
+        public required int Channels, Inner, Planes;
+        public DeviceBuffer HeldInput;               // the input's block once the input itself was freed
+
+        public long OutputBytes => (long)Planes * Inner * DType.SizeInBytes();
+        public ulong Scale => Coefficients.Pointer;
+        public ulong Shift => Coefficients.Pointer + (ulong)(Channels * DType.SizeInBytes());
+    }
+
+    private readonly Dictionary<CudaStorage, DeferredNormRelu> _deferredByOutput = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<CudaStorage, DeferredNormRelu> _deferredByInput = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Whether a training batch norm + ReLU from x into y may leave y unwritten for a fused reader.</summary>
+    private bool MayDefer(Tensor x, Tensor y, bool relu) =>
+        relu && Options.RuntimeFusion && !Options.LegacyConvolutionSearch && x.Shape.Rank == 4 && y.Layout == TensorLayout.Nhwc
+        && x.Storage is CudaStorage { IsRoot: true } input && y.Storage is CudaStorage { IsRoot: true } output
+        && !_deferredByInput.ContainsKey(input) && !_deferredByOutput.ContainsKey(output);
+
+    /// <summary>Leaves y = max(x·scale + shift, 0) unwritten; <paramref name="coefficients"/> (scale, shift) become the deferral's.</summary>
+    private void Defer(Tensor x, Tensor y, DeviceBuffer coefficients, DType dt, int channels, int inner, int planes)
+    {
+        var d = new DeferredNormRelu
+        {
+            Output = (CudaStorage)y.Storage, Input = (CudaStorage)x.Storage, InputPointer = ((CudaStorage)x.Storage).Pointer,
+            Coefficients = coefficients, DType = dt, Channels = channels, Inner = inner, Planes = planes,
+        };
+        _deferredByOutput[d.Output] = d;
+        _deferredByInput[d.Input] = d;
+    }
+
+    /// <summary>The deferral whose output <paramref name="t"/> is, or null when t is written.</summary>
+    private DeferredNormRelu? Deferred(Tensor t) =>
+        _deferredByOutput.Count > 0 && t.Storage is CudaStorage s && _deferredByOutput.TryGetValue(s.Root, out var d) ? d : null;
+
+    /// <summary>Writes a deferred output now, as the batch norm would have (one pass: the input read, the output written).</summary>
+    private void Write(DeferredNormRelu d)
+    {
+        Model(2.0 * d.OutputBytes, d.OutputBytes / d.DType.SizeInBytes() * 4.0);
+        ApplyAffine(d.DType, d.InputPointer, d.Coefficients.Pointer, d.Output.Pointer, d.Channels, d.Inner, d.Planes, fused: 1, nhwc: 1);
+        Forget(d);
+    }
+
+    private void Forget(DeferredNormRelu d)
+    {
+        _deferredByOutput.Remove(d.Output);
+        _deferredByInput.Remove(d.Input);
+        _ctx.Pool.Return(d.Coefficients);
+        if (d.HeldInput.Bytes > 0) _ctx.Pool.Return(d.HeldInput);
+    }
+
+    /// <summary>
+    /// Called as a block is freed: a deferred output freed unread is forgotten (nothing to write); the input of a deferred
+    /// output is kept (true: the caller must not return it to the pool) until that output is written or freed.
+    /// </summary>
+    internal bool KeepsFreedBlock(CudaStorage storage, DeviceBuffer buffer)
+    {
+        if (_deferredByOutput.Count == 0) return false;
+        if (_deferredByOutput.TryGetValue(storage, out var unread))
+        {
+            Forget(unread);
+            return false;
+        }
+        if (!_deferredByInput.TryGetValue(storage, out var d)) return false;
+        d.HeldInput = buffer;
+        return true;
+    }
+
+    /// <summary>
+    /// One pass of the convolution with what is fused into it: the forward's bias and ReLU, and a deferred batch norm's
+    /// rectified input read through the prologue (forward and filter gradient), when that was chosen for this geometry.
+    /// x, w, y as the pass names them (for the filter gradient, w is dw and y is dy). False when nothing is fused here:
+    /// then the caller runs the plain pass and any separate one (x, if deferred, is written by the caller's Ptr).
+    /// </summary>
+    private bool RunFused(ConvPlan plan, ConvolutionDirection direction, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec,
+        Tensor? bias = null, bool relu = false)
+    {
+        var input = Deferred(x);
+        var fusion = new ConvolutionFusion(InputNormRelu: input is not null, Bias: bias is not null, Relu: relu);
+        if (fusion.IsNone || !Options.RuntimeFusion || Options.LegacyConvolutionSearch) return false;
+        var operands = Operands(x, w, y, bias, input);
         var alignment = (Alignment(operands.X), Alignment(operands.W), Alignment(operands.Y));
-        int perChannel = bias is null ? 16 : Alignment(operands.Bias);
-        if (plan.Fused.TryGetValue(fusion, out var chosen) && chosen is not null && !chosen.Fits(alignment, perChannel))
+        int perChannel = PerChannelAlignment(operands);
+        var key = (direction, fusion);
+        if (plan.Fused.TryGetValue(key, out var chosen) && chosen is not null && !chosen.Fits(alignment, perChannel))
         {
             chosen.Dispose();  // a less aligned view than the plan was made for: choose again for this alignment
-            plan.Fused.Remove(fusion);
+            plan.Fused.Remove(key);
         }
-        if (!plan.Fused.ContainsKey(fusion))
+        if (!plan.Fused.ContainsKey(key))
         {
-            plan.Fused[fusion] = chosen = ChooseFusedForward(plan, fusion, dt, x, w, y, spec, bias, relu, alignment, perChannel, operands);
-            _ctx.Counters.Enter(nameof(Conv2dForward));  // the choice ran other ops (a scratch tensor, its fill)
+            plan.Fused[key] = ChooseFused(plan, direction, fusion, dt, x, w, y, spec, input, bias, relu, alignment, perChannel, operands);
+            _ctx.Counters.Enter(direction == ConvolutionDirection.Forward ? nameof(Conv2dForward) : nameof(Conv2dBackwardFilter));
+            chosen = plan.Fused[key];
         }
         if (chosen is null) return false;
         var workspace = _workspace.Ensure(chosen.Plan.WorkspaceBytes);
@@ -36,40 +120,55 @@ public sealed unsafe partial class CudaBackend
         return true;
     }
 
+    /// <summary>The pointers of a fused pass: a deferred input is read from the batch norm's input and coefficients.</summary>
+    private static GraphOperands Operands(Tensor x, Tensor w, Tensor y, Tensor? bias, DeferredNormRelu? input) => new(
+        input?.InputPointer ?? RawPtr(x), RawPtr(w), RawPtr(y), Bias: RawPtr(bias), Scale: input?.Scale ?? 0, Shift: input?.Shift ?? 0);
+
+    private static int PerChannelAlignment(in GraphOperands o) =>
+        new[] { o.Bias, o.Scale, o.Shift }.Where(p => p != 0).Select(Alignment).DefaultIfEmpty(16).Min();
+
     /// <summary>
-    /// The fused forward pass for this geometry, or null where the plain convolution and the separate pass are at least as
-    /// fast or cuDNN cannot run the fused graph; either way the report says which and why.
+    /// The fused pass for this geometry, or null where the plain pass and the separate ones are at least as fast or cuDNN
+    /// cannot run the fused graph; either way the report says which and why. A deferred input is written for the timing of
+    /// the pass that writes it, but stays deferred, so this call computes what every later one will.
     /// </summary>
-    private GraphPass? ChooseFusedForward(ConvPlan plan, ConvolutionFusion fusion, DType dt, Tensor x, Tensor w, Tensor y, Conv2dSpec spec,
-        Tensor? bias, bool relu, (int, int, int) alignment, int perChannel, in GraphOperands operands)
+    private GraphPass? ChooseFused(ConvPlan plan, ConvolutionDirection direction, ConvolutionFusion fusion, DType dt, Tensor x, Tensor w, Tensor y,
+        Conv2dSpec spec, DeferredNormRelu? input, Tensor? bias, bool relu, (int, int, int) alignment, int perChannel, in GraphOperands operands)
     {
-        var name = PassName(ConvolutionDirection.Forward, fusion);
-        var unfused = GraphPassFor(plan, ConvolutionDirection.Forward, dt, x, w, y, spec);
-        if (unfused is null) return null;  // the legacy API serves this convolution (reported): nothing to fuse into
+        var name = PassName(direction, fusion);
+        if (Options.LegacyConvolutionSearch || plan.Legacy[(int)direction]) return null;  // the legacy API serves this convolution
         GraphPass fused;
         try
         {
-            fused = ChooseEngine(plan, ConvolutionDirection.Forward, dt, x.Shape, w.Shape, y.Shape, spec, alignment, operands, fusion, perChannel);
+            fused = ChooseEngine(plan, direction, dt, x.Shape, w.Shape, y.Shape, spec, alignment, operands, fusion, perChannel);
         }
         catch (CudaException e)
         {
             Report(new(name, plan.Key.ToString(), "separate", "-", "", 0, double.NaN, [], $"no fused engine: {e.Message}"));
             return null;
         }
-        double separate = unfused.Milliseconds + TimeSeparatePass(dt, y, bias, relu);
+        _ctx.RefuseWhileCapturing("timing a fused convolution against its separate passes (the host waits for it)");
+        double passes = 0;
+        if (input is not null)
+            passes += TimeRuns(() => ApplyAffine(dt, input.InputPointer, input.Coefficients.Pointer, RawPtr(x), input.Channels, input.Inner,
+                input.Planes, fused: 1, nhwc: 1));
+        var unfused = GraphPassFor(plan, direction, dt, x, w, y, spec);
+        if (bias is not null || relu)
+        {
+            using var scratch = Empty(y.Shape, dt);
+            Fill(scratch, 0);
+            passes += TimeRuns(() => BiasAndRelu("Conv2dForward", dt, scratch, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu));
+        }
+        if (unfused is null)
+        {
+            fused.Dispose();
+            return null;
+        }
+        double separate = unfused.Milliseconds + passes;
         if (fused.Milliseconds <= separate) return fused;
         Report(new(name, plan.Key.ToString(), "separate", "-", "", 0, separate, [],
-            $"the fused engine took {fused.Milliseconds:G4} ms, the convolution and the separate pass {separate:G4} ms"));
+            $"the fused engine took {fused.Milliseconds:G4} ms, the plain pass and the separate ones {separate:G4} ms"));
         fused.Dispose();
         return null;
-    }
-
-    /// <summary>The bias/ReLU pass's time on a scratch tensor shaped as y (y itself keeps its values).</summary>
-    private double TimeSeparatePass(DType dt, Tensor y, Tensor? bias, bool relu)
-    {
-        _ctx.RefuseWhileCapturing("timing a fused convolution against its separate pass (the host waits for it)");
-        using var scratch = Empty(y.Shape, dt);
-        Fill(scratch, 0);
-        return TimeRuns(() => BiasAndRelu("Conv2dForward", dt, scratch, bias, y.Shape.C, (long)y.Shape.H * y.Shape.W, relu));
     }
 }

@@ -51,8 +51,8 @@ public sealed unsafe partial class CudaBackend
     {
         Enter(nameof(BatchNormForwardTraining));
         var dt = OpChecks.BatchNormForwardTraining(this, x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
-        // Two passes: the moments read x, the affine map reads x and writes y.
-        Model(3 * x.ByteLength, x.Numel * (relu ? 6 : 5));
+        // Two passes: the moments read x, the affine map reads x and writes y (deferred: written when read, or fused into its reader).
+        Model(x.ByteLength, x.Numel * 2);
         var s = x.Shape;
         int batch = s.N, channels = s.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormForwardTraining", x, y);
         var (planes, inner) = Planes("BatchNormForwardTraining", batch, channels, (long)s.H * s.W);
@@ -65,14 +65,24 @@ public sealed unsafe partial class CudaBackend
             // statistics launch's last block combines them into the affine coefficients, then the affine map.
             var (pixelsPerPart, pixelParts) = SplitPixels("BatchNormForwardTraining", count, channels);
             int pixels = (int)count;
-            long pixelPartialBytes = 2 * c * pixelParts * sizeof(double);
-            ulong pp = _scratch.Ensure(pixelPartialBytes + 2 * c * dt.SizeInBytes()), scaleShift = pp + (ulong)pixelPartialBytes, tickets = _tickets;
+            long pixelPartialBytes = 2 * c * pixelParts * sizeof(double), coefficientBytes = 2 * c * dt.SizeInBytes();
+            // The coefficients outlive the op when y is deferred (CudaBackend.Fusion.cs): then they get a block of their own.
+            bool defer = MayDefer(x, y, relu);
+            var own = defer ? _ctx.Pool.Rent(coefficientBytes) : default;
+            ulong pp = _scratch.Ensure(pixelPartialBytes + coefficientBytes), tickets = _tickets,
+                scaleShift = defer ? own.Pointer : pp + (ulong)pixelPartialBytes;
             void** stats = stackalloc void*[] { &px, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi,
                 &scaleShift, &count, &momentum, &eps, &tickets };
             LaunchBlocks("channels", "batchnorm_statistics_nhwc", dt, pixelParts, stats);
-            ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
+            if (defer) Defer(x, y, own, dt, channels, inner, planes);
+            else
+            {
+                Model(2 * x.ByteLength, x.Numel * (relu ? 4 : 3));
+                ApplyAffine(dt, px, scaleShift, py, channels, inner, planes, fused, nhwc);
+            }
             return;
         }
+        Model(2 * x.ByteLength, x.Numel * (relu ? 4 : 3));
         var (planesPerPart, parts) = SplitBatch(batch, channels);
         // Scratch: the statistics' partials (double). Two launches: the partial moments, then the normalisation,
         // whose blocks each combine their channel's partials in the same order (and one of them writes the statistics).

@@ -119,7 +119,7 @@ public sealed unsafe partial class CudaBackend
             backend.RequireDevice(nameof(HostReadback), src);
             backend.Model(src.ByteLength);
             _dtype = src.DType;
-            backend._ctx.CopyDeviceToHostAsync(Ptr(src), _host.Pointer, src.ByteLength);
+            backend._ctx.CopyDeviceToHostAsync(backend.Ptr(src), _host.Pointer, src.ByteLength);
             _copied.Record(backend._ctx.Stream);
         }
 

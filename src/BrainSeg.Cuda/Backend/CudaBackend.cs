@@ -386,7 +386,15 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----
 
     /// <summary>The device address of a tensor of this backend (0 for null).</summary>
-    private static ulong Ptr(Tensor? t) => t is null ? 0 : ((CudaStorage)t.Storage).Pointer;
+    /// <summary>The device address of t's data for a kernel or library call, written first if it is a deferred batch-norm output.</summary>
+    private ulong Ptr(Tensor? t)
+    {
+        if (t is not null && Deferred(t) is { } d) Write(d);
+        return RawPtr(t);
+    }
+
+    /// <summary>The device address of t's memory, as it is: only for a reader that knows t may be deferred (CudaBackend.Fusion.cs).</summary>
+    private static ulong RawPtr(Tensor? t) => t is null ? 0 : ((CudaStorage)t.Storage).Pointer;
 
     private void RequireDevice(string op, params Tensor?[] tensors)
     {

@@ -36,6 +36,12 @@ public sealed class CudaStorage : Storage
     /// <summary>The backend whose pool owns this memory.</summary>
     public CudaBackend Owner => _owner;
 
+    /// <summary>The block this storage is a view of (itself when it is no view).</summary>
+    internal CudaStorage Root => _parent?.Root ?? this;
+
+    /// <summary>Whether this storage is a whole block of its own, not a view.</summary>
+    internal bool IsRoot => _parent is null;
+
     protected override void Free()
     {
         var buffer = _buffer;
@@ -45,7 +51,8 @@ public sealed class CudaStorage : Storage
             _parent.Release();
             return;
         }
-        // After the backend is disposed its pool has released every buffer already.
-        if (buffer.Bytes > 0 && !_owner.IsDisposed) _owner.Context.Pool.Return(buffer);
+        // After the backend is disposed its pool has released every buffer already. A block that a deferred output still
+        // reads is kept by the backend until that output is written or freed.
+        if (buffer.Bytes > 0 && !_owner.IsDisposed && !_owner.KeepsFreedBlock(this, buffer)) _owner.Context.Pool.Return(buffer);
     }
 }
