@@ -6,9 +6,9 @@ namespace BrainSeg.Cuda;
 // activation crosses memory once instead of two or three times:
 // - the forward's bias and ReLU computed as the output is written (inference's folded batch norms, the output layer);
 // - a training batch norm's rectified output max(x·scale + shift, 0) is not written by the batch norm (channels-last):
-//   it stays deferred (its input and coefficients kept) until something reads it. The next convolution's forward and
-//   filter-gradient passes read the batch norm's input through a fused prologue instead; any other reader writes it
-//   first (CudaBackend.Ptr), as the batch norm would have.
+//   it stays deferred (its input and coefficients kept, and no memory of its own) until something reads it. The next
+//   convolution's forward and filter-gradient passes read the batch norm's input through a fused prologue instead; any
+//   other reader gets it written first (CudaBackend.Ptr), into a block rented then, as the batch norm would have.
 // A fused graph is used only where it is at least as fast as the plain convolution plus the separate pass, both timed
 // on the real tensors once per geometry; where cuDNN plans no engine for it (or fusion is off) the separate pass runs.
 public sealed unsafe partial class CudaBackend
@@ -47,6 +47,21 @@ public sealed unsafe partial class CudaBackend
         };
         _deferredByOutput[d.Output] = d;
         _deferredByInput[d.Input] = d;
+        // Until it is written the output needs no memory: with fused readers it never does.
+        TakeMemory(d);
+    }
+
+    /// <summary>Returns a deferred output's block to the pool (its contents are deferred again).</summary>
+    private void TakeMemory(DeferredNormRelu d)
+    {
+        var unused = d.Output.Detach();
+        if (unused.Bytes > 0) _ctx.Pool.Return(unused);
+    }
+
+    /// <summary>Gives a deferred output a block of its own, if it has none yet (nothing is written).</summary>
+    private void GiveMemory(DeferredNormRelu d)
+    {
+        if (d.Output.Pointer == 0 && d.Output.ByteLength > 0) d.Output.Attach(_ctx.Pool.Rent(d.Output.ByteLength));
     }
 
     /// <summary>The deferral whose output <paramref name="t"/> is, or null when t is written.</summary>
@@ -57,6 +72,7 @@ public sealed unsafe partial class CudaBackend
     private void Write(DeferredNormRelu d)
     {
         Model(2.0 * d.OutputBytes, d.OutputBytes / d.DType.SizeInBytes() * 4.0);
+        GiveMemory(d);
         ApplyAffine(d.DType, d.InputPointer, d.Coefficients.Pointer, d.Output.Pointer, d.Channels, d.Inner, d.Planes, fused: 1, nhwc: 1);
         Forget(d);
     }
@@ -150,9 +166,13 @@ public sealed unsafe partial class CudaBackend
         _ctx.RefuseWhileCapturing("timing a fused convolution against its separate passes (the host waits for it)");
         double passes = 0;
         if (input is not null)
+        {
+            GiveMemory(input);  // written by the timed pass below, for the plain pass's timing; it stays deferred
             passes += TimeRuns(() => ApplyAffine(dt, input.InputPointer, input.Coefficients.Pointer, RawPtr(x), input.Channels, input.Inner,
                 input.Planes, fused: 1, nhwc: 1));
+        }
         var unfused = GraphPassFor(plan, direction, dt, x, w, y, spec);
+        if (input is not null) TakeMemory(input);
         if (bias is not null || relu)
         {
             using var scratch = Empty(y.Shape, dt);

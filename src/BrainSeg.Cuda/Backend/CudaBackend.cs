@@ -120,7 +120,9 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
         long size = whole.DType.SizeInBytes();
         if (offset < 0 || offset + shape.Numel > whole.Numel)
             throw new ArgumentOutOfRangeException(nameof(offset), $"View: elements {offset}..{offset + shape.Numel} do not lie inside {whole.Describe()}.");
-        // The view is laid out as a tensor of its shape made by Empty would be (a filter's view lies KRSC by default).
+        // The view is laid out as a tensor of its shape made by Empty would be (a filter's view lies KRSC by default). Its
+        // address is taken now, so a deferred batch-norm output is written first (Ptr).
+        Ptr(whole);
         return new Tensor(this, new CudaStorage((CudaStorage)whole.Storage, offset * size, shape.Numel * size), shape, whole.DType, Options.Layout);
     }
 

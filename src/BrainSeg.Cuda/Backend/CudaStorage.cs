@@ -42,6 +42,21 @@ public sealed class CudaStorage : Storage
     /// <summary>Whether this storage is a whole block of its own, not a view.</summary>
     internal bool IsRoot => _parent is null;
 
+    /// <summary>Gives up the block while the tensor's contents are deferred (its address is 0 until <see cref="Attach"/>).</summary>
+    internal DeviceBuffer Detach()
+    {
+        var buffer = _buffer;
+        _buffer = default;
+        return buffer;
+    }
+
+    /// <summary>Takes a block for a storage that gave up its own (<see cref="Detach"/>).</summary>
+    internal void Attach(DeviceBuffer buffer)
+    {
+        if (_buffer.Pointer != 0 || _parent is not null) throw new InvalidOperationException("Only a detached block can take another.");
+        _buffer = buffer;
+    }
+
     protected override void Free()
     {
         var buffer = _buffer;
@@ -52,7 +67,8 @@ public sealed class CudaStorage : Storage
             return;
         }
         // After the backend is disposed its pool has released every buffer already. A block that a deferred output still
-        // reads is kept by the backend until that output is written or freed.
-        if (buffer.Bytes > 0 && !_owner.IsDisposed && !_owner.KeepsFreedBlock(this, buffer)) _owner.Context.Pool.Return(buffer);
+        // reads is kept by the backend until that output is written or freed (a deferred output itself may hold none).
+        if (_owner.IsDisposed || _owner.KeepsFreedBlock(this, buffer)) return;
+        if (buffer.Bytes > 0) _owner.Context.Pool.Return(buffer);
     }
 }
