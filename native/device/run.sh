@@ -209,12 +209,13 @@ ours bench-fcn-100 12 --step fcn --batch 100 --precision tf32 --graphs on --time
 ours bench-dilated-100 12 --step dilated --batch 100 --precision tf32 --graphs on --time-limit 3
 ours bench-segment 20 --step segment --batch 16 --precision tf32 --time-limit 8
 # The levers one at a time: NCHW instead of channels-last, the legacy algorithm search instead of timed graph-API
-# engines, deterministic engines only (each against bench-fcn-300 above), batch 100 without graphs, and segment with
-# each convolution's bias and ReLU in a separate pass instead of fused where cuDNN plans it (against bench-segment).
+# engines, deterministic engines only (each against bench-fcn-300 above), batch 100 without graphs, and FCN 300 and
+# segment with every batch norm's output and every bias and ReLU in separate passes instead of fused where cuDNN plans it.
 ours bench-fcn-300-nchw 14 --step fcn --batch 300 --precision tf32 --layout nchw --time-limit 4
 ours bench-fcn-300-legacy 14 --step fcn --batch 300 --precision tf32 --legacy-conv --time-limit 4
 ours bench-fcn-300-det 14 --step fcn --batch 300 --precision tf32 --deterministic --time-limit 4
 ours bench-fcn-100-eager 12 --step fcn --batch 100 --precision tf32 --time-limit 3
+ours bench-fcn-300-unfused 14 --step fcn --batch 300 --precision tf32 --fusion off --time-limit 4
 ours bench-segment-unfused 20 --step segment --batch 16 --precision tf32 --fusion off --time-limit 8
 # Single layers, to place the gap: the 32→32 3×3 conv at both ends of the dilations, and batch norm + ReLU.
 ours bench-conv-d1-300 8 --step conv --batch 300 --precision tf32 --dilation 1 --time-limit 2

@@ -26,9 +26,10 @@ public sealed record CudaBackendOptions
     public bool LegacyConvolutionSearch { get; init; }
 
     /// <summary>
-    /// Lets cuDNN's runtime fusion compute a convolution's bias and ReLU as the output is written, where the fused graph
-    /// is planned on this device and times at least as fast as the convolution and its separate pass. On by default;
-    /// off runs the separate pass everywhere (for comparison).
+    /// Lets cuDNN's runtime fusion compute a convolution's bias and ReLU as the output is written, and read a channels-last
+    /// training batch norm's rectified output through the norm's scale, shift and ReLU as the input is read (the output is
+    /// then never written), wherever the fused graph is planned on this device and times at least as fast as the separate
+    /// passes. On by default; off runs the separate passes everywhere (for comparison).
     /// </summary>
     public bool RuntimeFusion { get; init; } = true;
 

@@ -5,9 +5,9 @@ namespace BrainSeg.Cuda;
 /// <summary>
 /// Asks the device's cuDNN whether its runtime fusion can take the batch norm and ReLU that surround each hidden
 /// convolution of the networks: for each fused pattern and input type, the engines the heuristics propose and how
-/// many of them build an execution plan. Nothing is run. The first pattern is what the backend fuses wherever it plans
-/// and times faster (CudaBackend.Fusion.cs); the others say whether the training step's batch-norm passes could be fused
-/// too: a pattern with no plan in float32 cannot replace them at fp32/TF32.
+/// many of them build an execution plan. Nothing is run. The backend builds the first three wherever they plan and time
+/// faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float here means the separate passes
+/// on this device. The last, the statistics as an epilogue, is asked only to know whether it could be built too.
 /// </summary>
 public static class FusionProbe
 {
@@ -69,24 +69,24 @@ public static class FusionProbe
     private static (string Name, ConvolutionDirection Direction, ConvolutionFusion Fusion) Describe(FusedPattern pattern) => pattern switch
     {
         FusedPattern.ConvBiasRelu => ("conv → +bias → ReLU (inference)", ConvolutionDirection.Forward, new(Bias: true, Relu: true)),
-        FusedPattern.ConvStatistics => ("conv → BN statistics", ConvolutionDirection.Forward, new(Statistics: true)),
-        FusedPattern.NormReluConvStatistics => ("scale, shift, ReLU → conv → BN statistics", ConvolutionDirection.Forward, new(InputNormRelu: true, Statistics: true)),
-        _ => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
+        FusedPattern.NormReluConv => ("scale, shift, ReLU → conv (training)", ConvolutionDirection.Forward, new(InputNormRelu: true)),
+        FusedPattern.NormReluFilterGradient => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
+        _ => ("conv → BN statistics (not used)", ConvolutionDirection.Forward, new(Statistics: true)),
     };
 }
 
-/// <summary>What a fused graph would take over from the separate batch-norm passes.</summary>
+/// <summary>What a fused graph takes over from the separate passes around a hidden convolution.</summary>
 internal enum FusedPattern
 {
     /// <summary>Inference: the folded batch norm's bias and the ReLU as the convolution's epilogue.</summary>
     ConvBiasRelu,
 
-    /// <summary>Training forward: the batch-norm statistics of the convolution's output, made as it is written.</summary>
-    ConvStatistics,
-
-    /// <summary>Training forward: the previous layer's batch norm (scale, shift) and ReLU applied as this convolution reads its input, and this output's statistics.</summary>
-    NormReluConvStatistics,
+    /// <summary>Training forward: the previous layer's batch norm (scale, shift) and ReLU applied as this convolution reads its input.</summary>
+    NormReluConv,
 
     /// <summary>Training backward: the filter gradient over the normalised, rectified input recomputed as it is read.</summary>
     NormReluFilterGradient,
+
+    /// <summary>The batch-norm statistics of the convolution's output made as it is written (sums in float lose a variance that is small against its mean: not used).</summary>
+    ConvStatistics,
 }
