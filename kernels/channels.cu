@@ -197,15 +197,6 @@ __device__ Coefficients<T> batchnorm_statistics(const T* x, Partials partials, i
     return saved_affine(gamma, beta, savedMean, savedInvStd, c);
 }
 
-// y = x·scale + shift in T (one rounding, fma_t); with relu, y = max(that, 0) as relu_forward computes it, so the fused
-// op keeps no un-rectified copy.
-template <typename T>
-__device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
-{
-    T v = fma_t(x, scale, shift);
-    return !relu || v > (T)0 || v != v ? v : (T)0;
-}
-
 // Training normalisation: the statistics of each plane's channel from the partials (stage 2 above), then y.
 template <typename T>
 __device__ void batchnorm_normalise(const T* x, const double* partials, int parts, const T* gamma, const T* beta,

@@ -54,6 +54,15 @@ __device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
 __device__ __forceinline__ float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double fma_t(double a, double b, double c) { return fma(a, b, c); }
 
+// y = x·scale + shift in T (one rounding, fma_t); with relu, y = max(that, 0) as relu_forward computes it, so the fused
+// op keeps no un-rectified copy (batch norm's output, written by channel_affine or by a reader of a deferred one).
+template <typename T>
+__device__ __forceinline__ T affine(T x, T scale, T shift, int relu)
+{
+    T v = fma_t(x, scale, shift);
+    return !relu || v > (T)0 || v != v ? v : (T)0;
+}
+
 // ---- layouts: [N, C, S] tensors (S = H·W, or 1 for [N, C]) in NCHW or channels-last (NHWC) memory order ----
 
 // Coordinates of the element at memory offset i, and the offset of given coordinates. The shape ops walk their

@@ -97,21 +97,31 @@ EXPORT_FLOAT_KERNELS(dropout_mask,
                      (mask, seed, offsetBase, offset, threshold, keepValue, channels, inner, n, nhwc))
 
 // y = x·mask with dropout_mask's mask for the same arguments, generated here and never stored (dropout's
-// forward on x, and its backward on the output gradient).
+// forward on x, and its backward on the output gradient). With scaleShift (channels-last only) x is a batch norm's input
+// and the element is first max(x·scale[c] + shift[c], 0), the norm's deferred output, which is then never written.
 template <typename T>
 __device__ void dropout_multiply(const T* x, T* y, unsigned long long seed, const unsigned long long* offsetBase,
                                  unsigned long long offset, unsigned int threshold, double keepValue, int channels,
-                                 long long inner, long long n, int nhwc)
+                                 long long inner, long long n, int nhwc, const T* scaleShift)
 {
     T keep = (T)keepValue;
     offset += *offsetBase;
-    GRID_STRIDE(i, n) y[i] = x[i] * ((dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0);
+    GRID_STRIDE(i, n)
+    {
+        T v = x[i];
+        if (scaleShift)
+        {
+            int c = (int)(i % channels);
+            v = affine(v, scaleShift[c], scaleShift[channels + c], 1);
+        }
+        y[i] = v * ((dropout_word(seed, offset, i, channels, inner, nhwc) >> 8) >= threshold ? keep : (T)0);
+    }
 }
 EXPORT_FLOAT_KERNELS(dropout_multiply,
                      (const T* x, T* y, unsigned long long seed, const unsigned long long* offsetBase,
                       unsigned long long offset, unsigned int threshold, double keepValue, int channels,
-                      long long inner, long long n, int nhwc),
-                     (x, y, seed, offsetBase, offset, threshold, keepValue, channels, inner, n, nhwc))
+                      long long inner, long long n, int nhwc, const T* scaleShift),
+                     (x, y, seed, offsetBase, offset, threshold, keepValue, channels, inner, n, nhwc, scaleShift))
 
 // *word += by, one thread: a graph's dropout offset word moves on by the draws of one replay. T is unused (every
 // entry point comes as _f32 and _f64; the backend launches _f64).

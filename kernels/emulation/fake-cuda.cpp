@@ -415,8 +415,10 @@ static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, cons
 // ---------------- engine 6: fused graphs, interpreted ----------------
 // The graph's operations run one after another in double on dense NCHW copies of their tensors, keyed by uid: real
 // tensors are gathered from the variant pack's memory through their strides (and results written back the same way),
-// virtual ones live only here. Every result is rounded to its tensor's own type as it is stored, so a fused graph
-// computes what the separate passes it stands for would, each storing its output in that type.
+// virtual ones live only here. A chain of pointwise operations stays in double, as a fused kernel keeps it in registers
+// (x·scale + shift is then the one rounding of an fma, as the backend's own kernels compute it), and is rounded to the
+// convolution's type where a convolution reads it; every real result is rounded to its tensor's type as it is stored. A
+// fused graph then computes what the separate passes it stands for would.
 struct FTensor { int type; bool isVirtual; long long align; Strided S; size_t size() const { return (size_t)(S.d[0] * S.d[1] * S.d[2] * S.d[3]); } };
 // t: pointwise x, b (or -1), y; a convolution's x, w, y as opNames() names them; statistics x, sum, sqsum.
 struct FOp { int kind, mode = 0, dil = 1, pad = 0; double alpha = 1, beta = 0; long long t[3] = {-1, -1, -1};
@@ -539,7 +541,7 @@ static int fusedExecute(const GDesc* plan, const GDesc* pack, long long delayNs)
             return values[id] = std::move(v); };
         auto store = [&](long long id, std::vector<double> v) {
             const FTensor& t = p.tensors.at(id);
-            if (t.type == 0) for (double& e : v) e = (float)e;
+            if (t.type == 0 && !t.isVirtual) for (double& e : v) e = (float)e;
             if (!t.isVirtual) {
                 size_t i = 0;
                 for (long long a = 0; a < t.S.d[0]; a++) for (long long b = 0; b < t.S.d[1]; b++) for (long long c = 0; c < t.S.d[2]; c++) for (long long e = 0; e < t.S.d[3]; e++, i++)
@@ -569,7 +571,16 @@ static int fusedExecute(const GDesc* plan, const GDesc* pack, long long delayNs)
                 // The output starts from its old values only where beta reads them.
                 std::vector<double> result = f.beta != 0 ? load(out) : std::vector<double>(p.tensors.at(out).size(), 0.0);
                 double* v[3];
-                for (int k = 0; k < 3; k++) v[k] = f.t[k] == out ? result.data() : load(f.t[k]).data();
+                std::vector<double> rounded[3];
+                for (int k = 0; k < 3; k++) {
+                    if (f.t[k] == out) { v[k] = result.data(); continue; }
+                    const std::vector<double>& in = load(f.t[k]);
+                    // A virtual input (a prologue's result) enters the convolution in the convolution's own type.
+                    if (p.tensors.at(f.t[k]).isVirtual && p.tensors.at(f.t[1]).type == 0) {
+                        rounded[k].assign(in.begin(), in.end());
+                        for (double& e : rounded[k]) e = (float)e;
+                        v[k] = rounded[k].data();
+                    } else v[k] = const_cast<double*>(in.data()); }
                 const Strided &Wt = p.tensors.at(f.t[1]).S, &Y = p.tensors.at(f.t[2]).S;
                 Desc xd = nchw(X, 1), wd = nchw(Wt, 2), yd = nchw(Y, 1), cd{3};
                 cd.pad_h = cd.pad_w = f.pad; cd.dil_h = cd.dil_w = f.dil; cd.u = cd.v = 1;

@@ -207,10 +207,12 @@ public sealed unsafe partial class CudaBackend
         Model(2 * x.ByteLength, x.Numel * 11);   // the mask's Philox words, then one multiply; no mask in memory
         uint threshold = Philox.DropThreshold(p);
         double keep = 1 / (1 - p);
-        ulong px = Ptr(x), py = Ptr(y), pbase = _offsetWord;
+        // A deferred batch-norm output is read through its norm instead of being written first (CudaBackend.Fusion.cs).
+        var deferred = Deferred(x);
+        ulong px = deferred?.InputPointer ?? Ptr(x), py = Ptr(y), pbase = _offsetWord, scaleShift = deferred?.Scale ?? 0;
         long n = x.Numel;
         var (nhwc, channels, inner) = DropoutOrder("DropoutMultiply", x, y);
-        void** args = stackalloc void*[] { &px, &py, &seed, &pbase, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc };
+        void** args = stackalloc void*[] { &px, &py, &seed, &pbase, &offset, &threshold, &keep, &channels, &inner, &n, &nhwc, &scaleShift };
         Launch1D("elementwise", "dropout_multiply", dt, n, args);
     }
 

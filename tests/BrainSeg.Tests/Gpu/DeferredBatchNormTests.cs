@@ -7,7 +7,8 @@ namespace BrainSeg.Tests.Gpu;
 /// <summary>
 /// A channels-last training batch norm + ReLU leaves its output unwritten until it is read (CudaBackend.Fusion.cs): the
 /// next convolution's forward and filter gradient read the batch norm's input through a fused prologue where that times
-/// faster, every other reader gets the output written first, and whatever happens the results are the CPU's. Runs on the
+/// faster, dropout through its own kernel, every other reader gets the output written first, and whatever happens the
+/// results are the CPU's. Runs on the
 /// stand-in's fused engine here, on cuDNN's runtime fusion on a device.
 /// </summary>
 [TestFixture(DType.Float32)]
@@ -101,6 +102,15 @@ public sealed class DeferredBatchNormTests(DType dt) : GpuTestBase
         Gpu.Add(z.G, z.G, doubled.G);
         AssertClose(doubled, "z + z of a deferred z");
         AssertClose(z, "z itself, downloaded");
+
+        // Dropout reads it through the norm in its own pass, writing only its output.
+        Twin dropped = Output(dt, n, c, side, side), z2 = Output(dt, n, c, side, side);
+        Normalise(x, z2);
+        var launches = Gpu.Counters.Total.Launches;
+        Cpu.DropoutMultiply(z2.C, dropped.C, 0.3, 11, 5);
+        Gpu.DropoutMultiply(z2.G, dropped.G, 0.3, 11, 5);
+        Assert.That(Gpu.Counters.Total.Launches - launches, Is.EqualTo(1), "one pass: the deferred output is not written first");
+        AssertClose(dropped, "dropout of a deferred z");
 
         // The batch norm's input freed before its output is read: its block is kept until then.
         var input = Random(dt, [n, c, side, side], -2, 5);
