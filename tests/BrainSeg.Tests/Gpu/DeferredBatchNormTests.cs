@@ -73,10 +73,13 @@ public sealed class DeferredBatchNormTests(DType dt) : GpuTestBase
         var reports = gpu.EngineReports.Where(r => r.Direction.Contains("scale+shift+relu")).ToList();
         foreach (var r in reports) TestContext.Out.WriteLine($"{r.Direction}: {r.Source} engine {r.Engine} {r.Note}");
 
-        Assert.That(reports.Select(r => r.Direction).Distinct(),
-            Is.EquivalentTo(new[] { "forward scale+shift+relu→conv", "backward-filter scale+shift+relu→conv" }), "both passes that read it were asked");
-        // Fused, the batch norm's pass that writes its output is gone; where a device's cuDNN runs the separate passes it comes back.
-        int written = reports.Count(r => r.Source == "separate") > 0 ? 1 : 0;
+        // The forward is asked first; the filter gradient only if the forward left the output unwritten.
+        const string forward = "forward scale+shift+relu→conv", filter = "backward-filter scale+shift+relu→conv";
+        bool forwardFused = reports.Any(r => r.Direction == forward) && reports.Last(r => r.Direction == forward).Source != "separate";
+        Assert.That(reports.Select(r => r.Direction).Distinct(), Is.EquivalentTo(forwardFused ? new[] { forward, filter } : new[] { forward }),
+            "the passes that read the deferred output were asked");
+        // Fused, the batch norm's pass that writes its output is gone; where a device's cuDNN runs a separate pass it comes back.
+        int written = reports.Any(r => r.Source == "separate") ? 1 : 0;
         Assert.That(fused, Is.EqualTo(separate - 1 + written), "launches with fusion against without");
         if (gpu.Name.Contains("Fake", StringComparison.Ordinal))
             Assert.That(reports.Select(r => r.Engine), Is.All.EqualTo("6"), "the stand-in's fused engine is chosen for both passes");
