@@ -135,7 +135,7 @@ public sealed unsafe partial class CudaBackend
         string name = PassName(direction, fusion);
         try
         {
-            string key = EngineKey(name, plan.Key, alignment, perChannelAlignment);
+            string key = EngineKey(name, plan.Key, alignment, fusion.IsNone ? null : perChannelAlignment);
             if (EngineCache.TryGet(key, out var remembered))
             {
                 try
@@ -259,8 +259,8 @@ public sealed unsafe partial class CudaBackend
     /// What makes a remembered choice valid: device, cuDNN version, pass (with its fusion), geometry, layout, alignment (a fused
     /// pass's per-channel tensors' too), precision, determinism.
     /// </summary>
-    private string EngineKey(string pass, ConvKey k, (int X, int W, int Y) a, int perChannelAlignment) =>
+    private string EngineKey(string pass, ConvKey k, (int X, int W, int Y) a, int? perChannelAlignment) =>
         $"{_ctx.DeviceName.Replace('\t', ' ')} sm{_ctx.ComputeCapability.Major}{_ctx.ComputeCapability.Minor} cudnn{CudnnVersion.Value} " +
         $"{pass} {k.DType} {k.Layout.ToString().ToLowerInvariant()} n{k.N} c{k.C} h{k.H} w{k.W} k{k.K} r{k.R} s{k.S} d{k.Dilation} p{k.Padding} " +
-        $"a{a.X}/{a.W}/{a.Y}{(pass.Contains(' ') ? $"/{perChannelAlignment}" : "")} {(Options.AllowTf32 ? "tf32" : "fp32")} {(Options.DeterministicAlgorithms ? "deterministic" : "any")}";
+        $"a{a.X}/{a.W}/{a.Y}{(perChannelAlignment is { } p ? $"/{p}" : "")} {(Options.AllowTf32 ? "tf32" : "fp32")} {(Options.DeterministicAlgorithms ? "deterministic" : "any")}";
 }

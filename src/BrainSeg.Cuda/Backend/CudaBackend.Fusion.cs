@@ -31,9 +31,12 @@ public sealed unsafe partial class CudaBackend
     private readonly Dictionary<CudaStorage, DeferredNormRelu> _deferredByOutput = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<CudaStorage, DeferredNormRelu> _deferredByInput = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>Runtime fusion is on and the graph API chooses the engines (the legacy search has no fused graphs).</summary>
+    private bool FusionEnabled => Options.RuntimeFusion && !Options.LegacyConvolutionSearch;
+
     /// <summary>Whether a training batch norm + ReLU from x into y may leave y unwritten for a fused reader.</summary>
     private bool MayDefer(Tensor x, Tensor y, bool relu) =>
-        relu && Options.RuntimeFusion && !Options.LegacyConvolutionSearch && x.Shape.Rank == 4 && y.Layout == TensorLayout.Nhwc
+        relu && FusionEnabled && x.Shape.Rank == 4 && y.Layout == TensorLayout.Nhwc
         && x.Storage is CudaStorage { IsRoot: true } input && y.Storage is CudaStorage { IsRoot: true } output
         && !_deferredByInput.ContainsKey(input) && !_deferredByOutput.ContainsKey(output);
 
@@ -73,9 +76,13 @@ public sealed unsafe partial class CudaBackend
     {
         Model(2.0 * d.OutputBytes, d.OutputBytes / d.DType.SizeInBytes() * 4.0);
         GiveMemory(d);
-        ApplyAffine(d.DType, d.InputPointer, d.Coefficients.Pointer, d.Output.Pointer, d.Channels, d.Inner, d.Planes, fused: 1, nhwc: 1);
+        ApplyDeferred(d);
         Forget(d);
     }
+
+    /// <summary>The batch norm's pass that a deferral stands for, into the output's block.</summary>
+    private void ApplyDeferred(DeferredNormRelu d) =>
+        ApplyAffine(d.DType, d.InputPointer, d.Coefficients.Pointer, d.Output.Pointer, d.Channels, d.Inner, d.Planes, fused: 1, nhwc: 1);
 
     private void Forget(DeferredNormRelu d)
     {
@@ -113,7 +120,7 @@ public sealed unsafe partial class CudaBackend
     {
         var input = Deferred(x);
         var fusion = new ConvolutionFusion(InputNormRelu: input is not null, Bias: bias is not null, Relu: relu);
-        if (fusion.IsNone || !Options.RuntimeFusion || Options.LegacyConvolutionSearch) return false;
+        if (fusion.IsNone || !FusionEnabled) return false;
         var operands = Operands(x, w, y, bias, input);
         var alignment = (Alignment(operands.X), Alignment(operands.W), Alignment(operands.Y));
         int perChannel = PerChannelAlignment(operands);
@@ -152,7 +159,7 @@ public sealed unsafe partial class CudaBackend
         Conv2dSpec spec, DeferredNormRelu? input, Tensor? bias, bool relu, (int, int, int) alignment, int perChannel, in GraphOperands operands)
     {
         var name = PassName(direction, fusion);
-        if (Options.LegacyConvolutionSearch || plan.Legacy[(int)direction]) return null;  // the legacy API serves this convolution
+        if (plan.Legacy[(int)direction]) return null;  // the legacy API serves this convolution
         GraphPass fused;
         try
         {
@@ -168,8 +175,7 @@ public sealed unsafe partial class CudaBackend
         if (input is not null)
         {
             GiveMemory(input);  // written by the timed pass below, for the plain pass's timing; it stays deferred
-            passes += TimeRuns(() => ApplyAffine(dt, input.InputPointer, input.Coefficients.Pointer, RawPtr(x), input.Channels, input.Inner,
-                input.Planes, fused: 1, nhwc: 1));
+            passes += TimeRuns(() => ApplyDeferred(input));
         }
         var unfused = GraphPassFor(plan, direction, dt, x, w, y, spec);
         if (input is not null) TakeMemory(input);

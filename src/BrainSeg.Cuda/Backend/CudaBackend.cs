@@ -387,8 +387,7 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
 
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----
 
-    /// <summary>The device address of a tensor of this backend (0 for null).</summary>
-    /// <summary>The device address of t's data for a kernel or library call, written first if it is a deferred batch-norm output.</summary>
+    /// <summary>The device address of t's data for a kernel or library call, written first if it is a deferred batch-norm output (0 for null).</summary>
     private ulong Ptr(Tensor? t)
     {
         if (t is not null && Deferred(t) is { } d) Write(d);
