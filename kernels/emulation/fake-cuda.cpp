@@ -314,7 +314,7 @@ static const FakeEngine fakeEngines[] = {
     {{}, 0, 0, true, -1, 0},         // 6: fused graphs only (float or double real tensors), faster than engine 1, the fastest admissible single-op one
 };
 static const std::vector<int> heurA = {1, 2, 0, 3}, heurFallback = {0, 4, 5}, heurFused = {6};
-enum { G_POINTWISE = 0, G_OP_POINTWISE = 13, G_GEN_STATS = 14, G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
+enum { G_POINTWISE = 0, G_OP_POINTWISE = 13, G_GEN_STATS = 14, G_REDUCTION = 21, G_OP_REDUCTION = 22, G_CONV = 1, G_ENGINE = 2, G_CFG = 3, G_HEUR = 4, G_PLAN = 5, G_KNOB = 7, G_FWD = 10, G_BWD_FILTER = 11, G_BWD_DATA = 12, G_GRAPH = 15, G_PACK = 16, G_TENSOR = 17 };
 static const int BAD_PARAM = 2000, NOT_SUPPORTED = 3000;
 API int cudnnBackendCreateDescriptor(int type, GDesc** d) { *d = new GDesc{type}; return 0; }
 API int cudnnBackendDestroyDescriptor(GDesc* d) { delete d; return 0; }
@@ -336,10 +336,13 @@ API int cudnnBackendFinalize(GDesc* d) {
     case G_CONV: if (!need({100, 101, 102, 103, 104, 105, 106}) || d->get<int>(101) != 1) return BAD_PARAM; break;
     case G_FWD: case G_BWD_DATA: case G_BWD_FILTER: { int x, w, y, c, al, be; opNames(d->type, x, w, y, c, al, be); if (!need({x, w, y, c, al, be})) return BAD_PARAM; break; }
     case G_GRAPH: if (!need({800, 801}) || d->count(801) < 1) return BAD_PARAM; break;
-    // The operations of fused graphs (pointwise, statistics): only engine 6 plans a graph of more than one operation.
+    // The operations of fused graphs (pointwise, statistics, reductions): only engine 6 plans a graph of more than one
+    // operation. A pointwise backward mode (RELU_BWD) takes dy and writes dx where a forward one takes b and writes y.
     case G_POINTWISE: if (!need({0, 1})) return BAD_PARAM; break;
-    case G_OP_POINTWISE: if (!need({750, 751, 753})) return BAD_PARAM; break;
+    case G_OP_POINTWISE: if (!need({750, 751}) || !(d->has(753) || (d->has(756) && d->has(757)))) return BAD_PARAM; break;
     case G_GEN_STATS: if (!need({770, 771, 772, 773, 774})) return BAD_PARAM; break;
+    case G_REDUCTION: if (!need({1600, 1601})) return BAD_PARAM; break;
+    case G_OP_REDUCTION: if (!need({1610, 1611, 1612})) return BAD_PARAM; break;
     case G_HEUR: if (!need({200, 201})) return BAD_PARAM; d->graph = descAttr(d, 201); break;
     case G_ENGINE: if (!need({1300, 1301}) || d->get<long long>(1301) < 0 || d->get<long long>(1301) >= (long long)std::size(fakeEngines)) return BAD_PARAM;
         d->graph = descAttr(d, 1300); d->engine = (int)d->get<long long>(1301); break;
@@ -420,14 +423,16 @@ static void gconv(int dir, const Strided& X, T* x, const Strided& Wt, T* w, cons
 // convolution's type where a convolution reads it; every real result is rounded to its tensor's type as it is stored. A
 // fused graph then computes what the separate passes it stands for would.
 struct FTensor { int type; bool isVirtual; long long align; Strided S; size_t size() const { return (size_t)(S.d[0] * S.d[1] * S.d[2] * S.d[3]); } };
-// t: pointwise x, b (or -1), y; a convolution's x, w, y as opNames() names them; statistics x, sum, sqsum.
+// t: pointwise x, b (or -1), y (RELU_BWD: x, dy, dx); a convolution's x, w, y as opNames() names them; statistics x,
+// sum, sqsum; a reduction x, y.
 struct FOp { int kind, mode = 0, dil = 1, pad = 0; double alpha = 1, beta = 0; long long t[3] = {-1, -1, -1};
     std::vector<long long> inputs() const {
         if (kind == G_OP_POINTWISE) return t[1] < 0 ? std::vector<long long>{t[0]} : std::vector<long long>{t[0], t[1]};
-        if (kind == G_GEN_STATS) return {t[0]};
+        if (kind == G_GEN_STATS || kind == G_OP_REDUCTION) return {t[0]};
         return kind == G_FWD ? std::vector<long long>{t[0], t[1]} : kind == G_BWD_DATA ? std::vector<long long>{t[1], t[2]} : std::vector<long long>{t[0], t[2]}; }
     std::vector<long long> outputs() const {
         if (kind == G_GEN_STATS) return {t[1], t[2]};
+        if (kind == G_OP_REDUCTION) return {t[1]};
         return {t[kind == G_BWD_DATA ? 0 : kind == G_BWD_FILTER ? 1 : 2]}; } };
 struct FProgram { std::map<long long, FTensor> tensors; std::vector<FOp> ops; };
 // Reads and checks a graph into a program whose operations are ordered so that each one's inputs are made first.
@@ -455,7 +460,8 @@ static int fusedProgram(const GDesc* graph, FProgram& p) {
         FOp f{op->type};
         if (op->type == G_OP_POINTWISE) {
             f.mode = descAttr(op, 750)->get<int>(0);
-            f.t[0] = tensor(op, 751); f.t[1] = tensor(op, 752); f.t[2] = tensor(op, 753);
+            if (f.mode == 200) { f.t[0] = tensor(op, 751); f.t[1] = tensor(op, 757); f.t[2] = tensor(op, 756); }
+            else { f.t[0] = tensor(op, 751); f.t[1] = tensor(op, 752); f.t[2] = tensor(op, 753); }
         } else if (op->type == G_FWD || op->type == G_BWD_DATA || op->type == G_BWD_FILTER) {
             int x, w, y, c, al, be; opNames(op->type, x, w, y, c, al, be);
             f.t[0] = tensor(op, x); f.t[1] = tensor(op, w); f.t[2] = tensor(op, y);
@@ -470,6 +476,10 @@ static int fusedProgram(const GDesc* graph, FProgram& p) {
             f.mode = op->get<int>(770);
             if (f.mode != 0) bad("statistics mode is not SUM_SQSUM", f.mode);
             f.t[0] = tensor(op, 772); f.t[1] = tensor(op, 773); f.t[2] = tensor(op, 774);
+        } else if (op->type == G_OP_REDUCTION) {
+            f.mode = descAttr(op, 1612)->get<int>(1600);
+            if (f.mode != 0) bad("reduction operator is not ADD", f.mode);
+            f.t[0] = tensor(op, 1610); f.t[1] = tensor(op, 1611);
         } else bad("operation of descriptor type not supported", op->type);
         ops.push_back(f);
     }
@@ -478,12 +488,15 @@ static int fusedProgram(const GDesc* graph, FProgram& p) {
     auto perChannel = [&](long long a, long long of) { const auto& d = p.tensors[a].S.d; return d[0] == 1 && d[1] == p.tensors[of].S.d[1] && d[2] == 1 && d[3] == 1; };
     for (const FOp& f : ops) {
         if (f.kind == G_OP_POINTWISE) {
-            if (f.mode != 0 && f.mode != 1 && f.mode != 100) bad("pointwise mode not supported", f.mode);
-            else if ((f.mode == 100) != (f.t[1] < 0)) bad(f.mode == 100 ? "RELU_FWD takes no b, mode" : "ADD and MUL take a b, mode", f.mode);
+            if (f.mode != 0 && f.mode != 1 && f.mode != 100 && f.mode != 200) bad("pointwise mode not supported", f.mode);
+            else if ((f.mode == 100) != (f.t[1] < 0)) bad(f.mode == 100 ? "RELU_FWD takes no b, mode" : "ADD, MUL take a b and RELU_BWD a dy, mode", f.mode);
             else if (!same(f.t[0], f.t[2])) bad("pointwise y is not shaped as x, uid", f.t[2]);
+            else if (f.mode == 200 && !same(f.t[1], f.t[0])) bad("RELU_BWD dy is not shaped as x, uid", f.t[1]);
             else if (f.t[1] >= 0 && !same(f.t[1], f.t[0]) && !perChannel(f.t[1], f.t[0])) bad("pointwise b neither shaped as x nor [1,C,1,1], uid", f.t[1]);
         } else if (f.kind == G_GEN_STATS) {
             if (!perChannel(f.t[1], f.t[0]) || !perChannel(f.t[2], f.t[0])) bad("statistics sum and sqsum are not [1,C,1,1] of x, uid", f.t[0]);
+        } else if (f.kind == G_OP_REDUCTION) {
+            if (!perChannel(f.t[1], f.t[0])) bad("reduction y is not [1,C,1,1] of x (the only reduction here), uid", f.t[1]);
         } else {
             const Strided &X = p.tensors[f.t[0]].S, &W = p.tensors[f.t[1]].S, &Y = p.tensors[f.t[2]].S;
             if (Y.d[0] != X.d[0] || W.d[1] != X.d[1] || Y.d[1] != W.d[0] || Y.d[2] != X.d[2] + 2 * f.pad - f.dil * (W.d[2] - 1)
@@ -558,8 +571,13 @@ static int fusedExecute(const GDesc* plan, const GDesc* pack, long long delayNs)
                 std::vector<double> y(x.size());
                 for (size_t i = 0; i < x.size(); i++) {
                     double bv = !b ? 0 : broadcast ? (*b)[(i / plane) % C] : (*b)[i];
-                    y[i] = f.mode == 0 ? x[i] + bv : f.mode == 1 ? x[i] * bv : std::max(x[i], 0.0); }
+                    y[i] = f.mode == 0 ? x[i] + bv : f.mode == 1 ? x[i] * bv : f.mode == 200 ? (x[i] > 0 ? bv : 0.0) : std::max(x[i], 0.0); }
                 store(f.t[2], std::move(y));
+            } else if (f.kind == G_OP_REDUCTION) {
+                const std::vector<double>& x = load(f.t[0]);
+                std::vector<double> sum(C);
+                for (size_t i = 0; i < x.size(); i++) sum[(i / plane) % C] += x[i];
+                store(f.t[1], std::move(sum));
             } else if (f.kind == G_GEN_STATS) {
                 const std::vector<double>& x = load(f.t[0]);
                 std::vector<double> sum(C), squares(C);

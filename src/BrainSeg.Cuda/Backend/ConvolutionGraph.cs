@@ -10,21 +10,28 @@ public enum ConvolutionDirection { Forward, BackwardData, BackwardFilter }
 
 /// <summary>
 /// What a convolution pass computes besides the convolution, inside the same cuDNN graph (runtime fusion): a prologue
-/// max(x·scale + shift, 0) per input channel applied as the input is read (forward and filter-gradient passes), and an
+/// max(x·scale + shift, 0) per input channel applied as the input is read (forward and filter-gradient passes); an
 /// epilogue on the forward's output: + bias per channel, then ReLU, and the per-channel sum and sum of squares of what
-/// is written (batch-norm statistics). The default is the plain convolution.
+/// is written (batch-norm statistics); and an epilogue on the data gradient (<see cref="GradientReluSums"/>). The
+/// default is the plain convolution.
 /// </summary>
-internal readonly record struct ConvolutionFusion(bool InputNormRelu = false, bool Bias = false, bool Relu = false, bool Statistics = false)
+/// <param name="GradientReluSums">The data gradient g taken back through the ReLU of the batch norm that made the
+/// convolution's input (g where norm·scale + shift > 0, else 0; norm being the batch norm's input), written, with its
+/// per-channel sums Σg and Σg·norm: the reduction of the batch norm's backward.</param>
+internal readonly record struct ConvolutionFusion(bool InputNormRelu = false, bool Bias = false, bool Relu = false, bool Statistics = false,
+    bool GradientReluSums = false)
 {
     public bool IsNone => this == default;
 
     /// <summary>"", or what is fused in the order it runs, e.g. "scale+shift+relu→conv→statistics".</summary>
     public override string ToString() => IsNone ? "" :
-        (InputNormRelu ? "scale+shift+relu→" : "") + "conv" + (Bias ? "+bias" : "") + (Relu ? "+relu" : "") + (Statistics ? "→statistics" : "");
+        (InputNormRelu ? "scale+shift+relu→" : "") + "conv" + (Bias ? "+bias" : "") + (Relu ? "+relu" : "") + (Statistics ? "→statistics" : "")
+        + (GradientReluSums ? "→relu-backward→sums" : "");
 }
 
 /// <summary>The device pointers of one execution, by the names the graph gives its tensors (0 for those it lacks).</summary>
-internal readonly record struct GraphOperands(ulong X, ulong W, ulong Y, ulong Bias = 0, ulong Scale = 0, ulong Shift = 0, ulong Sum = 0, ulong SquareSum = 0);
+internal readonly record struct GraphOperands(ulong X, ulong W, ulong Y, ulong Bias = 0, ulong Scale = 0, ulong Shift = 0, ulong Sum = 0,
+    ulong SquareSum = 0, ulong Norm = 0, ulong ProductSum = 0);
 
 /// <summary>
 /// One pass of one 2-D convolution as a cuDNN operation graph (graph API): the x, w and y tensors with their
@@ -36,7 +43,8 @@ internal readonly record struct GraphOperands(ulong X, ulong W, ulong Y, ulong B
 internal sealed unsafe class ConvolutionGraph : OperationGraph
 {
     // The tensors' unique ids in the graph and in every variant pack; the fused graphs' intermediates are virtual (never in memory).
-    private const long XId = 'x', WId = 'w', YId = 'y', BiasId = 'b', ScaleId = 'k', ShiftId = 'h', SumId = 's', SquareSumId = 'q';
+    private const long XId = 'x', WId = 'w', YId = 'y', BiasId = 'b', ScaleId = 'k', ShiftId = 'h', SumId = 's', SquareSumId = 'q',
+        NormId = 'n', ProductSumId = 'p';
     private long _virtualId = 'v' << 8;
 
     public ConvolutionGraph(nint cudnnHandle, ConvolutionDirection direction, DType dtype, Shape x, Shape w, Shape y,
@@ -54,7 +62,9 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
         (Direction, Fusion) = (direction, fusion);
         try
         {
-            if ((fusion.Bias || fusion.Relu || fusion.Statistics) && direction != ConvolutionDirection.Forward || fusion.InputNormRelu && direction == ConvolutionDirection.BackwardData)
+            if ((fusion.Bias || fusion.Relu || fusion.Statistics) && direction != ConvolutionDirection.Forward
+                || fusion.InputNormRelu && direction == ConvolutionDirection.BackwardData
+                || fusion.GradientReluSums && direction != ConvolutionDirection.BackwardData)
                 throw new ArgumentException($"A {direction} convolution pass cannot fuse {fusion}.");
             var compute = io == cudnnDataType_t.CUDNN_DATA_DOUBLE ? io : cudnnDataType_t.CUDNN_DATA_FLOAT;
             BackendDescriptor PerChannel(long id, int channels) => Tensor(id, compute, new Shape(1, channels, 1, 1), layout, perChannelAlignment);
@@ -63,18 +73,29 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
             var xd = Tensor(XId, io, x, layout, alignment.X);
             var wd = Tensor(WId, io, w, layout, alignment.W);
             var yd = Tensor(YId, io, y, layout, alignment.Y);
-            var input = xd;
-            if (fusion.InputNormRelu)
+            // norm·scale + shift per channel, before a ReLU: the batch norm that made (or, backward, fed) the convolution's input.
+            BackendDescriptor Normalised(BackendDescriptor norm)
             {
                 BackendDescriptor scaled = Virtual(x), shifted = Virtual(x);
-                input = Virtual(x);
-                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, xd, PerChannel(ScaleId, x.C), scaled));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, norm, PerChannel(ScaleId, x.C), scaled));
                 ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, compute, scaled, PerChannel(ShiftId, x.C), shifted));
-                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, compute, shifted, null, input));
+                return shifted;
             }
+            // x is the convolution's input, or the data gradient's output; either may pass through a fused operation first.
+            var input = fusion.InputNormRelu || fusion.GradientReluSums ? Virtual(x) : xd;
+            if (fusion.InputNormRelu) ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, compute, Normalised(xd), null, input));
             // The forward's epilogue: the convolution writes a virtual tensor that the bias and ReLU carry into y.
             var output = fusion.Bias || fusion.Relu ? Virtual(y) : yd;
             ops.Add(ConvolutionOperation(direction, compute, Convolution(compute, spec), input, wd, output));
+            if (fusion.GradientReluSums)
+            {
+                var norm = Tensor(NormId, io, x, layout, alignment.X);
+                var product = Virtual(x);
+                ops.Add(ReluBackward(compute, input, Normalised(norm), xd));
+                ops.Add(Sum(compute, xd, PerChannel(SumId, x.C)));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, xd, norm, product));
+                ops.Add(Sum(compute, product, PerChannel(ProductSumId, x.C)));
+            }
             if (fusion.Bias)
             {
                 var biased = fusion.Relu ? Virtual(y) : yd;
@@ -101,8 +122,8 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
     /// </summary>
     public void Execute(ExecutionPlan plan, in GraphOperands operands, ulong workspace)
     {
-        long* ids = stackalloc long[8];
-        ulong* pointers = stackalloc ulong[8];
+        long* ids = stackalloc long[10];
+        ulong* pointers = stackalloc ulong[10];
         int count = 0;
         void Add(long id, ulong pointer)
         {
@@ -112,10 +133,16 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
         Add(XId, operands.X);
         Add(WId, operands.W);
         Add(YId, operands.Y);
-        if (Fusion.InputNormRelu)
+        if (Fusion.InputNormRelu || Fusion.GradientReluSums)
         {
             Add(ScaleId, operands.Scale);
             Add(ShiftId, operands.Shift);
+        }
+        if (Fusion.GradientReluSums)
+        {
+            Add(NormId, operands.Norm);
+            Add(SumId, operands.Sum);
+            Add(ProductSumId, operands.ProductSum);
         }
         if (Fusion.Bias) Add(BiasId, operands.Bias);
         if (Fusion.Statistics)
@@ -142,6 +169,35 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
             .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
         if (b is not null) op.Set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b);
         return op.Set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).Finish();
+    }
+
+    /// <summary>dx = dy where x > 0, else 0.</summary>
+    private BackendDescriptor ReluBackward(cudnnDataType_t compute, BackendDescriptor dy, BackendDescriptor x, BackendDescriptor dx)
+    {
+        var pw = Own(BackendDescriptor.Create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR))
+            .SetEnum(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, (int)cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_BWD)
+            .SetEnum(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)compute)
+            .Finish();
+        return Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DYDESC, dy)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DXDESC, dx)
+            .Finish();
+    }
+
+    /// <summary>The per-channel sum of x into the [1, C, 1, 1] tensor <paramref name="sum"/>.</summary>
+    private BackendDescriptor Sum(cudnnDataType_t compute, BackendDescriptor x, BackendDescriptor sum)
+    {
+        var reduction = Own(BackendDescriptor.Create(CUDNN_BACKEND_REDUCTION_DESCRIPTOR))
+            .SetEnum(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, (int)cudnnReduceTensorOp_t.CUDNN_REDUCE_TENSOR_ADD)
+            .SetEnum(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, (int)compute)
+            .Finish();
+        return Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR))
+            .Set(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x)
+            .Set(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, sum)
+            .Set(CUDNN_ATTR_OPERATION_REDUCTION_DESC, reduction)
+            .Finish();
     }
 
     private BackendDescriptor Statistics(cudnnDataType_t compute, BackendDescriptor y, BackendDescriptor sum, BackendDescriptor squares) =>

@@ -7,7 +7,8 @@ namespace BrainSeg.Cuda;
 /// convolution of the networks: for each fused pattern and input type, the engines the heuristics propose and how
 /// many of them build an execution plan. Nothing is run. The backend builds the first three wherever they plan and time
 /// faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float here means the separate passes
-/// on this device. The last, the statistics as an epilogue, is asked only to know whether it could be built too.
+/// on this device. The last two, the statistics as the forward's epilogue and the batch-norm backward's reduction as the
+/// data gradient's, are asked only to know whether they could be built too.
 /// </summary>
 public static class FusionProbe
 {
@@ -71,7 +72,8 @@ public static class FusionProbe
         FusedPattern.ConvBiasRelu => ("conv → +bias → ReLU (inference)", ConvolutionDirection.Forward, new(Bias: true, Relu: true)),
         FusedPattern.NormReluConv => ("scale, shift, ReLU → conv (training)", ConvolutionDirection.Forward, new(InputNormRelu: true)),
         FusedPattern.NormReluFilterGradient => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
-        _ => ("conv → BN statistics (not used)", ConvolutionDirection.Forward, new(Statistics: true)),
+        FusedPattern.ConvStatistics => ("conv → BN statistics (not used)", ConvolutionDirection.Forward, new(Statistics: true)),
+        _ => ("dgrad → ReLU backward → BN sums (not used)", ConvolutionDirection.BackwardData, new(GradientReluSums: true)),
     };
 }
 
@@ -89,4 +91,7 @@ internal enum FusedPattern
 
     /// <summary>The batch-norm statistics of the convolution's output made as it is written (sums in float lose a variance that is small against its mean: not used).</summary>
     ConvStatistics,
+
+    /// <summary>Training backward: the data gradient taken back through the batch norm's ReLU and summed as the batch norm's backward needs (not used yet).</summary>
+    GradientReluSums,
 }
