@@ -413,6 +413,33 @@ EXPORT_FLOAT_KERNELS(batchnorm_backward_data,
                      (x, dy, gamma, beta, saveMean, saveInvStd, partials, parts, dgamma, dbeta, dx, channels, inner, planes, count,
                       relu, nhwc))
 
+// Backward of a channels-last batch norm + ReLU whose sums the data-gradient pass that wrote dy has made (cuDNN's fused
+// epilogue): sums = Σg[C], then Σg·(x − mean)[C], g = dy masked as the ReLU's. One pass, as batchnorm_backward_data's
+// with Σdy·x̂ = invStd·Σg·(x − mean); the thread of each channel's first pixel writes dbeta and dgamma. n = numel(x).
+template <typename T>
+__device__ void batchnorm_backward_given_sums(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
+                                              const T* saveInvStd, const T* sums, T* dgamma, T* dbeta, T* dx, int channels,
+                                              long long count, long long n)
+{
+    double m = (double)count;
+    for_each_channels_last(n, channels, [&](long long i, int c) {
+        double invStd = (double)saveInvStd[c], sumDy = (double)sums[c], sumDyXhat = (double)sums[channels + c] * invStd;
+        if (i < channels)
+        {
+            dbeta[c] = (T)sumDy;
+            if (dgamma) dgamma[c] = (T)sumDyXhat;
+        }
+        double xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
+        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+        double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), 1);
+        dx[i] = (T)(k * (m * g - sumDy - xhat * sumDyXhat));
+    });
+}
+EXPORT_FLOAT_KERNELS(batchnorm_backward_given_sums,
+                     (const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean, const T* saveInvStd, const T* sums,
+                      T* dgamma, T* dbeta, T* dx, int channels, long long count, long long n),
+                     (x, dy, gamma, beta, saveMean, saveInvStd, sums, dgamma, dbeta, dx, channels, count, n))
+
 // ---- shape ops ----
 
 // y = [a, b] along channels; a: [N,Ca,S], b: [N,Cb,S], y: [N,Ca+Cb,S], all in one layout. n = numel(y).

@@ -488,8 +488,8 @@ static int fusedProgram(const GDesc* graph, FProgram& p) {
     auto perChannel = [&](long long a, long long of) { const auto& d = p.tensors[a].S.d; return d[0] == 1 && d[1] == p.tensors[of].S.d[1] && d[2] == 1 && d[3] == 1; };
     for (const FOp& f : ops) {
         if (f.kind == G_OP_POINTWISE) {
-            if (f.mode != 0 && f.mode != 1 && f.mode != 100 && f.mode != 200) bad("pointwise mode not supported", f.mode);
-            else if ((f.mode == 100) != (f.t[1] < 0)) bad(f.mode == 100 ? "RELU_FWD takes no b, mode" : "ADD, MUL take a b and RELU_BWD a dy, mode", f.mode);
+            if (f.mode != 0 && f.mode != 1 && f.mode != 9 && f.mode != 100 && f.mode != 200) bad("pointwise mode not supported", f.mode);
+            else if ((f.mode == 100) != (f.t[1] < 0)) bad(f.mode == 100 ? "RELU_FWD takes no b, mode" : "ADD, MUL, SUB take a b and RELU_BWD a dy, mode", f.mode);
             else if (!same(f.t[0], f.t[2])) bad("pointwise y is not shaped as x, uid", f.t[2]);
             else if (f.mode == 200 && !same(f.t[1], f.t[0])) bad("RELU_BWD dy is not shaped as x, uid", f.t[1]);
             else if (f.t[1] >= 0 && !same(f.t[1], f.t[0]) && !perChannel(f.t[1], f.t[0])) bad("pointwise b neither shaped as x nor [1,C,1,1], uid", f.t[1]);
@@ -571,7 +571,7 @@ static int fusedExecute(const GDesc* plan, const GDesc* pack, long long delayNs)
                 std::vector<double> y(x.size());
                 for (size_t i = 0; i < x.size(); i++) {
                     double bv = !b ? 0 : broadcast ? (*b)[(i / plane) % C] : (*b)[i];
-                    y[i] = f.mode == 0 ? x[i] + bv : f.mode == 1 ? x[i] * bv : f.mode == 200 ? (x[i] > 0 ? bv : 0.0) : std::max(x[i], 0.0); }
+                    y[i] = f.mode == 0 ? x[i] + bv : f.mode == 1 ? x[i] * bv : f.mode == 9 ? x[i] - bv : f.mode == 200 ? (x[i] > 0 ? bv : 0.0) : std::max(x[i], 0.0); }
                 store(f.t[2], std::move(y));
             } else if (f.kind == G_OP_REDUCTION) {
                 const std::vector<double>& x = load(f.t[0]);

@@ -15,9 +15,9 @@ public enum ConvolutionDirection { Forward, BackwardData, BackwardFilter }
 /// is written (batch-norm statistics); and an epilogue on the data gradient (<see cref="GradientReluSums"/>). The
 /// default is the plain convolution.
 /// </summary>
-/// <param name="GradientReluSums">The data gradient g taken back through the ReLU of the batch norm that made the
-/// convolution's input (g where norm·scale + shift > 0, else 0; norm being the batch norm's input), written, with its
-/// per-channel sums Σg and Σg·norm: the reduction of the batch norm's backward.</param>
+/// <param name="GradientReluSums">The data gradient's epilogue: besides the gradient itself, the per-channel sums that the
+/// backward of the batch norm + ReLU which made the convolution's input needs, Σg and Σg·(norm − mean), g being the
+/// gradient where norm·scale + shift > 0 (else 0) and norm the batch norm's input.</param>
 internal readonly record struct ConvolutionFusion(bool InputNormRelu = false, bool Bias = false, bool Relu = false, bool Statistics = false,
     bool GradientReluSums = false)
 {
@@ -31,7 +31,7 @@ internal readonly record struct ConvolutionFusion(bool InputNormRelu = false, bo
 
 /// <summary>The device pointers of one execution, by the names the graph gives its tensors (0 for those it lacks).</summary>
 internal readonly record struct GraphOperands(ulong X, ulong W, ulong Y, ulong Bias = 0, ulong Scale = 0, ulong Shift = 0, ulong Sum = 0,
-    ulong SquareSum = 0, ulong Norm = 0, ulong ProductSum = 0);
+    ulong SquareSum = 0, ulong Norm = 0, ulong Mean = 0, ulong ProductSum = 0);
 
 /// <summary>
 /// One pass of one 2-D convolution as a cuDNN operation graph (graph API): the x, w and y tensors with their
@@ -44,7 +44,7 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
 {
     // The tensors' unique ids in the graph and in every variant pack; the fused graphs' intermediates are virtual (never in memory).
     private const long XId = 'x', WId = 'w', YId = 'y', BiasId = 'b', ScaleId = 'k', ShiftId = 'h', SumId = 's', SquareSumId = 'q',
-        NormId = 'n', ProductSumId = 'p';
+        NormId = 'n', MeanId = 'm', ProductSumId = 'p';
     private long _virtualId = 'v' << 8;
 
     public ConvolutionGraph(nint cudnnHandle, ConvolutionDirection direction, DType dtype, Shape x, Shape w, Shape y,
@@ -81,19 +81,21 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
                 ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, compute, scaled, PerChannel(ShiftId, x.C), shifted));
                 return shifted;
             }
-            // x is the convolution's input, or the data gradient's output; either may pass through a fused operation first.
-            var input = fusion.InputNormRelu || fusion.GradientReluSums ? Virtual(x) : xd;
+            // The forward's and the filter gradient's prologue: the convolution reads a virtual input.
+            var input = fusion.InputNormRelu ? Virtual(x) : xd;
             if (fusion.InputNormRelu) ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_FWD, compute, Normalised(xd), null, input));
             // The forward's epilogue: the convolution writes a virtual tensor that the bias and ReLU carry into y.
             var output = fusion.Bias || fusion.Relu ? Virtual(y) : yd;
             ops.Add(ConvolutionOperation(direction, compute, Convolution(compute, spec), input, wd, output));
             if (fusion.GradientReluSums)
             {
+                // The data gradient (xd) is written as it is; the masked gradient and its product live only in the sums.
                 var norm = Tensor(NormId, io, x, layout, alignment.X);
-                var product = Virtual(x);
-                ops.Add(ReluBackward(compute, input, Normalised(norm), xd));
-                ops.Add(Sum(compute, xd, PerChannel(SumId, x.C)));
-                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, xd, norm, product));
+                BackendDescriptor masked = Virtual(x), centred = Virtual(x), product = Virtual(x);
+                ops.Add(ReluBackward(compute, xd, Normalised(norm), masked));
+                ops.Add(Sum(compute, masked, PerChannel(SumId, x.C)));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_SUB, compute, norm, PerChannel(MeanId, x.C), centred));
+                ops.Add(Pointwise(cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL, compute, masked, centred, product));
                 ops.Add(Sum(compute, product, PerChannel(ProductSumId, x.C)));
             }
             if (fusion.Bias)
@@ -122,8 +124,8 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
     /// </summary>
     public void Execute(ExecutionPlan plan, in GraphOperands operands, ulong workspace)
     {
-        long* ids = stackalloc long[10];
-        ulong* pointers = stackalloc ulong[10];
+        long* ids = stackalloc long[11];
+        ulong* pointers = stackalloc ulong[11];
         int count = 0;
         void Add(long id, ulong pointer)
         {
@@ -141,6 +143,7 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
         if (Fusion.GradientReluSums)
         {
             Add(NormId, operands.Norm);
+            Add(MeanId, operands.Mean);
             Add(SumId, operands.Sum);
             Add(ProductSumId, operands.ProductSum);
         }

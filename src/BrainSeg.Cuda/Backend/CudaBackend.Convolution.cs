@@ -76,7 +76,7 @@ public sealed unsafe partial class CudaBackend
             (cudnnConvolutionFwdAlgo_t)algo.Algorithm, ws, (nuint)algo.WorkspaceBytes, zero, plan.Output, Ptr(y)), "cudnnConvolutionForward");
     }
 
-    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
+    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec, Tensor? x = null)
     {
         Enter(nameof(Conv2dBackwardData));
         var dt = OpChecks.Conv2dBackwardData(this, dy, w, dx, spec);
@@ -84,6 +84,9 @@ public sealed unsafe partial class CudaBackend
         if (dx.Numel == 0) return;
         ModelConvolution(dx, w, dy);
         if (dy.Numel == 0 || w.Numel == 0) { Fill(dx, 0); return; }
+        // x a batch norm's output it never wrote: its backward's sums are made here too, where cuDNN fuses them.
+        if (x is not null && Deferred(x) is { } norm && x.Shape == dx.Shape && dx.Storage is CudaStorage { IsRoot: true }
+            && RunFused(plan, ConvolutionDirection.BackwardData, dt, dx, w, dy, spec, gradientOf: norm)) return;
         if (RunGraph(plan, ConvolutionDirection.BackwardData, dt, dx, w, dy, spec)) return;
         var algo = plan.BackwardData ??= SearchBackwardData(plan, Ptr(dy), Ptr(w), Ptr(dx));
         var ws = _workspace.Ensure(algo.WorkspaceBytes);

@@ -74,7 +74,7 @@ public sealed unsafe partial class CudaBackend
             void** stats = stackalloc void*[] { &px, &pp, &channels, &pixels, &pixelsPerPart, &pixelParts, &pg, &pbeta, &prm, &prv, &psm, &psi,
                 &scaleShift, &count, &momentum, &eps, &tickets };
             LaunchBlocks("channels", "batchnorm_statistics_nhwc", dt, pixelParts, stats);
-            if (defer) Defer(x, y, own, dt, channels, inner, planes);
+            if (defer) Defer(x, y, saveMean, own, dt, channels, inner, planes);
             else
             {
                 Model(2 * x.ByteLength, x.Numel * (relu ? 4 : 3));
@@ -123,13 +123,26 @@ public sealed unsafe partial class CudaBackend
     {
         Enter(nameof(BatchNormBackward));
         var dt = OpChecks.BatchNormBackward(this, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
-        // Two passes each reading x and dy (the fused ReLU's mask is recomputed from x, not read); the second writes dx.
-        Model(5 * x.ByteLength, x.Numel * (relu ? 14 : 12));
         int batch = x.Shape.N, channels = x.Shape.C, fused = relu ? 1 : 0, nhwc = Nhwc("BatchNormBackward", x, dy, dx);
         var (planes, inner) = Planes("BatchNormBackward", batch, channels, (long)x.Shape.H * x.Shape.W);
         long c = channels, count = (long)batch * inner;
+        // The sums the data-gradient pass already made (CudaBackend.Fusion.cs), taken before Ptr(dy) forgets them.
+        var given = relu && nhwc == 1 ? TakeSums(dy, x, saveMean) : null;
         ulong px = Ptr(x), pdy = Ptr(dy), pg = Ptr(gamma), pbeta = Ptr(beta), psm = Ptr(saveMean), psi = Ptr(saveInvStd),
             pdx = Ptr(dx), pdg = gamma is null ? 0 : Ptr(dgamma), pdb = Ptr(dbeta);
+        if (given is { } madeSums)
+        {
+            // One pass: x and dy read, dx written.
+            Model(3 * x.ByteLength, x.Numel * 12);
+            ulong ps = madeSums.Pointer;
+            long n = (long)planes * inner;
+            void** args = stackalloc void*[] { &px, &pdy, &pg, &pbeta, &psm, &psi, &ps, &pdg, &pdb, &pdx, &channels, &count, &n };
+            LaunchChannelsLast("channels", "batchnorm_backward_given_sums", dt, planes, inner, args);
+            _ctx.Pool.Return(madeSums);
+            return;
+        }
+        // Two passes each reading x and dy (the fused ReLU's mask is recomputed from x, not read); the second writes dx.
+        Model(5 * x.ByteLength, x.Numel * (relu ? 14 : 12));
         if (nhwc == 1)
         {
             // Channels-last: partials over runs of pixels, combined by the launch's last block into the per-channel sums (and

@@ -387,10 +387,15 @@ public sealed unsafe partial class CudaBackend : IBackend, ITensorOwner, ICounti
 
     // ---- residency (the contract's checks, shared with the CPU reference, are in OpChecks) ----
 
-    /// <summary>The device address of t's data for a kernel or library call, written first if it is a deferred batch-norm output (0 for null).</summary>
+    /// <summary>
+    /// The device address of t's data for a kernel or library call, written first if it is a deferred batch-norm output
+    /// (0 for null). Sums made with t as a data gradient are forgotten: a call may change t.
+    /// </summary>
     private ulong Ptr(Tensor? t)
     {
-        if (t is not null && Deferred(t) is { } d) Write(d);
+        if (t is null) return 0;
+        if (Deferred(t) is { } d) Write(d);
+        if (t.Storage is CudaStorage s) DropSums(s);
         return RawPtr(t);
     }
 

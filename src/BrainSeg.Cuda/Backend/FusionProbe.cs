@@ -5,10 +5,10 @@ namespace BrainSeg.Cuda;
 /// <summary>
 /// Asks the device's cuDNN whether its runtime fusion can take the batch norm and ReLU that surround each hidden
 /// convolution of the networks: for each fused pattern and input type, the engines the heuristics propose and how
-/// many of them build an execution plan. Nothing is run. The backend builds the first three wherever they plan and time
-/// faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float here means the separate passes
-/// on this device. The last two, the statistics as the forward's epilogue and the batch-norm backward's reduction as the
-/// data gradient's, are asked only to know whether they could be built too.
+/// many of them build an execution plan. Nothing is run. The backend uses every pattern but the statistics wherever it
+/// plans and times faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float here means
+/// the separate passes on this device. The statistics as the forward's epilogue is asked only to know whether it could be
+/// built too.
 /// </summary>
 public static class FusionProbe
 {
@@ -73,7 +73,7 @@ public static class FusionProbe
         FusedPattern.NormReluConv => ("scale, shift, ReLU → conv (training)", ConvolutionDirection.Forward, new(InputNormRelu: true)),
         FusedPattern.NormReluFilterGradient => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
         FusedPattern.ConvStatistics => ("conv → BN statistics (not used)", ConvolutionDirection.Forward, new(Statistics: true)),
-        _ => ("dgrad → ReLU backward → BN sums (not used)", ConvolutionDirection.BackwardData, new(GradientReluSums: true)),
+        _ => ("data gradient → BN backward sums (training)", ConvolutionDirection.BackwardData, new(GradientReluSums: true)),
     };
 }
 
@@ -92,6 +92,6 @@ internal enum FusedPattern
     /// <summary>The batch-norm statistics of the convolution's output made as it is written (sums in float lose a variance that is small against its mean: not used).</summary>
     ConvStatistics,
 
-    /// <summary>Training backward: the data gradient taken back through the batch norm's ReLU and summed as the batch norm's backward needs (not used yet).</summary>
+    /// <summary>Training backward: the data gradient also summed, through the previous batch norm's ReLU, as that batch norm's backward needs.</summary>
     GradientReluSums,
 }

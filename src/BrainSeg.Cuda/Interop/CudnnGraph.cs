@@ -170,6 +170,7 @@ internal enum cudnnPointwiseMode_t
 {
     CUDNN_POINTWISE_ADD = 0,
     CUDNN_POINTWISE_MUL = 1,
+    CUDNN_POINTWISE_SUB = 9,
     CUDNN_POINTWISE_RELU_FWD = 100,
     CUDNN_POINTWISE_RELU_BWD = 200,
 }

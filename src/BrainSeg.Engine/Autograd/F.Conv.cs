@@ -35,7 +35,7 @@ public static partial class F
                 using var masked = relu ? b.Empty(y.Shape, y.DType) : null;
                 if (masked is not null) b.ReluBackward(y, y.Grad!, masked);
                 var dy = masked ?? y.Grad!;
-                tape.AccumulateGrad(x, dx => b.Conv2dBackwardData(dy, w, dx, s));
+                tape.AccumulateGrad(x, dx => b.Conv2dBackwardData(dy, w, dx, s, x));
                 tape.AccumulateGrad(w, dw => b.Conv2dBackwardFilter(x, dy, dw, s));
                 if (bias is not null) tape.AccumulateGrad(bias, db => b.ChannelSum(dy, db));
             });

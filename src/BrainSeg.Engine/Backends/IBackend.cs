@@ -108,8 +108,12 @@ public interface IBackend : IDisposable
     /// </summary>
     void Conv2dForward(Tensor x, Tensor w, Tensor y, Conv2dSpec spec, Tensor? bias = null, bool relu = false);
 
-    /// <summary>dx = ∂L/∂x given dy = ∂L/∂y for <see cref="Conv2dForward"/>.</summary>
-    void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec);
+    /// <summary>
+    /// dx = ∂L/∂x given dy = ∂L/∂y for <see cref="Conv2dForward"/>. <paramref name="x"/>, the forward's input, changes
+    /// nothing in dx; a backend may use it to prepare the backward of the op that made x (the CUDA backend's batch-norm
+    /// sums, when x is a batch norm's output it never wrote).
+    /// </summary>
+    void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec, Tensor? x = null);
 
     /// <summary>dw = ∂L/∂w given x and dy for <see cref="Conv2dForward"/>.</summary>
     void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec);

@@ -130,8 +130,8 @@ public sealed class ProfilingBackend(IBackend inner, IOpClock clock) : IBackend
         Time(Conv(nameof(Conv2dForward), w, spec) + (bias is null ? "" : " + bias") + (relu ? " + ReLU" : ""),
             () => inner.Conv2dForward(x, w, y, spec, bias, relu));
 
-    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec) =>
-        Time(Conv(nameof(Conv2dBackwardData), w, spec), () => inner.Conv2dBackwardData(dy, w, dx, spec));
+    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec, Tensor? x = null) =>
+        Time(Conv(nameof(Conv2dBackwardData), w, spec), () => inner.Conv2dBackwardData(dy, w, dx, spec, x));
 
     public void Conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Conv2dSpec spec) =>
         Time(Conv(nameof(Conv2dBackwardFilter), dw, spec), () => inner.Conv2dBackwardFilter(x, dy, dw, spec));

@@ -99,7 +99,7 @@ public sealed partial class CpuBackend
         }
     }
 
-    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec)
+    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, Conv2dSpec spec, Tensor? x = null)
     {
         var dt = OpChecks.Conv2dBackwardData(this, dy, w, dx, spec);
         var g = Geometry(dx, w, dy, spec);

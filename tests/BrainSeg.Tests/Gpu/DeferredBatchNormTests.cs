@@ -7,9 +7,9 @@ namespace BrainSeg.Tests.Gpu;
 /// <summary>
 /// A channels-last training batch norm + ReLU leaves its output unwritten until it is read (CudaBackend.Fusion.cs): the
 /// next convolution's forward and filter gradient read the batch norm's input through a fused prologue where that times
-/// faster, dropout through its own kernel, every other reader gets the output written first, and whatever happens the
-/// results are the CPU's. Runs on the
-/// stand-in's fused engine here, on cuDNN's runtime fusion on a device.
+/// faster, dropout through its own kernel, every other reader gets the output written first; the next convolution's data
+/// gradient also makes the sums of the batch norm's backward, which then takes one pass; and whatever happens the
+/// results are the CPU's. Runs on the stand-in's fused engine here, on cuDNN's runtime fusion on a device.
 /// </summary>
 [TestFixture(DType.Float32)]
 [TestFixture(DType.Float64)]
@@ -46,13 +46,14 @@ public sealed class DeferredBatchNormTests(DType dt) : GpuTestBase
             b.Conv2dForward(t(x), t(w1), t(y1), Spec);
             b.BatchNormForwardTraining(t(y1), null, t(beta), t(z1), t(runningMean), t(runningVar), t(saveMean), t(saveInvStd), 0.1, 1e-4, relu: true);
             b.Conv2dForward(t(z1), t(w2), t(y2), Spec);
-            b.Conv2dBackwardData(t(dy2), t(w2), t(dz1), Spec);
+            b.Conv2dBackwardData(t(dy2), t(w2), t(dz1), Spec, t(z1));
             b.Conv2dBackwardFilter(t(z1), t(dy2), t(dw2), Spec);
             b.BatchNormBackward(t(y1), t(dz1), null, t(beta), t(saveMean), t(saveInvStd), t(dy1), null, t(dbeta), relu: true);
         }
         long launches = gpu.Counters.Total.Launches - before;
         AssertClose(y2, "the second convolution over the rectified batch norm");
         AssertClose(dw2, "its filter gradient");
+        AssertClose(dz1, "its data gradient");
         AssertClose(dy1, "the gradient through the batch norm and ReLU");
         AssertClose(dbeta, "β's gradient");
         AssertClose(runningMean, "running mean");
@@ -62,7 +63,7 @@ public sealed class DeferredBatchNormTests(DType dt) : GpuTestBase
     }
 
     [Test]
-    public void TheNextConvolutionReadsTheBatchNormsInputThroughAFusedPrologue()
+    public void TheNextConvolutionReadsTheBatchNormsInputFusedAndMakesItsBackwardsSums()
     {
         var gpu = Gpu;
         Chain(gpu);   // the first run chooses, per pass, between the fused graph and the plain pass plus the separate one
@@ -70,19 +71,21 @@ public sealed class DeferredBatchNormTests(DType dt) : GpuTestBase
         using var plain = CudaBackend.Create(options: gpu.Options with { RuntimeFusion = false });
         Chain(plain);
         long separate = Chain(plain);
-        var reports = gpu.EngineReports.Where(r => r.Direction.Contains("scale+shift+relu")).ToList();
+        var reports = gpu.EngineReports.Where(r => r.Direction.Contains("scale+shift+relu") || r.Direction.Contains("sums")).ToList();
         foreach (var r in reports) TestContext.Out.WriteLine($"{r.Direction}: {r.Source} engine {r.Engine} {r.Note}");
 
-        // The forward is asked first; the filter gradient only if the forward left the output unwritten.
-        const string forward = "forward scale+shift+relu→conv", filter = "backward-filter scale+shift+relu→conv";
-        bool forwardFused = reports.Any(r => r.Direction == forward) && reports.Last(r => r.Direction == forward).Source != "separate";
-        Assert.That(reports.Select(r => r.Direction).Distinct(), Is.EquivalentTo(forwardFused ? new[] { forward, filter } : new[] { forward }),
-            "the passes that read the deferred output were asked");
-        // Fused, the batch norm's pass that writes its output is gone; where a device's cuDNN runs a separate pass it comes back.
-        int written = reports.Any(r => r.Source == "separate") ? 1 : 0;
-        Assert.That(fused, Is.EqualTo(separate - 1 + written), "launches with fusion against without");
+        // The forward is asked first; the data and filter gradients only if the forward left the output unwritten.
+        const string forward = "forward scale+shift+relu→conv", filter = "backward-filter scale+shift+relu→conv",
+            data = "backward-data conv→relu-backward→sums";
+        bool Fused(string pass) => reports.Any(r => r.Direction == pass) && reports.Last(r => r.Direction == pass).Source != "separate";
+        Assert.That(reports.Select(r => r.Direction).Distinct(),
+            Is.EquivalentTo(Fused(forward) ? new[] { forward, data, filter } : new[] { forward }), "the passes that read the deferred output were asked");
+        // Fused, the batch norm's pass that writes its output is gone (unless one of its readers runs separately), and so is
+        // its backward's reduction (where the data gradient made the sums); where a device's cuDNN runs separate passes they come back.
+        int saved = (Fused(forward) && Fused(filter) ? 1 : 0) + (Fused(data) ? 1 : 0);
+        Assert.That(fused, Is.EqualTo(separate - saved), "launches with fusion against without");
         if (gpu.Name.Contains("Fake", StringComparison.Ordinal))
-            Assert.That(reports.Select(r => r.Engine), Is.All.EqualTo("6"), "the stand-in's fused engine is chosen for both passes");
+            Assert.That(reports.Select(r => r.Engine), Is.All.EqualTo("6"), "the stand-in's fused engine is chosen for every pass");
     }
 
     [Test]
