@@ -26,7 +26,7 @@ internal static class BenchCommand
         var math = new GpuMathOptions();
         var layout = Opt.Choice("--layout", "Memory order of the GPU's 4-D tensors: nhwc (channels-last, the default) or nchw (for comparison; CUDA only)", "nhwc", "nhwc", "nchw");
         var legacy = new Option<bool>("--legacy-conv") { Description = "Choose convolution algorithms with cuDNN's legacy search instead of timing the graph API's engines (for comparison; CUDA only)." };
-        var fusion = Opt.Choice("--fusion", "on: where cuDNN's runtime fusion plans it and it times faster, a convolution computes its bias and ReLU as it writes its output, and reads a training batch norm's output through that norm's scale, shift and ReLU instead of the written tensor; off: always separate passes (for comparison; CUDA only)", "on", "on", "off");
+        var fusion = Opt.Choice("--fusion", "on: where cuDNN's runtime fusion plans it and it times faster, a convolution computes its bias and ReLU as it writes its output, reads a training batch norm's output through that norm's scale, shift and ReLU instead of the written tensor, and makes that norm's backward sums as it writes its data gradient; off: always separate passes (for comparison; CUDA only)", "on", "on", "off");
         var reps = Opt.Int("--reps", "Timed repetitions; the median is reported (segment: max(3, reps/10))", 1, 100_000, 50);
         var warmup = Opt.Int("--warmup", "Untimed repetitions first (segment: 1)", 0, 100_000, 10);
         var classes = Opt.Int("--classes", "Output classes", 2, LabelTable.MaxClasses, 7);
