@@ -161,30 +161,6 @@ internal sealed unsafe class ConvolutionGraph : OperationGraph
         Check.Cudnn(CudnnGraph.cudnnBackendExecute(Handle, plan.Descriptor.Handle, pack.Handle), $"cudnnBackendExecute({Direction}{(Fusion.IsNone ? "" : " " + Fusion)})");
     }
 
-    private BackendDescriptor Pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t compute, BackendDescriptor x, BackendDescriptor? b, BackendDescriptor y)
-    {
-        var op = Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, PointwiseMode(mode, compute))
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
-        if (b is not null) op.Set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b);
-        return op.Set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).Finish();
-    }
-
-    /// <summary>dx = dy where x > 0, else 0.</summary>
-    private BackendDescriptor ReluBackward(cudnnDataType_t compute, BackendDescriptor dy, BackendDescriptor x, BackendDescriptor dx) =>
-        Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, PointwiseMode(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_BWD, compute))
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x)
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DYDESC, dy)
-            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DXDESC, dx)
-            .Finish();
-
-    private BackendDescriptor PointwiseMode(cudnnPointwiseMode_t mode, cudnnDataType_t compute) =>
-        Own(BackendDescriptor.Create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR))
-            .SetEnum(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, (int)mode)
-            .SetEnum(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)compute)
-            .Finish();
-
     /// <summary>The per-channel sum of x into the [1, C, 1, 1] tensor <paramref name="sum"/>.</summary>
     private BackendDescriptor Sum(cudnnDataType_t compute, BackendDescriptor x, BackendDescriptor sum)
     {

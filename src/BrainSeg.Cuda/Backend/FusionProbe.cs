@@ -5,10 +5,10 @@ namespace BrainSeg.Cuda;
 /// <summary>
 /// Asks the device's cuDNN whether its runtime fusion can take the batch norm and ReLU that surround each hidden
 /// convolution of the networks: for each fused pattern and input type, the engines the heuristics propose and how
-/// many of them build an execution plan. Nothing is run. The backend uses every pattern but the statistics wherever it
-/// plans and times faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float here means
-/// the separate passes on this device. The statistics as the forward's epilogue is asked only to know whether it could be
-/// built too.
+/// many of them build an execution plan. Nothing is run. The backend uses the patterns marked "training" or "inference"
+/// wherever they plan and time faster than the separate passes (CudaBackend.Fusion.cs): a pattern with no plan in float
+/// here means the separate passes on this device. The others (the statistics as the forward's epilogue, the batch-norm
+/// backward as the prologue of the gradient passes) are asked only to know whether they could be built too.
 /// </summary>
 public static class FusionProbe
 {
@@ -37,10 +37,12 @@ public static class FusionProbe
         const int channels = 32, kernel = 3;
         Shape x = new(batch, channels, side, side), w = new(channels, channels, kernel, kernel);
         Shape y = new(batch, channels, side - kernel + 1, side - kernel + 1);
-        ConvolutionGraph graph;
+        OperationGraph graph;
         try
         {
-            graph = new ConvolutionGraph(handle, direction, type, x, w, y, Conv2dSpec.Valid, TensorLayout.Nhwc, (16, 16, 16), fusion, 16);
+            graph = pattern is FusedPattern.NormBackwardData or FusedPattern.NormBackwardFilter
+                ? new NormBackwardPrologueGraph(handle, direction, type, x, w, y, TensorLayout.Nhwc)
+                : new ConvolutionGraph(handle, direction, type, x, w, y, Conv2dSpec.Valid, TensorLayout.Nhwc, (16, 16, 16), fusion, 16);
         }
         catch (CudaException e)
         {
@@ -73,7 +75,9 @@ public static class FusionProbe
         FusedPattern.NormReluConv => ("scale, shift, ReLU → conv (training)", ConvolutionDirection.Forward, new(InputNormRelu: true)),
         FusedPattern.NormReluFilterGradient => ("scale, shift, ReLU → filter gradient", ConvolutionDirection.BackwardFilter, new(InputNormRelu: true)),
         FusedPattern.ConvStatistics => ("conv → BN statistics (not used)", ConvolutionDirection.Forward, new(Statistics: true)),
-        _ => ("data gradient → BN backward sums (training)", ConvolutionDirection.BackwardData, new(GradientReluSums: true)),
+        FusedPattern.GradientReluSums => ("data gradient → BN backward sums (training)", ConvolutionDirection.BackwardData, new(GradientReluSums: true)),
+        FusedPattern.NormBackwardData => ("BN backward → data gradient (not used)", ConvolutionDirection.BackwardData, default),
+        _ => ("BN backward → filter gradient (not used)", ConvolutionDirection.BackwardFilter, default),
     };
 }
 
@@ -94,4 +98,51 @@ internal enum FusedPattern
 
     /// <summary>Training backward: the data gradient also summed, through the previous batch norm's ReLU, as that batch norm's backward needs.</summary>
     GradientReluSums,
+
+    /// <summary>Training backward: the batch norm's backward pass applied as the data gradient of the convolution before it reads its dy (not used).</summary>
+    NormBackwardData,
+
+    /// <summary>The same as the filter gradient of that convolution reads its dy (not used).</summary>
+    NormBackwardFilter,
+}
+
+/// <summary>
+/// A question for cuDNN, not a pass the backend runs: the data pass of a batch norm + ReLU's backward as the prologue
+/// of the gradient passes of the convolution before it. Their dy = a·g + b + c·x per channel, with g = the gradient at
+/// the batch norm's output where x·scale + shift > 0 (else 0), and x the batch norm's input: two full tensors and five
+/// per-channel ones. Where cuDNN plans it for both passes, the batch-norm backward would need no pass of its own (with
+/// the sums from the data gradient's epilogue): the last of the bytes between the step and half of them.
+/// </summary>
+internal sealed class NormBackwardPrologueGraph : OperationGraph
+{
+    public NormBackwardPrologueGraph(nint cudnnHandle, ConvolutionDirection direction, cudnnDataType_t io, Shape x, Shape w, Shape y,
+        TensorLayout layout) : base(cudnnHandle)
+    {
+        try
+        {
+            var compute = io == cudnnDataType_t.CUDNN_DATA_DOUBLE ? io : cudnnDataType_t.CUDNN_DATA_FLOAT;
+            long id = 0;
+            BackendDescriptor Real(Shape s) => Tensor(++id, io, s, layout, 16);
+            BackendDescriptor Virtual() => Tensor(++id, compute, y, layout, 16, isVirtual: true);
+            BackendDescriptor PerChannel() => Tensor(++id, compute, new Shape(1, y.C, 1, 1), layout, 16);
+            var ops = new List<BackendDescriptor>();
+            BackendDescriptor Op(cudnnPointwiseMode_t mode, BackendDescriptor a, BackendDescriptor b)
+            {
+                var result = Virtual();
+                ops.Add(Pointwise(mode, compute, a, b, result));
+                return result;
+            }
+            const cudnnPointwiseMode_t add = cudnnPointwiseMode_t.CUDNN_POINTWISE_ADD, mul = cudnnPointwiseMode_t.CUDNN_POINTWISE_MUL;
+            BackendDescriptor gradient = Real(y), norm = Real(y), masked = Virtual();
+            ops.Add(ReluBackward(compute, gradient, Op(add, Op(mul, norm, PerChannel()), PerChannel()), masked));
+            var dy = Op(add, Op(add, Op(mul, masked, PerChannel()), PerChannel()), Op(mul, norm, PerChannel()));
+            ops.Add(ConvolutionOperation(direction, compute, Convolution(compute, Conv2dSpec.Valid), Real(x), Real(w), dy));
+            Build(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ops));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
 }

@@ -100,6 +100,31 @@ internal abstract unsafe class OperationGraph(nint cudnnHandle) : IDisposable
             .Finish();
     }
 
+    /// <summary>y = x (mode) b, or y = mode(x) for a unary mode; b is a tensor of x's shape or [1, C, 1, 1].</summary>
+    protected BackendDescriptor Pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t compute, BackendDescriptor x, BackendDescriptor? b, BackendDescriptor y)
+    {
+        var op = Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, PointwiseMode(mode, compute))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
+        if (b is not null) op.Set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b);
+        return op.Set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y).Finish();
+    }
+
+    /// <summary>dx = dy where x > 0, else 0.</summary>
+    protected BackendDescriptor ReluBackward(cudnnDataType_t compute, BackendDescriptor dy, BackendDescriptor x, BackendDescriptor dx) =>
+        Own(BackendDescriptor.Create(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, PointwiseMode(cudnnPointwiseMode_t.CUDNN_POINTWISE_RELU_BWD, compute))
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DYDESC, dy)
+            .Set(CUDNN_ATTR_OPERATION_POINTWISE_DXDESC, dx)
+            .Finish();
+
+    private BackendDescriptor PointwiseMode(cudnnPointwiseMode_t mode, cudnnDataType_t compute) =>
+        Own(BackendDescriptor.Create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR))
+            .SetEnum(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, (int)mode)
+            .SetEnum(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, (int)compute)
+            .Finish();
+
     /// <summary>
     /// Every engine cuDNN proposes for the graph: the heuristics' list (mode A), then the fallback list's engines not
     /// already in it, at most <paramref name="max"/> of each. A heuristics mode that refuses the graph throws, unless
