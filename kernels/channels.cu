@@ -311,6 +311,18 @@ __device__ __forceinline__ void add_gradient_sums(const T* x, const T* dy, long 
     acc[1] += g * ((double)x[at] - mean) * invStd;
 }
 
+// dx of element i (channel c) from the channel's Σdy and Σdy·x̂: γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), M = count, dy masked
+// as the ReLU's; the channels-last data passes compute it per element (the NCHW one hoists the channel's values).
+template <typename T>
+__device__ __forceinline__ T batchnorm_dx(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
+                                          const T* saveInvStd, long long i, int c, double m, double sumDy, double sumDyXhat, int relu)
+{
+    double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
+    double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
+    double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu);
+    return (T)(k * (m * g - sumDy - xhat * sumDyXhat));
+}
+
 // Backward, stage 1 (NCHW): partials[2b], partials[2b + 1] = Σdy and Σdy·x̂ over the block's share.
 template <typename T>
 __device__ void batchnorm_backward_partials(const T* x, const T* dy, const T* gamma, const T* beta, const T* saveMean,
@@ -377,10 +389,7 @@ __device__ void batchnorm_backward_data(const T* x, const T* dy, const T* gamma,
     {
         // Channels-last: batchnorm_backward_sums_nhwc has combined the partials (parts = 1) and written dgamma, dbeta.
         for_each_channels_last((long long)planes * inner, channels, [&](long long i, int c) {
-            double invStd = (double)saveInvStd[c], xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
-            double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-            double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), relu);
-            dx[i] = (T)(k * (m * g - partials[2 * c] - xhat * partials[2 * c + 1]));
+            dx[i] = batchnorm_dx(x, dy, gamma, beta, saveMean, saveInvStd, i, c, m, partials[2 * c], partials[2 * c + 1], relu);
         });
         return;
     }
@@ -423,16 +432,13 @@ __device__ void batchnorm_backward_given_sums(const T* x, const T* dy, const T* 
 {
     double m = (double)count;
     for_each_channels_last(n, channels, [&](long long i, int c) {
-        double invStd = (double)saveInvStd[c], sumDy = (double)sums[c], sumDyXhat = (double)sums[channels + c] * invStd;
+        double sumDy = (double)sums[c], sumDyXhat = (double)sums[channels + c] * (double)saveInvStd[c];
         if (i < channels)
         {
             dbeta[c] = (T)sumDy;
             if (dgamma) dgamma[c] = (T)sumDyXhat;
         }
-        double xhat = ((double)x[i] - (double)saveMean[c]) * invStd;
-        double k = (gamma ? (double)gamma[c] : 1.0) * invStd / m;
-        double g = relu_masked(dy, i, x[i], saved_affine(gamma, beta, saveMean[c], saveInvStd[c], c), 1);
-        dx[i] = (T)(k * (m * g - sumDy - xhat * sumDyXhat));
+        dx[i] = batchnorm_dx(x, dy, gamma, beta, saveMean, saveInvStd, i, c, m, sumDy, sumDyXhat, 1);
     });
 }
 EXPORT_FLOAT_KERNELS(batchnorm_backward_given_sums,
